@@ -161,6 +161,14 @@ class CodeScheme:
 
     def validate(self, code: str, level: str | None = None) -> str:
         """Return ``code`` normalised (stripped) if valid, at ``level`` when given."""
+        if level is not None:
+            _check_level(level)
+            digits = _as_digits(code)
+            if len(digits) != self.length(level):
+                raise InvalidCodeError(
+                    f"code {digits!r} has {len(digits)} digits; a {level} code has "
+                    f"{self.length(level)} ({self._describe(level)})"
+                )
         parsed = self.parse(code)
         if level is not None:
             _check_level(level)
@@ -189,6 +197,10 @@ class CodeScheme:
     def is_within(self, code: str, ancestor: str) -> bool:
         """True when ``ancestor`` is ``code`` itself or one of its ancestors."""
         return _as_digits(code).startswith(_as_digits(ancestor))
+
+    def _describe(self, level: str) -> str:
+        upto = LEVELS[: LEVELS.index(level) + 1]
+        return " + ".join(f"{lv} {getattr(self, lv)}" for lv in upto)
 
     def _segment(self, level: str, value: int | str) -> str:
         width = getattr(self, level)

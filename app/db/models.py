@@ -1,0 +1,180 @@
+"""SQLAlchemy 2 + GeoAlchemy2 models of DESIGN.md §3.
+
+Geometries are stored in SRID 4326; metric work happens in a projected CRS in
+``gis/``. The schema itself is created by the Alembic migrations in
+``migrations/``; these models mirror it for queries and must be kept in step.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+LEVELS = ("district", "street", "community", "grid", "micro_grid")
+STAFF_ROLES = ("grid_leader", "grid_worker", "micro_grid_worker", "dedicated_grid_leader")
+LOCATION_STATUSES = ("located", "geocoded", "unlocated")
+ASSIGN_STATUSES = ("inside", "boundary", "snapped", "outside")
+INCIDENT_STATUSES = ("reported", "registered", "dispatched", "handled", "verified", "closed")
+HANDLING_LEVELS = ("grid", "community", "street")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Generation(Base):
+    """A version of the whole boundary set (MapIt's idea); exactly one is active."""
+
+    __tablename__ = "generation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    label: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    is_active: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class Area(Base):
+    """One unit of the hierarchy, valid from generation_low to generation_high inclusive."""
+
+    __tablename__ = "area"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    level: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str | None] = mapped_column(String(32))
+    code: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(Text)
+    parent_code: Mapped[str | None] = mapped_column(String(32))
+    generation_low: Mapped[int] = mapped_column(ForeignKey("generation.id"))
+    generation_high: Mapped[int] = mapped_column(ForeignKey("generation.id"))
+    population: Mapped[int | None] = mapped_column(Integer)
+    households: Mapped[int | None] = mapped_column(Integer)
+    responsible: Mapped[str | None] = mapped_column(Text)
+    area_m2: Mapped[float | None] = mapped_column(Float)
+    geom: Mapped[Any] = mapped_column(Geometry("MULTIPOLYGON", srid=4326, spatial_index=False))
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batch.id"))
+
+
+class Staff(Base):
+    __tablename__ = "staff"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(32))
+    area_code: Mapped[str] = mapped_column(String(32))
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generation.id"))
+    phone: Mapped[str | None] = mapped_column(String(32))
+
+
+class ImportBatch(Base):
+    """One file or request loaded (or refused) as a whole."""
+
+    __tablename__ = "import_batch"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str | None] = mapped_column(Text)
+    file_sha256: Mapped[str | None] = mapped_column(String(64))
+    level: Mapped[str | None] = mapped_column(String(16))
+    generation_id: Mapped[int | None] = mapped_column(ForeignKey("generation.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    rows_in: Mapped[int] = mapped_column(Integer, server_default="0")
+    rows_stored: Mapped[int] = mapped_column(Integer, server_default="0")
+    rows_rejected: Mapped[int] = mapped_column(Integer, server_default="0")
+    rows_unlocated: Mapped[int] = mapped_column(Integer, server_default="0")
+    report: Mapped[dict | None] = mapped_column(JSONB)
+
+
+class RejectedRow(Base):
+    __tablename__ = "rejected_row"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("import_batch.id", ondelete="CASCADE"))
+    row_number: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    raw: Mapped[dict | None] = mapped_column(JSONB)
+
+
+class Incident(Base):
+    __tablename__ = "incident"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str] = mapped_column(String(128))
+    category: Mapped[str | None] = mapped_column(String(16))
+    description: Mapped[str | None] = mapped_column(Text)
+    address: Mapped[str | None] = mapped_column(Text)
+    reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), server_default="reported")
+    handling_level: Mapped[str | None] = mapped_column(String(16))
+    registered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    handled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    raw_lon: Mapped[float | None] = mapped_column(Float)
+    raw_lat: Mapped[float | None] = mapped_column(Float)
+    raw_crs: Mapped[str | None] = mapped_column(String(16))
+    location: Mapped[Any] = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))
+    location_status: Mapped[str] = mapped_column(String(16))
+    unlocated_reason: Mapped[str | None] = mapped_column(Text)
+    street_code: Mapped[str | None] = mapped_column(String(32))
+    community_code: Mapped[str | None] = mapped_column(String(32))
+    grid_code: Mapped[str | None] = mapped_column(String(32))
+    micro_grid_code: Mapped[str | None] = mapped_column(String(32))
+    generation_id: Mapped[int | None] = mapped_column(ForeignKey("generation.id"))
+    assign_status: Mapped[str | None] = mapped_column(String(16))
+    distance_m: Mapped[float | None] = mapped_column(Float)
+    assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batch.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class IncidentAssignmentHistory(Base):
+    """An incident's assignment under an earlier generation: a redesign never rewrites history."""
+
+    __tablename__ = "incident_assignment_history"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id", ondelete="CASCADE"))
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generation.id"))
+    street_code: Mapped[str | None] = mapped_column(String(32))
+    community_code: Mapped[str | None] = mapped_column(String(32))
+    grid_code: Mapped[str | None] = mapped_column(String(32))
+    micro_grid_code: Mapped[str | None] = mapped_column(String(32))
+    assign_status: Mapped[str | None] = mapped_column(String(16))
+    distance_m: Mapped[float | None] = mapped_column(Float)
+    assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    superseded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Lineage(Base):
+    """How a redesign maps old grids onto new ones."""
+
+    __tablename__ = "lineage"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    from_generation: Mapped[int] = mapped_column(ForeignKey("generation.id"))
+    to_generation: Mapped[int] = mapped_column(ForeignKey("generation.id"))
+    old_code: Mapped[str] = mapped_column(String(32))
+    new_code: Mapped[str] = mapped_column(String(32))
+    area_share: Mapped[float] = mapped_column(Float)
+    household_share: Mapped[float | None] = mapped_column(Float)

@@ -1,0 +1,239 @@
+"""Repository functions: generations, areas, staff and import batches.
+
+Bulk writes go through PostgreSQL COPY (geometries as hex EWKB), never one
+ORM insert per row: the demo alone is ~7,000 areas and 50,000 incidents.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from sqlalchemy import Connection, func, select, text, update
+
+from app.db.models import Area, Generation, ImportBatch, RejectedRow
+from gis.errors import GridmapError
+
+AREA_COPY_COLUMNS = ("level", "kind", "code", "name", "parent_code", "generation_low",
+                     "generation_high", "population", "households", "responsible", "area_m2",
+                     "geom", "batch_id")
+
+
+class NotFoundError(GridmapError, LookupError):
+    """A generation, area or incident that does not exist."""
+
+
+@dataclass(frozen=True)
+class GenerationInfo:
+    """A row of ``generation``, detached from any connection."""
+
+    id: int
+    label: str
+    is_active: bool
+    created_at: datetime
+    activated_at: datetime | None
+    note: str | None
+
+
+# -- generations ---------------------------------------------------------------------
+def active_generation(conn: Connection) -> GenerationInfo | None:
+    row = conn.execute(select(*_GEN_COLUMNS).where(Generation.is_active)).first()
+    return _generation(row) if row else None
+
+
+def get_generation(conn: Connection, ref: str | int) -> GenerationInfo | None:
+    """A generation by id (an int or digits) or by label."""
+    query = select(*_GEN_COLUMNS).where(Generation.label == str(ref))
+    row = conn.execute(query).first()
+    if row is None and str(ref).isdigit():
+        row = conn.execute(select(*_GEN_COLUMNS).where(Generation.id == int(ref))).first()
+    return _generation(row) if row else None
+
+
+def list_generations(conn: Connection) -> list[GenerationInfo]:
+    return [_generation(r) for r in conn.execute(select(*_GEN_COLUMNS).order_by(Generation.id))]
+
+
+def create_generation(conn: Connection, label: str, note: str | None = None,
+                      activate: bool = False) -> GenerationInfo:
+    gen_id = conn.execute(
+        Generation.__table__.insert().values(label=label, note=note).returning(Generation.id)
+    ).scalar_one()
+    if activate:
+        activate_generation(conn, gen_id)
+    generation = get_generation(conn, gen_id)
+    assert generation is not None
+    return generation
+
+
+def resolve_generation(conn: Connection, ref: str | None) -> tuple[GenerationInfo, bool]:
+    """The generation named ``ref`` (created, inactive, if new), or the active one.
+
+    With no generation at all the first one is created *and activated*: a fresh
+    database has to start somewhere. Returns (generation, created).
+    """
+    if ref is not None:
+        found = get_generation(conn, ref)
+        if found:
+            return found, False
+        first = conn.execute(select(func.count()).select_from(Generation)).scalar_one() == 0
+        return create_generation(conn, str(ref), activate=first), True
+    active = active_generation(conn)
+    if active:
+        return active, False
+    return create_generation(conn, "initial", note="first boundary set", activate=True), True
+
+
+def activate_generation(conn: Connection, generation_id: int) -> None:
+    """Make ``generation_id`` the only active generation (within the caller's transaction)."""
+    conn.execute(update(Generation).where(Generation.is_active).values(is_active=False))
+    conn.execute(update(Generation).where(Generation.id == generation_id)
+                 .values(is_active=True, activated_at=func.now()))
+
+
+_GEN_COLUMNS = [Generation.__table__.c[name] for name in
+                ("id", "label", "is_active", "created_at", "activated_at", "note")]
+
+
+def _generation(row: Any) -> GenerationInfo:
+    return GenerationInfo(**row._mapping)
+
+
+# -- areas ---------------------------------------------------------------------------
+def areas_frame(conn: Connection, generation_id: int, level: str | None = None,
+                columns: Sequence[str] = ("code", "name", "level", "kind", "parent_code",
+                                          "population", "households", "responsible", "area_m2")
+                ) -> gpd.GeoDataFrame:
+    """Areas of one generation (optionally one level) as a GeoDataFrame in EPSG:4326."""
+    table = Area.__table__
+    query = (select(*[table.c[c] for c in columns], func.ST_AsBinary(table.c.geom).label("wkb"))
+             .where(table.c.generation_low <= generation_id,
+                    table.c.generation_high >= generation_id)
+             .order_by(table.c.code))
+    if level is not None:
+        query = query.where(table.c.level == level)
+    frame = pd.DataFrame(conn.execute(query).mappings().all(),
+                         columns=[*columns, "wkb"])
+    geometry = shapely.from_wkb(frame.pop("wkb").map(bytes).to_numpy()) if len(frame) else []
+    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geometry, crs=4326), crs=4326)
+
+
+def area_codes(conn: Connection, generation_id: int, level: str | None = None) -> set[str]:
+    query = select(Area.code).where(Area.generation_low <= generation_id,
+                                    Area.generation_high >= generation_id)
+    if level is not None:
+        query = query.where(Area.level == level)
+    return set(conn.execute(query).scalars())
+
+
+def delete_level(conn: Connection, generation_id: int, level: str) -> int:
+    """Remove a level from a generation: rows only in it go, longer-lived rows are cut short."""
+    table = Area.__table__
+    only_here = conn.execute(table.delete().where(
+        table.c.level == level, table.c.generation_low == generation_id,
+        table.c.generation_high == generation_id)).rowcount
+    cut_end = conn.execute(table.update().where(
+        table.c.level == level, table.c.generation_low < generation_id,
+        table.c.generation_high == generation_id).values(generation_high=generation_id - 1)
+    ).rowcount
+    spanning = conn.execute(select(func.count()).select_from(table).where(
+        table.c.level == level, table.c.generation_low <= generation_id,
+        table.c.generation_high >= generation_id)).scalar_one()
+    if spanning:
+        raise GridmapError(f"{spanning} {level} areas span generation {generation_id} and later "
+                           "generations; replace them in the newest generation instead")
+    return only_here + cut_end
+
+
+def copy_areas(conn: Connection, areas: gpd.GeoDataFrame, generation_id: int,
+               batch_id: int | None) -> int:
+    """COPY prepared areas (columns of gis.areas.AREA_COLUMNS) into one generation."""
+    if len(areas) == 0:
+        return 0
+    geoms = shapely.set_srid(areas.geometry.values.to_numpy() if hasattr(
+        areas.geometry.values, "to_numpy") else np.asarray(areas.geometry.values), 4326)
+    ewkb = shapely.to_wkb(geoms, hex=True, include_srid=True)
+    records = zip(
+        areas["level"], areas["kind"], areas["code"], areas["name"], areas["parent_code"],
+        [generation_id] * len(areas), [generation_id] * len(areas),
+        _ints(areas.get("population"), len(areas)), _ints(areas.get("households"), len(areas)),
+        areas["responsible"], areas["area_m2"], ewkb, [batch_id] * len(areas), strict=True)
+    return copy_rows(conn, "area", AREA_COPY_COLUMNS, records)
+
+
+def copy_rows(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence]
+              ) -> int:
+    """COPY rows into ``table`` on the SQLAlchemy connection's own transaction."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    count = 0
+    statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"  # identifiers are ours
+    with raw.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row([_copy_value(v) for v in row])
+            count += 1
+    return count
+
+
+def _copy_value(value: Any) -> Any:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
+
+
+def _ints(series: pd.Series | None, n: int) -> list:
+    if series is None:
+        return [None] * n
+    return [None if pd.isna(v) else int(v) for v in series]
+
+
+# -- import batches ------------------------------------------------------------------
+def start_batch(conn: Connection, kind: str, source: str | None, level: str | None = None,
+                generation_id: int | None = None, file_sha256: str | None = None,
+                rows_in: int = 0) -> int:
+    return conn.execute(ImportBatch.__table__.insert().values(
+        kind=kind, source=source, level=level, generation_id=generation_id,
+        file_sha256=file_sha256, status="running", rows_in=rows_in,
+    ).returning(ImportBatch.id)).scalar_one()
+
+
+def finish_batch(conn: Connection, batch_id: int, status: str, *, stored: int = 0,
+                 rejected: int = 0, unlocated: int = 0, report: dict | None = None) -> None:
+    conn.execute(update(ImportBatch).where(ImportBatch.id == batch_id).values(
+        status=status, finished_at=func.now(), rows_stored=stored, rows_rejected=rejected,
+        rows_unlocated=unlocated, report=report))
+
+
+def add_rejected_rows(conn: Connection, batch_id: int, problems: Sequence[dict]) -> int:
+    """Keep every rejected row with its reason (COPY: a bad file can have many)."""
+    rows = ((batch_id, p.get("row"), p["reason"],
+             json.dumps(p.get("raw", {k: v for k, v in p.items() if k not in ("row", "reason")}),
+                        ensure_ascii=False, default=str))
+            for p in problems)
+    return copy_rows(conn, "rejected_row", ("batch_id", "row_number", "reason", "raw"), rows)
+
+
+def rejected_rows(conn: Connection, batch_id: int) -> list[dict]:
+    query = select(RejectedRow.row_number, RejectedRow.reason, RejectedRow.raw).where(
+        RejectedRow.batch_id == batch_id).order_by(RejectedRow.id)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def counts_by_level(conn: Connection, generation_id: int) -> dict[str, int]:
+    rows = conn.execute(text(
+        "SELECT level, count(*) FROM area WHERE generation_low <= :g AND generation_high >= :g "
+        "GROUP BY level"), {"g": generation_id})
+    return {level: n for level, n in rows}

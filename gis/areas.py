@@ -1,0 +1,479 @@
+"""Reading and validating boundary layers before anything is written.
+
+An area file loads completely or not at all, so validation collects *every*
+problem (row, code, reason) instead of stopping at the first: a planner fixing
+a file wants the whole list. Nothing here touches a database; ``app/`` passes
+in the parent areas and the codes that already exist and writes the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+
+from gis.codes import DEFAULT_SCHEME, LEVELS, CodeScheme
+from gis.errors import CRSError, GridmapError, InvalidCodeError, ValidationError
+
+__all__ = [
+    "AREA_COLUMNS",
+    "FORMATS",
+    "PreparedAreas",
+    "read_areas",
+    "write_areas",
+    "prepare_areas",
+    "spatial_parents",
+    "parent_level",
+]
+
+#: Columns of a prepared area layer, in storage order.
+AREA_COLUMNS = ["code", "name", "level", "kind", "parent_code", "population", "households",
+                "responsible", "area_m2", "geometry"]
+
+#: File suffix → format name (pyogrio driver, or "parquet" for GeoParquet).
+FORMATS = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG",
+           ".shp": "ESRI Shapefile", ".parquet": "parquet", ".geoparquet": "parquet"}
+
+# Below this share of its area inside the chosen parent, a polygon is "mostly
+# outside" and refused: it is a wrong file, a wrong CRS or a wrong parent.
+MIN_SHARE_IN_PARENT = 0.5
+
+_DEFAULT_KIND = {"district": "administrative", "street": "administrative",
+                 "community": "administrative", "grid": "comprehensive", "micro_grid": "micro"}
+
+
+@dataclass
+class PreparedAreas:
+    """Result of :func:`prepare_areas`: the layer ready to store, or the problems."""
+
+    areas: gpd.GeoDataFrame
+    problems: list[dict] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def raise_if_problems(self, source: str = "input") -> None:
+        if self.problems:
+            raise ValidationError(f"{source}: refused, nothing was stored", self.problems)
+
+
+def parent_level(level: str) -> str | None:
+    """The level directly above ``level`` (None for a district)."""
+    _check_level(level)
+    index = LEVELS.index(level)
+    return LEVELS[index - 1] if index else None
+
+
+# -- reading / writing ---------------------------------------------------------------
+def read_areas(path: str | Path, crs: str | None = None, layer: str | None = None
+               ) -> gpd.GeoDataFrame:
+    """Read a polygon layer (GeoJSON, GeoPackage, Shapefile, GeoParquet) in EPSG:4326.
+
+    Parameters
+    ----------
+    path : path-like
+        The file; the format follows the suffix.
+    crs : str, optional
+        CRS of the coordinates when the file has none or states it wrongly:
+        ``wgs84``, ``cgcs2000``, ``gcj02``, ``bd09`` or anything pyproj accepts
+        (``EPSG:4547``). GCJ-02 and BD-09 geometries are converted vertex by vertex.
+    layer : str, optional
+        Layer of a multi-layer file (GeoPackage).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise GridmapError(f"file not found: {path}")
+    fmt = _format_of(path)
+    try:
+        if fmt == "parquet":
+            gdf = gpd.read_parquet(path)
+        else:
+            gdf = gpd.read_file(path, layer=layer, engine="pyogrio")
+    except Exception as exc:  # pyogrio/arrow raise many types; the message is what matters
+        raise GridmapError(f"cannot read {path.name} as {fmt}: {exc}") from exc
+    return _to_wgs84(gdf, crs, path.name)
+
+
+def write_areas(gdf: gpd.GeoDataFrame, path: str | Path) -> Path:
+    """Write a layer in the format its suffix names (any of :data:`FORMATS`)."""
+    path = Path(path)
+    fmt = _format_of(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "parquet":
+        gdf.to_parquet(path)
+    else:
+        if path.exists():
+            path.unlink()  # pyogrio appends to an existing GeoPackage/Shapefile otherwise
+        gdf.to_file(path, driver=fmt, engine="pyogrio")
+    return path
+
+
+def _format_of(path: Path) -> str:
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise GridmapError(
+            f"unsupported file type {path.suffix!r}; use one of {', '.join(sorted(FORMATS))}"
+        )
+    return fmt
+
+
+def _to_wgs84(gdf: gpd.GeoDataFrame, crs: str | None, name: str) -> gpd.GeoDataFrame:
+    if crs is None:
+        if gdf.crs is None:
+            raise CRSError(f"{name} does not say which CRS its coordinates are in; give --crs")
+        return gdf.to_crs(4326)
+    from gis import crs as chinese_crs  # GCJ-02/BD-09 are not pyproj CRSs
+
+    try:
+        name_ = chinese_crs.normalize_crs_name(crs)
+    except CRSError:
+        name_ = None
+    if name_ in ("gcj02", "bd09"):
+        def to_wgs84(coords: np.ndarray) -> np.ndarray:
+            lon, lat = chinese_crs.to_wgs84(coords[:, 0], coords[:, 1], name_)
+            return np.column_stack([lon, lat])
+
+        geometry = shapely.transform(gdf.geometry.values, to_wgs84)
+        return gdf.set_geometry(gpd.GeoSeries(geometry, index=gdf.index, crs=4326))
+    if name_ in ("wgs84", "cgcs2000"):
+        return gdf.set_crs(4326, allow_override=True)
+    try:
+        return gdf.set_crs(pyproj.CRS.from_user_input(crs), allow_override=True).to_crs(4326)
+    except pyproj.exceptions.CRSError as exc:
+        raise CRSError(
+            f"unknown --crs {crs!r}; use wgs84, cgcs2000, gcj02, bd09 or an EPSG code"
+        ) from exc
+
+
+# -- validation ----------------------------------------------------------------------
+def prepare_areas(
+    gdf: gpd.GeoDataFrame,
+    level: str,
+    *,
+    code_field: str | None = None,
+    parent_field: str | None = None,
+    name_field: str | None = None,
+    kind_field: str | None = None,
+    parent_code: str | None = None,
+    parents: gpd.GeoDataFrame | None = None,
+    existing_codes: set[str] | frozenset[str] = frozenset(),
+    repair: bool = False,
+    scheme: CodeScheme = DEFAULT_SCHEME,
+) -> PreparedAreas:
+    """Validate a layer and give it unified codes and parents.
+
+    Parameters
+    ----------
+    gdf : GeoDataFrame
+        Polygons in EPSG:4326 (as :func:`read_areas` returns them).
+    level : str
+        One of :data:`gis.codes.LEVELS`.
+    code_field : str, optional
+        Column with the unified codes. Without it codes are generated,
+        numbered west → east, north → south inside each parent, after the
+        highest sequence already used there.
+    parent_field : str, optional
+        Column with parent codes. Without it the parent is the area of
+        ``parents`` that holds most of the polygon.
+    name_field, kind_field : str, optional
+        Columns with the name and the kind (e.g. comprehensive / dedicated).
+    parent_code : str, optional
+        One parent for every row, for a layer loaded on its own (no parent
+        areas in the generation), e.g. a real city's beats as grids.
+    parents : GeoDataFrame, optional
+        Areas of the level above (``code``, geometry) in the target generation.
+    existing_codes : set of str
+        Codes already stored in the target generation.
+    repair : bool
+        Repair invalid geometries with ``make_valid`` instead of refusing them.
+
+    Returns
+    -------
+    PreparedAreas
+        ``areas`` with :data:`AREA_COLUMNS`, and ``problems`` (empty when the
+        layer can be stored). Each problem has ``row`` (1-based feature
+        number), ``code`` and ``reason``.
+    """
+    _check_level(level)
+    for option, column in (("code_field", code_field), ("parent_field", parent_field),
+                           ("name_field", name_field), ("kind_field", kind_field)):
+        if column is not None and column not in gdf.columns:
+            raise GridmapError(f"{option} {column!r} is not a column of the file; it has "
+                               f"{', '.join(map(str, gdf.columns.drop('geometry')))}")
+    problems: list[dict] = []
+    if len(gdf) == 0:
+        return PreparedAreas(_empty_layer(), [{"row": None, "code": None,
+                                               "reason": "the file holds no features"}])
+    work = gdf.reset_index(drop=True)
+    rows = np.arange(1, len(work) + 1)
+    geometry, geom_problems = _check_geometries(work.geometry.values, rows, repair)
+    problems += geom_problems
+    usable = np.array([g is not None for g in geometry])
+    codes = _given_codes(work, code_field, level, scheme, rows, problems)
+    parent_codes = _resolve_parents(work, geometry, usable, level, parent_field, parent_code,
+                                    parents, rows, problems)
+    if code_field is None:
+        codes = _number(geometry, usable, parent_codes, level, existing_codes, scheme, problems,
+                        rows)
+    else:
+        _check_codes_against_parents(codes, parent_codes, rows, problems)
+    _check_duplicates(codes, rows, existing_codes, code_field, problems)
+    areas = _assemble(work, geometry, codes, parent_codes, level, name_field, kind_field)
+    problems.sort(key=lambda p: (p["row"] is None, p["row"] or 0))
+    return PreparedAreas(areas, problems)
+
+
+def _check_geometries(values: np.ndarray, rows: np.ndarray, repair: bool
+                      ) -> tuple[list, list[dict]]:
+    problems: list[dict] = []
+    out: list = []
+    for row, geom in zip(rows, values, strict=True):
+        if geom is None or shapely.is_empty(geom):
+            problems.append(_problem(row, None, "empty geometry"))
+            out.append(None)
+            continue
+        if geom.geom_type not in ("Polygon", "MultiPolygon"):
+            if not (repair and geom.geom_type == "GeometryCollection"):
+                problems.append(_problem(row, None, f"not a polygon: {geom.geom_type}"))
+                out.append(None)
+                continue
+        if not shapely.is_valid(geom):
+            if not repair:
+                # is_valid_reason gives the kind and the place: "Self-intersection[113.8 34.0]"
+                reason = shapely.is_valid_reason(geom)
+                problems.append(_problem(row, None, f"invalid geometry: {reason} "
+                                                    "(use --repair to apply make_valid)"))
+                out.append(None)
+                continue
+            geom = _polygonal_part(shapely.make_valid(geom))
+            if geom is None:
+                problems.append(_problem(row, None, "invalid geometry with no polygonal part "
+                                                    "left after make_valid"))
+                out.append(None)
+                continue
+        elif geom.geom_type == "GeometryCollection":
+            geom = _polygonal_part(geom)
+            if geom is None:
+                problems.append(_problem(row, None, "not a polygon: GeometryCollection"))
+                out.append(None)
+                continue
+        out.append(shapely.force_2d(geom))
+    _check_lonlat_range(out, rows, problems)
+    return out, problems
+
+
+def _polygonal_part(geom) -> shapely.MultiPolygon | None:
+    parts = [g for g in shapely.get_parts(geom) if g.geom_type in ("Polygon", "MultiPolygon")]
+    polys = [p for part in parts for p in shapely.get_parts(part)]
+    return shapely.MultiPolygon(polys) if polys else None
+
+
+def _check_lonlat_range(geoms: list, rows: np.ndarray, problems: list[dict]) -> None:
+    for i, geom in enumerate(geoms):
+        if geom is None:
+            continue
+        minx, miny, maxx, maxy = geom.bounds
+        if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
+            problems.append(_problem(rows[i], None, f"coordinates out of lon/lat range "
+                                                    f"({minx:.6g}, {miny:.6g}, {maxx:.6g}, "
+                                                    f"{maxy:.6g}): wrong --crs?"))
+            geoms[i] = None
+
+
+def _given_codes(work: pd.DataFrame, code_field: str | None, level: str, scheme: CodeScheme,
+                 rows: np.ndarray, problems: list[dict]) -> list[str | None]:
+    if code_field is None:
+        return [None] * len(work)
+    codes: list[str | None] = []
+    for row, value in zip(rows, work[code_field], strict=True):
+        text = _as_text(value)
+        if text is None:
+            problems.append(_problem(row, None, f"missing code in {code_field!r}"))
+            codes.append(None)
+            continue
+        try:
+            codes.append(scheme.validate(text, level))
+        except InvalidCodeError as exc:
+            problems.append(_problem(row, text, f"malformed code: {exc}"))
+            codes.append(text)
+    return codes
+
+
+def _resolve_parents(work, geometry, usable, level, parent_field, parent_code, parents, rows,
+                     problems) -> list[str | None]:
+    above = parent_level(level)
+    if above is None:
+        return [None] * len(work)
+    if parent_code is not None:
+        return [parent_code] * len(work)
+    have_parents = parents is not None and len(parents) > 0
+    if parent_field is not None:
+        result = [_as_text(v) for v in work[parent_field]]
+        known = set(parents["code"]) if have_parents else set()
+        for row, code in zip(rows, result, strict=True):
+            if code is None:
+                problems.append(_problem(row, None, f"missing parent code in {parent_field!r}"))
+            elif have_parents and code not in known:
+                problems.append(_problem(row, None, f"parent {above} {code!r} does not exist "
+                                                    "in the target generation"))
+        if have_parents:
+            _check_share_in_named_parent(geometry, usable, result, parents, rows, problems)
+        return result
+    if not have_parents:
+        problems.append(_problem(None, None, (
+            f"no {above} areas in the target generation to place these {level} areas in: "
+            f"load the {above} layer first, or give --parent-field, or --parent-code CODE to "
+            f"number every {level} under one {above}")))
+        return [None] * len(work)
+    codes, shares = spatial_parents(geometry, parents)
+    for row, code, share, ok in zip(rows, codes, shares, usable, strict=True):
+        if ok and (code is None or share < MIN_SHARE_IN_PARENT):
+            where = f"{share:.0%} inside {above} {code}" if code else f"outside every {above}"
+            problems.append(_problem(row, None, f"polygon mostly outside its parent: {where}"))
+    return codes
+
+
+def spatial_parents(geometry, parents: gpd.GeoDataFrame) -> tuple[list[str | None], np.ndarray]:
+    """For each polygon, the parent holding most of its area and that share (0–1).
+
+    Shares are measured in the local UTM zone: in degrees, areas shrink with
+    latitude and the largest overlap could be the wrong one.
+    """
+    geoms = np.array([g if g is not None else shapely.Polygon() for g in geometry], dtype=object)
+    metric = gpd.GeoSeries(parents.geometry.values, crs=4326).estimate_utm_crs()
+    child = gpd.GeoSeries(geoms, crs=4326).to_crs(metric).values
+    parent_geoms = gpd.GeoSeries(parents.geometry.values, crs=4326).to_crs(metric).values
+    tree = shapely.STRtree(parent_geoms)
+    left, right = tree.query(child, predicate="intersects")
+    overlap = shapely.area(shapely.intersection(child[left], parent_geoms[right]))
+    best_code: list[str | None] = [None] * len(geoms)
+    best_share = np.zeros(len(geoms))
+    child_area = shapely.area(child)
+    parent_codes = np.asarray(parents["code"].values)
+    for i, j, a in zip(left, right, overlap, strict=True):
+        share = a / child_area[i] if child_area[i] > 0 else 0.0
+        if share > best_share[i]:
+            best_share[i], best_code[i] = share, parent_codes[j]
+    return best_code, best_share
+
+
+def _check_share_in_named_parent(geometry, usable, parent_codes, parents, rows, problems):
+    by_code = dict(zip(parents["code"], parents.geometry.values, strict=True))
+    named = [(i, by_code[c]) for i, c in enumerate(parent_codes) if usable[i] and c in by_code]
+    if not named:
+        return
+    idx = [i for i, _ in named]
+    metric = gpd.GeoSeries(parents.geometry.values, crs=4326).estimate_utm_crs()
+    child = gpd.GeoSeries([geometry[i] for i in idx], crs=4326).to_crs(metric).values
+    parent = gpd.GeoSeries([g for _, g in named], crs=4326).to_crs(metric).values
+    shares = shapely.area(shapely.intersection(child, parent)) / shapely.area(child)
+    for i, share in zip(idx, shares, strict=True):
+        if share < MIN_SHARE_IN_PARENT:
+            problems.append(_problem(rows[i], None, f"polygon mostly outside its parent "
+                                                    f"{parent_codes[i]}: {share:.0%} inside"))
+
+
+def _number(geometry, usable, parent_codes, level, existing_codes, scheme, problems, rows
+            ) -> list[str | None]:
+    codes: list[str | None] = [None] * len(geometry)
+    groups: dict[str, list[int]] = {}
+    for i, parent in enumerate(parent_codes):
+        if usable[i] and parent is not None:
+            groups.setdefault(parent, []).append(i)
+    for parent, members in groups.items():
+        try:
+            used = [int(c[len(parent):]) for c in existing_codes
+                    if c.startswith(parent) and len(c) == scheme.length(level)]
+            numbered = scheme.number_children(parent, [geometry[i] for i in members],
+                                              start=max(used, default=0) + 1)
+        except InvalidCodeError as exc:
+            problems.append(_problem(rows[members[0]], None, f"cannot number: {exc}"))
+            continue
+        for i, code in zip(members, numbered, strict=True):
+            codes[i] = code
+    return codes
+
+
+def _check_codes_against_parents(codes, parent_codes, rows, problems) -> None:
+    for row, code, parent in zip(rows, codes, parent_codes, strict=True):
+        if code and parent and not code.startswith(parent):
+            problems.append(_problem(row, code, f"code {code} does not start with its parent's "
+                                                f"code {parent}"))
+
+
+def _check_duplicates(codes, rows, existing_codes, code_field, problems) -> None:
+    seen: dict[str, list[int]] = {}
+    for row, code in zip(rows, codes, strict=True):
+        if code is not None:
+            seen.setdefault(code, []).append(int(row))
+    field_name = f" {code_field}" if code_field else ""
+    for code, where in seen.items():
+        if len(where) > 1:
+            rows_text = ", ".join(map(str, where))
+            for row in where:
+                problems.append(_problem(row, code, f"duplicate{field_name} code {code!r} "
+                                                    f"(rows {rows_text})", kind="duplicate"))
+        if code in existing_codes:
+            problems.append(_problem(where[0], code, f"code {code!r} already exists in the "
+                                                     "target generation (use --replace)"))
+
+
+def _assemble(work, geometry, codes, parent_codes, level, name_field, kind_field
+              ) -> gpd.GeoDataFrame:
+    multi = [shapely.MultiPolygon(shapely.get_parts(g)) if g is not None else None
+             for g in geometry]
+    gdf = gpd.GeoDataFrame({
+        "code": codes,
+        "name": [_as_text(v) for v in work[name_field]] if name_field else None,
+        "level": level,
+        "kind": ([_as_text(v) or _DEFAULT_KIND[level] for v in work[kind_field]]
+                 if kind_field else _DEFAULT_KIND[level]),
+        "parent_code": parent_codes,
+        "population": _optional_int(work, "population"),
+        "households": _optional_int(work, "households"),
+        "responsible": [_as_text(v) for v in work["responsible"]]
+        if "responsible" in work else None,
+    }, geometry=gpd.GeoSeries(multi, crs=4326))
+    valid = gdf.geometry.notna()
+    gdf["area_m2"] = np.nan
+    if valid.any():
+        metric = gdf.loc[valid].estimate_utm_crs()
+        gdf.loc[valid, "area_m2"] = gdf.loc[valid].to_crs(metric).area
+    return gdf[AREA_COLUMNS]
+
+
+def _optional_int(work: pd.DataFrame, column: str):
+    if column not in work:
+        return None
+    return pd.to_numeric(work[column], errors="coerce").round().astype("Int64")
+
+
+def _empty_layer() -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame({c: [] for c in AREA_COLUMNS[:-1]}, geometry=[], crs=4326)
+
+
+def _as_text(value) -> str | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    return text or None
+
+
+def _problem(row, code, reason: str, kind: str | None = None) -> dict:
+    problem = {"row": None if row is None else int(row), "code": code, "reason": reason}
+    if kind:
+        problem["kind"] = kind
+    return problem
+
+
+def _check_level(level: str) -> None:
+    if level not in LEVELS:
+        raise GridmapError(f"unknown level {level!r}; expected one of {', '.join(LEVELS)}")
