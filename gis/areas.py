@@ -412,12 +412,12 @@ def _check_duplicates(codes, rows, existing_codes, code_field, problems) -> None
     for row, code in zip(rows, codes, strict=True):
         if code is not None:
             seen.setdefault(code, []).append(int(row))
-    field_name = f" {code_field}" if code_field else ""
+    label = code_field or "code"
     for code, where in seen.items():
         if len(where) > 1:
             rows_text = ", ".join(map(str, where))
             for row in where:
-                problems.append(_problem(row, code, f"duplicate{field_name} code {code!r} "
+                problems.append(_problem(row, code, f"duplicate {label} {code!r} "
                                                     f"(rows {rows_text})", kind="duplicate"))
         if code in existing_codes:
             problems.append(_problem(where[0], code, f"code {code!r} already exists in the "

@@ -1,0 +1,99 @@
+"""The schema's own guarantees, checked against the real PostGIS."""
+
+import pytest
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
+
+pytestmark = pytest.mark.db
+
+SQUARE = "SRID=4326;MULTIPOLYGON(((113.8 34,113.81 34,113.81 34.01,113.8 34.01,113.8 34)))"
+
+
+def _generation(conn, label, active=False):
+    return conn.execute(text("INSERT INTO generation (label, is_active) VALUES (:l, :a) "
+                             "RETURNING id"), {"l": label, "a": active}).scalar_one()
+
+
+def _area(conn, code, low, high, geom=SQUARE, parent=None, level="grid"):
+    conn.execute(text(
+        "INSERT INTO area (level, code, parent_code, generation_low, generation_high, geom) "
+        "VALUES (:level, :code, :parent, :low, :high, ST_GeomFromEWKT(:geom))"),
+        {"level": level, "code": code, "parent": parent, "low": low, "high": high, "geom": geom})
+
+
+def test_every_design_table_exists_with_gist_indexes(pg_engine):
+    inspector = inspect(pg_engine)
+    tables = set(inspector.get_table_names())
+    assert {"generation", "area", "staff", "incident", "incident_assignment_history", "lineage",
+            "import_batch", "rejected_row"} <= tables
+    gist = {(t, i["name"]) for t in ("area", "incident") for i in inspector.get_indexes(t)
+            if i.get("dialect_options", {}).get("postgresql_using") == "gist"}
+    assert ("area", "area_geom_gist") in gist and ("incident", "incident_location_gist") in gist
+
+
+def test_only_one_generation_can_be_active(pg_engine):
+    conn = pg_engine.connect()
+    tx = conn.begin()
+    try:
+        _generation(conn, "a", active=True)
+        with pytest.raises(IntegrityError, match="generation_one_active"):
+            _generation(conn, "b", active=True)
+    finally:
+        tx.rollback()
+        conn.close()
+
+
+def test_code_is_unique_within_a_generation_range_but_may_repeat_across(pg_engine):
+    with pg_engine.connect() as conn:
+        tx = conn.begin()
+        g1, g2, g3 = (_generation(conn, f"g{i}") for i in range(3))
+        _area(conn, "411002001001001", g1, g2)
+        _area(conn, "411002001001001", g3, g3)  # same code, later generation: fine
+        nested = conn.begin_nested()
+        with pytest.raises(IntegrityError, match="area_code_unique_per_generation"):
+            _area(conn, "411002001001001", g2, g3)  # overlaps generation g2 and g3
+        nested.rollback()
+        tx.rollback()
+
+
+@pytest.mark.parametrize("kwargs, constraint", [
+    ({"code": "41100200100100A"}, "area_code_digits"),
+    ({"code": "411002001002001", "parent": "411002001001"}, "area_code_in_parent"),
+    ({"geom": "SRID=4326;MULTIPOLYGON(((0 0,1 1,1 0,0 1,0 0)))"}, "area_geom_valid"),
+    ({"level": "block"}, "area_level"),
+])
+def test_area_constraints_refuse_bad_rows(pg_engine, kwargs, constraint):
+    with pg_engine.connect() as conn:
+        tx = conn.begin()
+        gen = _generation(conn, "g")
+        args = {"code": "411002001001001", "low": gen, "high": gen, **kwargs}
+        with pytest.raises(IntegrityError, match=constraint):
+            _area(conn, **args)
+        tx.rollback()
+
+
+def test_incident_external_id_is_unique_per_source(pg_engine):
+    insert = text("INSERT INTO incident (source, external_id, location_status) "
+                  "VALUES (:s, :e, 'unlocated')")
+    with pg_engine.connect() as conn:
+        tx = conn.begin()
+        conn.execute(insert, {"s": "hotline_12345", "e": "A1"})
+        conn.execute(insert, {"s": "police_110", "e": "A1"})
+        with pytest.raises(IntegrityError, match="incident_source_external_id"):
+            conn.execute(insert, {"s": "hotline_12345", "e": "A1"})
+        tx.rollback()
+
+
+def test_located_incident_needs_a_location(pg_engine):
+    with pg_engine.connect() as conn:
+        tx = conn.begin()
+        with pytest.raises(IntegrityError, match="incident_location_known"):
+            conn.execute(text("INSERT INTO incident (source, external_id, location_status) "
+                              "VALUES ('patrol', 'x', 'located')"))
+        tx.rollback()
+
+
+def test_postgis_is_enabled(pg_engine):
+    with pg_engine.connect() as conn:
+        version = conn.execute(text("SELECT postgis_lib_version()")).scalar_one()
+    assert version.split(".")[0] >= "3"
