@@ -24,7 +24,12 @@ gen_app = typer.Typer(help="Generations: versions of the whole boundary set.",
                       no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(areas_app, name="areas")
+incidents_app = typer.Typer(help="Incidents: import and export.", no_args_is_help=True)
+gazetteer_app = typer.Typer(help="Address gazetteer for geocoding address-only reports.",
+                            no_args_is_help=True)
 app.add_typer(gen_app, name="generations")
+app.add_typer(incidents_app, name="incidents")
+app.add_typer(gazetteer_app, name="gazetteer")
 
 console = Console()
 err = Console(stderr=True)
@@ -178,6 +183,143 @@ def generations_list():
                           f"{gen.activated_at:%Y-%m-%d %H:%M}" if gen.activated_at else "",
                           *[str(counts.get(lv, 0)) for lv in LEVELS], gen.note or "")
     console.print(table)
+
+
+# -- incidents -----------------------------------------------------------------------
+@incidents_app.command("import")
+def incidents_import(
+    file: Annotated[Path, typer.Argument(help="CSV, GeoJSON points or Open311 GeoReport v2 "
+                                         "JSON.", exists=True, dir_okay=False)],
+    source: Annotated[str | None, typer.Option(
+        help="Source of every row: hotline_12345, police_110, patrol, resident, petition, "
+             "other or a name of yours. Without it, a 'source' column.")] = None,
+    crs: Annotated[str | None, typer.Option(
+        help="CRS of the coordinates: wgs84 (default), cgcs2000, gcj02, bd09. A 'crs' column "
+             "overrides it per row.")] = None,
+    id_field: Annotated[str, typer.Option(help="Column with the external id.")] = "id",
+    lon_field: Annotated[str, typer.Option(help="Column with the longitude.")] = "lon",
+    lat_field: Annotated[str, typer.Option(help="Column with the latitude.")] = "lat",
+    time_field: Annotated[str, typer.Option(help="Column with the report time.")] =
+        "reported_at",
+    category_field: Annotated[str, typer.Option(
+        help="Column with the category (taxonomy code or name).")] = "category",
+    address_field: Annotated[str, typer.Option(help="Column with the address.")] = "address",
+    description_field: Annotated[str, typer.Option(help="Column with the description.")] =
+        "description",
+    encoding: Annotated[str, typer.Option(help="Text encoding of the file.")] = "utf-8",
+    tolerance: Annotated[float, typer.Option(
+        help="Snap points within this many metres of a grid (GPS noise).")] = 0.0,
+):
+    """Import incidents: clean, geocode, assign to grids and store as one batch."""
+    from app.incidents import import_incident_file
+    from gis.incidents import FieldMap
+
+    fields = FieldMap(id=id_field, lon=lon_field, lat=lat_field, time=time_field,
+                      category=category_field, address=address_field,
+                      description=description_field)
+    with console.status(f"importing {file.name}…"):
+        report = import_incident_file(_engine(), file, fields=fields, source=source, crs=crs,
+                                      encoding=encoding, tolerance=tolerance)
+    _print_incident_report(report, file.name)
+
+
+def _print_incident_report(report, name: str) -> None:
+    table = Table(title=f"{name}: batch #{report.batch_id}")
+    table.add_column("rows")
+    table.add_column("count", justify="right")
+    table.add_row("input", f"{report.rows_in:,}")
+    table.add_row("stored with a location", f"{report.stored:,}")
+    table.add_row("  of which geocoded from the address", f"{report.geocoded:,}")
+    table.add_row("stored unlocated", f"{report.unlocated:,}")
+    table.add_row("rejected", f"{report.rejected:,}")
+    table.add_row("already present (re-import, unchanged)", f"{report.already_present:,}")
+    for status, n in sorted(report.by_status.items()):
+        table.add_row(f"assignment: {status}", f"{n:,}")
+    console.print(table)
+    for reason, n in report.unlocated_reasons.items():
+        console.print(f"  unlocated: {n:,} × {reason}")
+    for row in report.rejected_rows[:20]:
+        err.print(f"  rejected row {row['row']}: {row['reason']}")
+    if report.rejected > 20:
+        err.print(f"  … {report.rejected - 20:,} more in rejected_row (batch #{report.batch_id})")
+
+
+@incidents_app.command("export")
+def incidents_export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write: .csv, "
+                                         ".geojson or .parquet.")],
+):
+    """Write every incident with its assignment columns."""
+    from app.db import repo
+
+    with _engine().connect() as conn:
+        frame = repo.incidents_frame(conn)
+    suffix = output.suffix.lower()
+    if suffix == ".csv":
+        frame.drop(columns="geometry").to_csv(output, index=False)
+    elif suffix in (".geojson", ".json"):
+        frame[frame.geometry.notna()].to_file(output, driver="GeoJSON", engine="pyogrio")
+    elif suffix in (".parquet", ".geoparquet"):
+        frame.to_parquet(output)
+    else:
+        raise typer.BadParameter("use .csv, .geojson or .parquet", param_hint="--output")
+    console.print(f"wrote {len(frame):,} incidents to {output}")
+
+
+@app.command()
+def assign(
+    all_: Annotated[bool, typer.Option("--all", help="Re-assign every located incident.")] =
+        False,
+    unassigned: Annotated[bool, typer.Option(
+        "--unassigned", help="Only incidents not assigned to the active generation.")] = False,
+    tolerance: Annotated[float, typer.Option(help="Snap tolerance in metres.")] = 0.0,
+    chunk_size: Annotated[int, typer.Option(help="Incidents per chunk.")] = 250_000,
+):
+    """Assign stored incidents to the active generation's areas, in bulk."""
+    from app.assignment import assign_stored
+
+    if all_ == unassigned:
+        raise typer.BadParameter("give exactly one of --all or --unassigned")
+    with Progress(TextColumn("assigning"), BarColumn(), TextColumn("{task.completed:,}/"
+                  "{task.total:,}"), TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task("assign", total=None)
+        report = assign_stored(_engine(), only_unassigned=unassigned, tolerance=tolerance,
+                               chunk_size=chunk_size,
+                               progress=lambda done, total: bar.update(task, completed=done,
+                                                                       total=total))
+    console.print(f"assigned {report.assigned:,} incidents to generation "
+                  f"{report.generation!r}: " + ", ".join(
+                      f"{k} {v:,}" for k, v in sorted(report.by_status.items())))
+
+
+@gen_app.command("activate")
+def generations_activate(
+    generation: Annotated[str, typer.Argument(help="Label or id.")],
+    tolerance: Annotated[float, typer.Option(help="Snap tolerance in metres.")] = 0.0,
+):
+    """Activate a generation and re-assign every incident (old assignments kept in history)."""
+    from app.assignment import activate_and_reassign
+
+    with console.status(f"activating {generation} and re-assigning incidents…"):
+        report = activate_and_reassign(_engine(), generation, tolerance=tolerance)
+    console.print(f"generation {report.generation!r} is active; {report.assigned:,} incidents "
+                  "re-assigned")
+
+
+@gazetteer_app.command("import")
+def gazetteer_import(
+    file: Annotated[Path, typer.Argument(help="CSV or Parquet with address, lon, lat "
+                                         "(WGS84).", exists=True, dir_okay=False)],
+    replace: Annotated[bool, typer.Option(help="Replace the whole gazetteer.")] = False,
+):
+    """Load building / door-plate addresses used to geocode address-only incidents."""
+    from app.db import repo
+    from gis.geocode import Gazetteer
+
+    gazetteer = Gazetteer.from_file(file)
+    with _engine().begin() as conn:
+        n = repo.store_gazetteer(conn, gazetteer.frame, source=file.name, replace=replace)
+    console.print(f"stored {n:,} addresses")
 
 
 # -- demo ----------------------------------------------------------------------------

@@ -178,3 +178,17 @@ class Lineage(Base):
     new_code: Mapped[str] = mapped_column(String(32))
     area_share: Mapped[float] = mapped_column(Float)
     household_share: Mapped[float | None] = mapped_column(Float)
+
+
+class AddressPoint(Base):
+    """A building or door-plate address of the geocoding gazetteer (WGS84)."""
+
+    __tablename__ = "address_point"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    address: Mapped[str] = mapped_column(Text)
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    micro_grid_code: Mapped[str | None] = mapped_column(String(32))
+    source: Mapped[str | None] = mapped_column(Text)
+    geom: Mapped[Any] = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))

@@ -237,3 +237,41 @@ def counts_by_level(conn: Connection, generation_id: int) -> dict[str, int]:
         "SELECT level, count(*) FROM area WHERE generation_low <= :g AND generation_high >= :g "
         "GROUP BY level"), {"g": generation_id})
     return {level: n for level, n in rows}
+
+
+# -- incidents and the gazetteer ------------------------------------------------------
+INCIDENT_EXPORT_COLUMNS = (
+    "id", "source", "external_id", "category", "description", "address", "reported_at",
+    "status", "handling_level", "raw_lon", "raw_lat", "raw_crs", "location_status",
+    "unlocated_reason", "street_code", "community_code", "grid_code", "micro_grid_code",
+    "generation_id", "assign_status", "distance_m", "assigned_at")
+
+
+def incidents_frame(conn: Connection, where: str = "TRUE", params: dict | None = None
+                    ) -> gpd.GeoDataFrame:
+    """Incidents with all assignment columns; ``where`` is a fixed SQL filter with binds."""
+    columns = ", ".join(INCIDENT_EXPORT_COLUMNS)
+    rows = conn.execute(text(
+        f"SELECT {columns}, ST_X(location) AS lon, ST_Y(location) AS lat FROM incident "
+        f"WHERE {where} ORDER BY id"), params or {}).mappings().all()
+    frame = pd.DataFrame(rows, columns=[*INCIDENT_EXPORT_COLUMNS, "lon", "lat"])
+    lon = frame["lon"].astype(float).to_numpy()
+    lat = frame["lat"].astype(float).to_numpy()
+    geometry = shapely.points(lon, lat)
+    geometry[np.isnan(lon)] = None
+    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geometry, crs=4326), crs=4326)
+
+
+def store_gazetteer(conn: Connection, frame: pd.DataFrame, source: str,
+                    replace: bool = False) -> int:
+    """COPY gazetteer addresses (address, lon, lat[, micro_grid_code]) into address_point."""
+    if replace:
+        conn.execute(text("TRUNCATE address_point"))
+    lon = frame["lon"].astype(float).to_numpy()
+    lat = frame["lat"].astype(float).to_numpy()
+    ewkb = shapely.to_wkb(shapely.set_srid(shapely.points(lon, lat), 4326), hex=True,
+                          include_srid=True)
+    codes = frame["micro_grid_code"] if "micro_grid_code" in frame else [None] * len(frame)
+    rows = zip(frame["address"], lon, lat, codes, [source] * len(frame), ewkb, strict=True)
+    return copy_rows(conn, "address_point",
+                     ("address", "lon", "lat", "micro_grid_code", "source", "geom"), rows)
