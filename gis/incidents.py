@@ -273,8 +273,10 @@ def _categories(raw, fields, categories, reasons) -> pd.Series:
 
 def _times(raw, fields, reasons) -> pd.Series:
     values = _column(raw, fields.time)
-    parsed = pd.to_datetime(values.replace("", None), errors="coerce", format="mixed", utc=False)
-    times = pd.Series([_localise(t) for t in parsed], dtype=object)
+    # Parse each distinct text once: feeds mix offsets ("+08:00", "Z") and naive local times,
+    # which a single vectorised to_datetime call refuses.
+    parsed = {text: _parse_time(text) for text in pd.unique(values)}
+    times = pd.Series([parsed[v] for v in values], dtype=object)
     for i in np.flatnonzero(times.isna()):
         if reasons.iat[i] is None:
             reasons.iat[i] = ("missing reported time" if values.iat[i] == "" else
@@ -282,11 +284,16 @@ def _times(raw, fields, reasons) -> pd.Series:
     return times
 
 
-def _localise(value) -> pd.Timestamp | None:
+def _parse_time(text: str) -> pd.Timestamp | None:
     """Naive times are local (China Standard Time): that is what hotline exports mean."""
-    if value is None or pd.isna(value):
+    if not text:
         return None
-    ts = pd.Timestamp(value)
+    try:
+        ts = pd.Timestamp(text)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if pd.isna(ts):
+        return None
     return ts.tz_localize(LOCAL_TZ) if ts.tzinfo is None else ts
 
 
