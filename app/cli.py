@@ -318,7 +318,7 @@ def gazetteer_import(
 
     gazetteer = Gazetteer.from_file(file)
     with _engine().begin() as conn:
-        n = repo.store_gazetteer(conn, gazetteer.frame, source=file.name, replace=replace)
+        n = repo.store_gazetteer(conn, gazetteer.entries, source=file.name, replace=replace)
     console.print(f"stored {n:,} addresses")
 
 
