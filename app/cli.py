@@ -341,25 +341,29 @@ def demo(
         district = build_demo(seed=seed, defects=defects, n_incidents=incidents)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
                   "{task.total}"), TimeElapsedColumn(), console=console) as bar:
-        task = bar.add_task("loading", total=len(LEVELS) + 1)
+        task = bar.add_task("loading", total=len(LEVELS) + 3)
 
         def step(what: str, done: int, total: int) -> None:
             bar.update(task, description=f"loading {what}", completed=done - 1, total=total)
 
         result = load_demo(engine, district, reload=reload, progress=step)
-        bar.update(task, completed=len(LEVELS) + 1, description="loaded")
+        bar.update(task, completed=len(LEVELS) + 3, description="loaded")
     _print_demo_summary(result, district, time.perf_counter() - started)
 
 
 def _print_demo_summary(result, district, seconds: float) -> None:
     table = Table(title=f"demo district 411002 — generation {result.generation!r}"
                   + (" (already loaded)" if result.already_loaded else ""))
-    table.add_column("level")
-    table.add_column("areas", justify="right")
+    table.add_column("what")
+    table.add_column("count", justify="right")
     for level in LEVELS:
         table.add_row(level, f"{result.counts.get(level, 0):,}")
     table.add_row("staff", f"{result.staff:,}")
+    table.add_row("gazetteer addresses", f"{result.gazetteer:,}")
+    table.add_row("incidents stored", f"{result.incidents_stored:,}")
     console.print(table)
+    if result.incidents is not None:
+        _print_incident_report(result.incidents, "demo incidents")
     console.print(f"synthetic content on real coordinates around 113.82 E, 34.03 N; "
                   f"done in {seconds:.1f} s")
 

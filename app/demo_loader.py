@@ -5,14 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import pandas as pd
 from sqlalchemy import Engine, func, select
 
 from app.db import repo
-from app.db.models import Staff
+from app.db.models import AddressPoint, Incident, Staff
 from app.imports import import_areas_on
+from app.incidents import IncidentImportReport, import_incidents
+from gis.incidents import FieldMap
 from gis.codes import LEVELS
 
 DEMO_GENERATION = "demo"
+GAZETTEER = "gis.demo"
 
 Progress = Callable[[str, int, int], None]
 
@@ -23,41 +27,95 @@ class DemoLoadReport:
     counts: dict[str, int]
     staff: int
     already_loaded: bool
+    gazetteer: int = 0
+    incidents: IncidentImportReport | None = None
+    incidents_stored: int = 0
 
 
 def load_demo(engine: Engine, demo, *, reload: bool = False,
               progress: Progress | None = None) -> DemoLoadReport:
     """Store ``demo`` (a gis.demo.DemoDistrict) as the active generation ``demo``.
 
-    Idempotent: when the generation already holds the demo's areas nothing is
-    written (unless ``reload``, which replaces them).
+    Areas, staff and the gazetteer go in one transaction; the incidents then go
+    through the ordinary import path (cleaning, geocoding, assignment) as one
+    batch. Idempotent: when the generation already holds the demo nothing is
+    written (unless ``reload``, which replaces it).
     """
+    steps = len(LEVELS) + 3
+    report = _load_boundaries(engine, demo, reload, progress, steps)
+    if progress:
+        progress("incidents", steps, steps)
+    with engine.connect() as conn:
+        stored = conn.execute(select(func.count()).select_from(Incident)).scalar_one()
+    if report.already_loaded and stored >= len(demo.incidents) * 0.9:
+        report.incidents_stored = stored
+        return report
+    report.incidents = import_incidents(
+        engine, _incident_text(demo.incidents), label=f"gis.demo seed={demo.seed} incidents",
+        fields=FieldMap(id="external_id"))
+    with engine.connect() as conn:
+        report.incidents_stored = conn.execute(
+            select(func.count()).select_from(Incident)).scalar_one()
+    return report
+
+
+def _load_boundaries(engine, demo, reload, progress, steps) -> DemoLoadReport:
     with engine.begin() as conn:
         existing = repo.get_generation(conn, DEMO_GENERATION)
         if existing and not reload and _matches(conn, existing.id, demo):
+            repo.activate_generation(conn, existing.id)
             return DemoLoadReport(DEMO_GENERATION, repo.counts_by_level(conn, existing.id),
-                                  _staff_count(conn, existing.id), already_loaded=True)
+                                  _staff_count(conn, existing.id), already_loaded=True,
+                                  gazetteer=_gazetteer_count(conn))
         if existing is None:
             gen = repo.create_generation(conn, DEMO_GENERATION, note=f"synthetic demo district, "
                                          f"seed {demo.seed}", activate=True)
         else:
             gen = existing
             repo.activate_generation(conn, gen.id)
+            if reload:
+                conn.execute(Incident.__table__.delete())
         frames = {"district": demo.district, "street": demo.streets,
                   "community": demo.communities, "grid": demo.grids,
                   "micro_grid": demo.micro_grids}
         for step, level in enumerate(LEVELS, start=1):
             if progress:
-                progress(f"areas: {level}", step, len(LEVELS) + 1)
+                progress(f"areas: {level}", step, steps)
             import_areas_on(conn, frames[level], level, source=f"gis.demo seed={demo.seed}",
                             generation=DEMO_GENERATION, replace=True, code_field="code",
                             parent_field="parent_code" if level != "district" else None,
                             name_field="name", kind_field="kind")
         if progress:
-            progress("staff", len(LEVELS) + 1, len(LEVELS) + 1)
+            progress("staff", len(LEVELS) + 1, steps)
         staff = _store_staff(conn, demo.staff, gen.id)
+        if progress:
+            progress("gazetteer", len(LEVELS) + 2, steps)
+        conn.execute(AddressPoint.__table__.delete().where(AddressPoint.source == GAZETTEER))
+        gazetteer = repo.store_gazetteer(conn, demo.gazetteer, source=GAZETTEER)
         return DemoLoadReport(DEMO_GENERATION, repo.counts_by_level(conn, gen.id), staff,
-                              already_loaded=False)
+                              already_loaded=False, gazetteer=gazetteer)
+
+
+def _incident_text(incidents: pd.DataFrame) -> pd.DataFrame:
+    """The demo's incidents as the text columns an export file would have."""
+    def coord(values: pd.Series) -> pd.Series:
+        return values.map(lambda v: "" if pd.isna(v) else repr(float(v)))
+
+    return pd.DataFrame({
+        "external_id": incidents["external_id"].astype(str),
+        "source": incidents["source"].astype(str),
+        "category": incidents["category"].astype(str),
+        "description": incidents["description"].fillna("").astype(str),
+        "address": incidents["address"].fillna("").astype(str),
+        "reported_at": incidents["reported_at"].map(lambda t: t.isoformat()),
+        "lon": coord(incidents["lon"]),
+        "lat": coord(incidents["lat"]),
+        "crs": incidents["crs"].fillna("").astype(str),
+    })
+
+
+def _gazetteer_count(conn) -> int:
+    return conn.execute(select(func.count()).select_from(AddressPoint)).scalar_one()
 
 
 def _matches(conn, generation_id: int, demo) -> bool:

@@ -141,7 +141,10 @@ _PROVINCE = re.compile(
 )
 # Not before 场 (市场 market), 政/府/委 (市政府), 民 (市民), 花 (城市花园), 中 (市中心…):
 # there the 市 belongs to a name, not to a city.
-_CITY = re.compile(r"^[\u4e00-\u9fff]{2,4}?(?:市|自治州)(?![场政府委民花中])(?=.)")
+# The name before 市 never holds an address word: "金桥社区市宁巷" is a community
+# followed by 市宁巷 (a lane), not a city called 金桥社区.
+_CITY = re.compile(r"^(?:(?![区街路巷里村镇乡道社])[\u4e00-\u9fff]){2,4}?(?:市|自治州)"
+                   r"(?![场政府委民花中])(?=.)")
 
 # -- parsing tables ------------------------------------------------------------------
 _PARTS = re.compile(

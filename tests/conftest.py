@@ -21,20 +21,21 @@ from app.config import PROJECT_ROOT, normalise_url
 from app.db.session import make_engine, upgrade
 
 TEST_DB = "gridmap_test"
+DEMO_DB = "gridmap_test_demo"
 CHICAGO = PROJECT_ROOT.parent / "shared" / "data" / "real" / "chicago"
 TABLES = ("address_point", "lineage", "incident_assignment_history", "incident", "staff", "area", "rejected_row",
           "import_batch", "generation")
 
 
-def _fresh_embedded_database() -> str:
+def _fresh_embedded_database(name: str = TEST_DB) -> str:
     from app.db.embedded import EmbeddedPostgres
 
     cluster = EmbeddedPostgres(PROJECT_ROOT / "var" / "pg")
     admin = cluster.ensure("postgres").replace("postgresql+psycopg", "postgresql")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(TEST_DB)))
-    return cluster.ensure(TEST_DB)
+            sql.Identifier(name)))
+    return cluster.ensure(name)
 
 
 @pytest.fixture(scope="session")
@@ -66,3 +67,28 @@ def chicago_dir() -> Path:
     if not CHICAGO.exists():
         pytest.skip(f"real Chicago data not found at {CHICAGO}")
     return CHICAGO
+
+
+@pytest.fixture(scope="session")
+def demo():
+    """The default demo district (seed 411002, 50,000 incidents), built once."""
+    from gis.demo import build_demo
+
+    return build_demo()
+
+
+@pytest.fixture(scope="session")
+def demo_engine(demo) -> Iterator[Engine]:
+    """A database of its own holding the loaded demo (never truncated by other tests).
+
+    Tests using it must not write to it, or must undo what they write.
+    """
+    from app.demo_loader import load_demo
+
+    url = os.environ.get("GRIDMAP_TEST_DEMO_DATABASE_URL")
+    url = normalise_url(url) if url else _fresh_embedded_database(DEMO_DB)
+    upgrade(url)
+    engine = make_engine(url)
+    load_demo(engine, demo)
+    yield engine
+    engine.dispose()

@@ -386,3 +386,8 @@ def test_file_errors_are_explained(frame, tmp_path):
     with pytest.raises(GridmapError, match="gb18030"):
         Gazetteer.from_file(gbk)
     assert len(Gazetteer.from_file(gbk, encoding="gb18030")) == len(frame)
+
+
+def test_community_name_before_a_lane_starting_with_shi_is_not_a_city():
+    # Found on the demo: "金桥社区" + "市宁巷" was stripped as a city called 金桥社区.
+    assert normalize_address("许昌市金桥社区市宁巷162号５号楼") == "金桥社区市宁巷162号5号楼"
