@@ -322,6 +322,76 @@ def gazetteer_import(
     console.print(f"stored {n:,} addresses")
 
 
+# -- service -------------------------------------------------------------------------
+keys_app = typer.Typer(help="API keys with roles (viewer, operator, admin).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+):
+    """Serve the HTTP API, the OpenAPI docs (/docs) and the map pages (/map)."""
+    import uvicorn
+
+    from app.db.session import upgrade
+
+    settings = Settings()
+    url = settings.sqlalchemy_url()
+    upgrade(url)
+    settings = settings.model_copy(update={"database_url": url})
+    console.print(f"gridmap on http://{host}:{port}/ — docs at /docs, map at /map")
+    if workers > 1:
+        import os
+
+        os.environ["GRIDMAP_DATABASE_URL"] = url
+        uvicorn.run("app.main:create_app", factory=True, host=host, port=port,
+                    workers=workers, log_level="warning")
+    else:
+        from app.main import create_app
+
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="viewer, operator or admin.")],
+    name: Annotated[str | None, typer.Option(help="Who or what the key is for.")] = None,
+):
+    """Create an API key; it is printed once and stored hashed."""
+    from app.security import ROLES, create_api_key
+
+    if role not in ROLES:
+        raise typer.BadParameter(f"use one of {', '.join(ROLES)}", param_hint="--role")
+    key = create_api_key(_engine(), role=role, name=name)
+    console.print(f"[bold]{key}[/bold]\nrole {role}; send it as the X-API-Key header. It is "
+                  "not stored in clear and cannot be shown again.")
+
+
+@keys_app.command("list")
+def keys_list():
+    """List API keys (never the keys themselves)."""
+    from app.security import list_api_keys
+
+    table = Table("id", "prefix", "role", "name", "created", "revoked")
+    for key in list_api_keys(_engine()):
+        table.add_row(str(key["id"]), key["prefix"], key["role"], key.get("name") or "",
+                      f"{key['created_at']:%Y-%m-%d %H:%M}",
+                      f"{key['revoked_at']:%Y-%m-%d %H:%M}" if key.get("revoked_at") else "")
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[int, typer.Argument(help="Id from `gridmap keys list`.")]):
+    """Revoke an API key."""
+    from app.security import revoke_api_key
+
+    revoke_api_key(_engine(), key_id)
+    console.print(f"key {key_id} revoked")
+
+
 # -- demo ----------------------------------------------------------------------------
 @app.command()
 def demo(
