@@ -20,6 +20,7 @@ from gis.errors import GridmapError
 from gis.hierarchy import ASSIGNED_LEVELS, HierarchyIndex
 
 Progress = Callable[[int, int], None]
+Assigner = Callable[[np.ndarray, np.ndarray], pd.DataFrame]
 CODE_COLUMNS = list(ASSIGNED_LEVELS.values())
 
 
@@ -37,21 +38,36 @@ def load_hierarchy(conn: Connection, generation_id: int) -> HierarchyIndex:
 
 def assign_stored(engine: Engine, *, only_unassigned: bool = False, tolerance: float = 0.0,
                   chunk_size: int = 250_000, progress: Progress | None = None,
-                  index: HierarchyIndex | None = None) -> AssignReport:
-    """(Re-)assign located incidents to the active generation; returns counts by status."""
+                  index: HierarchyIndex | None = None, dask: bool = False,
+                  scheduler: str | None = None) -> AssignReport:
+    """(Re-)assign located incidents to the active generation; returns counts by status.
+
+    With ``dask``, each chunk is partitioned over a Dask cluster (``scheduler``
+    address, or a LocalCluster) running the same index: same answer, more cores.
+    """
     with engine.begin() as conn:
         gen = repo.active_generation(conn)
         if gen is None:
             raise GridmapError("no active generation: import areas or run `gridmap demo` first")
-        return assign_on(conn, gen, index or load_hierarchy(conn, gen.id),
-                         only_unassigned=only_unassigned, tolerance=tolerance,
-                         chunk_size=chunk_size, progress=progress)
+        index = index or load_hierarchy(conn, gen.id)
+        if not dask:
+            return assign_on(conn, gen, index, only_unassigned=only_unassigned,
+                             tolerance=tolerance, chunk_size=chunk_size, progress=progress)
+        from gis.distributed import assign_dask, dask_client
+
+        with dask_client(scheduler) as client:
+            return assign_on(conn, gen, index, only_unassigned=only_unassigned,
+                             tolerance=tolerance, chunk_size=chunk_size, progress=progress,
+                             assigner=lambda lon, lat: assign_dask(lon, lat, index, client,
+                                                                   tolerance=tolerance))
 
 
 def assign_on(conn: Connection, gen: repo.GenerationInfo, index: HierarchyIndex, *,
               only_unassigned: bool = False, tolerance: float = 0.0,
-              chunk_size: int = 250_000, progress: Progress | None = None) -> AssignReport:
+              chunk_size: int = 250_000, progress: Progress | None = None,
+              assigner: Assigner | None = None) -> AssignReport:
     """The work of :func:`assign_stored` inside the caller's transaction."""
+    assigner = assigner or (lambda lon, lat: index.assign_xy(lon, lat, tolerance=tolerance))
     where = "location IS NOT NULL"
     if only_unassigned:
         where += " AND (generation_id IS NULL OR generation_id <> :g)"
@@ -71,7 +87,7 @@ def assign_on(conn: Connection, gen: repo.GenerationInfo, index: HierarchyIndex,
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         lon = np.fromiter((r[1] for r in rows), dtype=float, count=len(rows))
         lat = np.fromiter((r[2] for r in rows), dtype=float, count=len(rows))
-        result = index.assign_xy(lon, lat, tolerance=tolerance)
+        result = assigner(lon, lat)
         _write_chunk(conn, ids, result, gen.id)
         for status, n in result["assign_status"].value_counts().items():
             counts[str(status)] = counts.get(str(status), 0) + int(n)

@@ -274,8 +274,13 @@ def assign(
         "--unassigned", help="Only incidents not assigned to the active generation.")] = False,
     tolerance: Annotated[float, typer.Option(help="Snap tolerance in metres.")] = 0.0,
     chunk_size: Annotated[int, typer.Option(help="Incidents per chunk.")] = 250_000,
+    engine: Annotated[str, typer.Option(help="local (in this process) or dask.")] = "local",
+    scheduler: Annotated[str | None, typer.Option(
+        help="Dask scheduler address (tcp://host:8786); default a LocalCluster.")] = None,
 ):
     """Assign stored incidents to the active generation's areas, in bulk."""
+    if engine not in ("local", "dask"):
+        raise typer.BadParameter("use local or dask", param_hint="--engine")
     from app.assignment import assign_stored
 
     if all_ == unassigned:
@@ -284,7 +289,8 @@ def assign(
                   "{task.total:,}"), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task("assign", total=None)
         report = assign_stored(_engine(), only_unassigned=unassigned, tolerance=tolerance,
-                               chunk_size=chunk_size,
+                               chunk_size=chunk_size, dask=engine == "dask",
+                               scheduler=scheduler,
                                progress=lambda done, total: bar.update(task, completed=done,
                                                                        total=total))
     console.print(f"assigned {report.assigned:,} incidents to generation "
