@@ -17,7 +17,7 @@ import pandas as pd
 import shapely
 from sqlalchemy import Connection, Engine, text
 
-from app.assignment import CODE_COLUMNS, load_hierarchy
+from app.assignment import CODE_COLUMNS, load_hierarchy, write_assignments
 from app.db import repo
 from gis.geocode import Gazetteer
 from gis.hierarchy import HierarchyIndex
@@ -27,7 +27,7 @@ from gis.taxonomy import load_taxonomy
 INCIDENT_COPY_COLUMNS = (
     "source", "external_id", "category", "description", "address", "reported_at",
     "raw_lon", "raw_lat", "raw_crs", "location", "location_status", "unlocated_reason",
-    *CODE_COLUMNS, "generation_id", "assign_status", "distance_m", "assigned_at", "batch_id")
+    "batch_id")
 
 
 @dataclass
@@ -136,29 +136,46 @@ def _assign(frame: pd.DataFrame, index: HierarchyIndex | None, tolerance: float,
 
 
 def _store(conn: Connection, frame: pd.DataFrame, batch_id: int) -> set[tuple[str, str]]:
-    """COPY into a staging table, then insert what is new; returns the new (source, id) pairs."""
+    """COPY into a staging table, insert what is new, then its assignments.
+
+    Returns the (source, external_id) pairs that were new.
+    """
     conn.execute(text("CREATE TEMP TABLE incident_stage (LIKE incident INCLUDING DEFAULTS) "
                       "ON COMMIT DROP"))
     located = frame["location_status"].isin(["located", "geocoded"]).to_numpy()
     points = np.where(located, shapely.to_wkb(
         shapely.set_srid(shapely.points(frame["lon"].fillna(0), frame["lat"].fillna(0)), 4326),
         hex=True, include_srid=True), None)
-    assigned_at = pd.Timestamp.now(tz="UTC")
-    records = zip(
-        frame["source"], frame["external_id"], frame["category"], frame["description"],
-        frame["address"], frame["reported_at"], frame["raw_lon"], frame["raw_lat"],
-        frame["raw_crs"], points, frame["location_status"], frame["unlocated_reason"],
-        *(frame[c] for c in CODE_COLUMNS), frame["generation_id"], frame["assign_status"],
-        frame["distance_m"], np.where(frame["assign_status"].notna(), assigned_at, None),
-        [batch_id] * len(frame), strict=True)
-    repo.copy_rows(conn, "incident_stage", INCIDENT_COPY_COLUMNS, records)
+    stage = frame[["source", "external_id", "category", "description", "address",
+                   "reported_at", "raw_lon", "raw_lat", "raw_crs"]].copy()
+    stage["reported_at"] = stage["reported_at"].map(
+        lambda t: None if t is None or pd.isna(t) else t.isoformat())
+    stage["location"] = points
+    stage["location_status"] = frame["location_status"]
+    stage["unlocated_reason"] = frame["unlocated_reason"]
+    stage["batch_id"] = batch_id
+    repo.copy_frame(conn, "incident_stage", stage[list(INCIDENT_COPY_COLUMNS)])
     columns = ", ".join(INCIDENT_COPY_COLUMNS)
     inserted = conn.execute(text(
         f"INSERT INTO incident ({columns}) SELECT {columns} FROM incident_stage "
         "ORDER BY external_id ON CONFLICT (source, external_id) DO NOTHING "
-        "RETURNING source, external_id")).all()
+        "RETURNING id, source, external_id")).all()
     conn.execute(text("DROP TABLE incident_stage"))
-    return {(s, e) for s, e in inserted}
+    new_ids = {(s, e): i for i, s, e in inserted}
+    _store_assignments(conn, frame, new_ids)
+    return set(new_ids)
+
+
+def _store_assignments(conn: Connection, frame: pd.DataFrame,
+                       new_ids: dict[tuple[str, str], int]) -> None:
+    """Assignments of the incidents just inserted (re-imported ones keep theirs)."""
+    ids = np.array([new_ids.get((s, e), -1) for s, e in
+                    zip(frame["source"], frame["external_id"], strict=True)], dtype=np.int64)
+    todo = (ids >= 0) & frame["assign_status"].notna().to_numpy()
+    if not todo.any():
+        return
+    generation_id = int(frame.loc[todo, "generation_id"].iloc[0])
+    write_assignments(conn, ids[todo], frame.loc[todo].reset_index(drop=True), generation_id)
 
 
 def _report(label, cleaned, frame, new, geocoded, batch) -> IncidentImportReport:

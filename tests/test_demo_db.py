@@ -51,7 +51,7 @@ def test_demo_incidents_land_in_the_grid_of_their_true_position(demo_engine, dem
     with demo_engine.connect() as conn:
         rows = conn.execute(text(
             "SELECT external_id || '|' || source, grid_code, raw_crs, location_status "
-            "FROM incident WHERE location_status <> 'unlocated'")).all()
+            "FROM incident_current WHERE location_status <> 'unlocated'")).all()
     gcj = [r for r in rows if r[2] == "gcj02"]
     assert len(gcj) > 0.1 * len(rows)
     for key, grid, _, _ in gcj:

@@ -24,7 +24,7 @@ def _area(conn, code, low, high, geom=SQUARE, parent=None, level="grid"):
 def test_every_design_table_exists_with_gist_indexes(pg_engine):
     inspector = inspect(pg_engine)
     tables = set(inspector.get_table_names())
-    assert {"generation", "area", "staff", "incident", "incident_assignment_history", "lineage",
+    assert {"generation", "area", "staff", "incident", "incident_assignment", "lineage",
             "import_batch", "rejected_row"} <= tables
     gist = {(t, i["name"]) for t in ("area", "incident") for i in inspector.get_indexes(t)
             if i.get("dialect_options", {}).get("postgresql_using") == "gist"}

@@ -136,34 +136,29 @@ class Incident(Base):
     location: Mapped[Any] = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))
     location_status: Mapped[str] = mapped_column(String(16))
     unlocated_reason: Mapped[str | None] = mapped_column(Text)
-    street_code: Mapped[str | None] = mapped_column(String(32))
-    community_code: Mapped[str | None] = mapped_column(String(32))
-    grid_code: Mapped[str | None] = mapped_column(String(32))
-    micro_grid_code: Mapped[str | None] = mapped_column(String(32))
-    generation_id: Mapped[int | None] = mapped_column(ForeignKey("generation.id"))
-    assign_status: Mapped[str | None] = mapped_column(String(16))
-    distance_m: Mapped[float | None] = mapped_column(Float)
-    assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batch.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-class IncidentAssignmentHistory(Base):
-    """An incident's assignment under an earlier generation: a redesign never rewrites history."""
+class IncidentAssignment(Base):
+    """An incident's assignment under one generation.
 
-    __tablename__ = "incident_assignment_history"
+    The row of the active generation is the current assignment (see the view
+    ``incident_current``); rows of other generations are its history.
+    """
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id", ondelete="CASCADE"))
-    generation_id: Mapped[int] = mapped_column(ForeignKey("generation.id"))
+    __tablename__ = "incident_assignment"
+
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generation.id"), primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id", ondelete="CASCADE"),
+                                             primary_key=True)
     street_code: Mapped[str | None] = mapped_column(String(32))
     community_code: Mapped[str | None] = mapped_column(String(32))
     grid_code: Mapped[str | None] = mapped_column(String(32))
     micro_grid_code: Mapped[str | None] = mapped_column(String(32))
-    assign_status: Mapped[str | None] = mapped_column(String(16))
+    assign_status: Mapped[str] = mapped_column(String(16))
     distance_m: Mapped[float | None] = mapped_column(Float)
-    assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    superseded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class Lineage(Base):

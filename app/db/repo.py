@@ -6,6 +6,7 @@ ORM insert per row: the demo alone is ~7,000 areas and 50,000 incidents.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -182,6 +183,24 @@ def copy_rows(conn: Connection, table: str, columns: Sequence[str], rows: Iterab
     return count
 
 
+def copy_frame(conn: Connection, table: str, frame: pd.DataFrame) -> int:
+    """COPY a DataFrame (columns named as in ``table``) as CSV: ~20× faster than row by row.
+
+    NaN/None become NULL (unquoted empty fields); so would an empty string,
+    which gridmap never stores.
+    """
+    if len(frame) == 0:
+        return 0
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, header=False, na_rep="")
+    statement = f"COPY {table} ({', '.join(frame.columns)}) FROM STDIN WITH (FORMAT csv)"
+    with raw.cursor() as cursor, cursor.copy(statement) as copy:
+        copy.write(buffer.getvalue())
+    return len(frame)
+
+
 def _copy_value(value: Any) -> Any:
     if value is None or value is pd.NA or value is pd.NaT:
         return None
@@ -249,11 +268,14 @@ INCIDENT_EXPORT_COLUMNS = (
 
 def incidents_frame(conn: Connection, where: str = "TRUE", params: dict | None = None
                     ) -> gpd.GeoDataFrame:
-    """Incidents with all assignment columns; ``where`` is a fixed SQL filter with binds."""
+    """Incidents with their current assignment (view ``incident_current``).
+
+    ``where`` is a fixed SQL filter written by the caller, with bound ``params``.
+    """
     columns = ", ".join(INCIDENT_EXPORT_COLUMNS)
     rows = conn.execute(text(
-        f"SELECT {columns}, ST_X(location) AS lon, ST_Y(location) AS lat FROM incident "
-        f"WHERE {where} ORDER BY id"), params or {}).mappings().all()
+        f"SELECT {columns}, ST_X(location) AS lon, ST_Y(location) AS lat "
+        f"FROM incident_current WHERE {where} ORDER BY id"), params or {}).mappings().all()
     frame = pd.DataFrame(rows, columns=[*INCIDENT_EXPORT_COLUMNS, "lon", "lat"])
     lon = frame["lon"].astype(float).to_numpy()
     lat = frame["lat"].astype(float).to_numpy()

@@ -1,0 +1,372 @@
+"""Dependencies shared by the routers: state, database, API keys and query parameters.
+
+Query parameters used by several resources (bbox, paging, time window, CRS,
+generation) are parsed here once, with descriptions that become the OpenAPI
+documentation; the routers receive parsed values.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import Depends, Query, Request, Security
+from fastapi.concurrency import run_in_threadpool
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Connection, Engine
+
+from app.api.errors import AuthenticationError, NotReadyError, PermissionDeniedError
+from app.api.settings import ApiSettings
+from app.api.state import AreaRegistry
+from app.api.taxonomy import Taxonomy
+from app.config import Settings
+from app.db import queries, repo
+from app.db.repo import NotFoundError
+from app.security import Principal, authenticate
+from gis.errors import ValidationError
+
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")  # naive times in China mean China Standard Time
+
+
+@dataclass
+class AppState:
+    """Everything the lifespan opens, shared by all requests."""
+
+    settings: Settings
+    api: ApiSettings
+    engine: Engine
+    registry: AreaRegistry
+    taxonomy: Taxonomy
+    extras: dict  # for services added later (geocoder cache, …)
+
+
+async def get_state(request: Request) -> AppState:
+    return request.app.state.gridmap
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_conn(state: StateDep) -> Iterator[Connection]:
+    """A pooled connection for one request (reads; writes open their own transaction)."""
+    with state.engine.connect() as conn:
+        yield conn
+
+
+ConnDep = Annotated[Connection, Depends(get_conn)]
+
+
+def resolve_generation(conn: Connection, ref: str | None) -> repo.GenerationInfo:
+    """Generation ``ref`` (label or id), or the active one."""
+    gen = queries.generation_info(conn, ref)
+    if gen is None and ref is not None:
+        raise NotFoundError(f"no generation {ref!r}; see GET /generations")
+    if gen is None:
+        raise NotReadyError("no active generation: import areas (gridmap areas import) or "
+                            "load the demo (gridmap demo) first")
+    return gen
+
+
+# -- API keys --------------------------------------------------------------------------
+_api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, scheme_name="ApiKey",
+    description="An API key from `gridmap keys create --role viewer|operator|admin`.")
+_bearer = HTTPBearer(auto_error=False, scheme_name="Bearer",
+                     description="The same API key as `Authorization: Bearer <key>`.")
+
+
+async def get_principal(
+    state: StateDep,
+    key: Annotated[str | None, Security(_api_key_header)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> Principal | None:
+    """The caller's key, checked; None when no key was sent."""
+    token = key or (bearer.credentials if bearer else None)
+    if not token:
+        return None  # no database round trip for anonymous reads
+    principal = await run_in_threadpool(authenticate, state.engine, token)
+    if principal is None:
+        raise AuthenticationError("the API key is unknown or revoked; ask an admin for a key "
+                                  "(gridmap keys create --role viewer)")
+    return principal
+
+
+PrincipalDep = Annotated[Principal | None, Depends(get_principal)]
+
+
+def requires(role: str) -> Callable:
+    """A dependency that lets through keys with ``role`` or a stronger one."""
+
+    async def check(principal: PrincipalDep) -> Principal:
+        return check_role(principal, role)
+
+    check.__name__ = f"requires_{role}"
+    return check
+
+
+def check_role(principal: Principal | None, role: str) -> Principal:
+    if principal is None:
+        raise AuthenticationError(
+            f"this needs an API key with the {role} role: send it in the X-API-Key header "
+            f"(or Authorization: Bearer <key>); an admin creates one with "
+            f"`gridmap keys create --role {role}`")
+    if not principal.allows(role):
+        raise PermissionDeniedError(
+            f"this needs the {role} role; the key {principal.prefix}… has the "
+            f"{principal.role} role")
+    return principal
+
+
+ViewerDep = Annotated[Principal, Depends(requires("viewer"))]
+OperatorDep = Annotated[Principal, Depends(requires("operator"))]
+AdminDep = Annotated[Principal, Depends(requires("admin"))]
+
+
+# -- coordinates -----------------------------------------------------------------------
+CrsName = Literal["wgs84", "cgcs2000", "gcj02", "bd09"]
+CRS_DESCRIPTION = (
+    "Coordinate system of lon/lat: `wgs84` (GPS, EPSG:4326), `cgcs2000` (official survey "
+    "data, EPSG:4490; treated as WGS84, they differ by centimetres), `gcj02` (Amap/Gaode, "
+    "Tencent, WeChat `type: 'gcj02'`) or `bd09` (Baidu).")
+Lon = Annotated[float, Query(ge=-180, le=180, description="Longitude in degrees.",
+                             examples=[113.8422])]
+Lat = Annotated[float, Query(ge=-90, le=90, description="Latitude in degrees.",
+                             examples=[34.0663])]
+
+
+ToleranceParam = Annotated[float, Query(
+    ge=0, description="Snap points outside every grid to the nearest grid within this many "
+                      "metres (GPS noise; 20–50 m is usual); 0 disables snapping. At most "
+                      "GRIDMAP_MAX_TOLERANCE_M (default 500).")]
+
+
+async def tolerance_param(state: StateDep, tolerance: ToleranceParam = 0.0) -> float:
+    return checked_tolerance(tolerance, state.api.max_tolerance_m)
+
+
+def checked_tolerance(tolerance: float, limit: float) -> float:
+    if not math.isfinite(tolerance) or tolerance > limit:
+        raise ValidationError(f"tolerance must be between 0 and {limit:g} metres, "
+                              f"got {tolerance:g}")
+    return tolerance
+
+
+ToleranceDep = Annotated[float, Depends(tolerance_param)]
+GenerationParam = Annotated[str | None, Query(
+    max_length=100, pattern=r"^[^\x00]+$",
+    description="Generation (boundary set) by label or id; default: the active one.")]
+
+
+# -- bbox ------------------------------------------------------------------------------
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+EPSG4326 = "http://www.opengis.net/def/crs/EPSG/0/4326"
+EPSG4490 = "http://www.opengis.net/def/crs/EPSG/0/4490"
+OgcCrs = Literal[
+    "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+    "http://www.opengis.net/def/crs/EPSG/0/4326",
+    "http://www.opengis.net/def/crs/EPSG/0/4490",
+]
+#: CRS URIs whose axis order is latitude, longitude (EPSG's definition).
+LAT_FIRST = {EPSG4326, EPSG4490}
+_NUMBER = r"\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*"
+BBOX_PATTERN = rf"^{_NUMBER}(,{_NUMBER}){{3}}((,{_NUMBER}){{2}})?$"
+
+
+@dataclass(frozen=True)
+class BBox:
+    """A WGS84 box; ``minx > maxx`` means it crosses the antimeridian."""
+
+    minx: float
+    miny: float
+    maxx: float
+    maxy: float
+
+
+async def bbox_param(
+    bbox: Annotated[str | None, Query(
+        pattern=BBOX_PATTERN,
+        description="Only features intersecting this box: `minx,miny,maxx,maxy` (6 numbers "
+                    "with heights are accepted, heights ignored). Longitude/latitude in CRS84 "
+                    "by default; see `bbox-crs` for the axis order of the EPSG systems.",
+        examples=["113.80,34.02,113.84,34.05"])] = None,
+    bbox_crs: Annotated[OgcCrs, Query(
+        alias="bbox-crs",
+        description="CRS of `bbox`: CRS84 (lon,lat; default), EPSG:4326 (WGS84) or "
+                    "EPSG:4490 (CGCS2000). Both EPSG systems order axes latitude first: "
+                    "`minlat,minlon,maxlat,maxlon`.")] = CRS84,
+) -> BBox | None:
+    if bbox is None:
+        return None
+    return parse_bbox(bbox, bbox_crs)
+
+
+def parse_bbox(text: str, crs: str = CRS84) -> BBox:
+    values = [float(v) for v in text.split(",")]
+    if not all(math.isfinite(v) for v in values):
+        raise ValidationError("bbox values must be finite numbers")
+    if len(values) == 6:
+        values = [values[0], values[1], values[3], values[4]]
+    a, b, c, d = values
+    lon0, lat0, lon1, lat1 = (b, a, d, c) if crs in LAT_FIRST else (a, b, c, d)
+    hint = (" (EPSG:4326 and EPSG:4490 put latitude first; use bbox-crs=CRS84 for "
+            "lon,lat order)" if crs in LAT_FIRST else "")
+    if not (-90 <= lat0 <= 90 and -90 <= lat1 <= 90 and -180 <= lon0 <= 180
+            and -180 <= lon1 <= 180):
+        raise ValidationError(f"bbox out of range: longitudes must be within ±180 and "
+                              f"latitudes within ±90{hint}")
+    if lat0 > lat1:
+        raise ValidationError(f"bbox: the lower latitude {lat0:g} is above the upper "
+                              f"latitude {lat1:g}{hint}")
+    return BBox(lon0, lat0, lon1, lat1)
+
+
+BBoxDep = Annotated[BBox | None, Depends(bbox_param)]
+
+
+# -- paging ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Page:
+    limit: int
+    offset: int
+
+
+async def page_param(
+    limit: Annotated[int, Query(ge=1, le=10_000, description="Features per page (at most "
+                                "10,000).")] = 10,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000, description="Features to skip; "
+                                 "the `next` and `prev` links carry it.")] = 0,
+) -> Page:
+    return Page(limit, offset)
+
+
+PageDep = Annotated[Page, Depends(page_param)]
+
+
+# -- time window -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class TimeWindow:
+    """Closed interval [start, end]; None: unbounded on that side."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+    @property
+    def bounded(self) -> bool:
+        return self.start is not None or self.end is not None
+
+
+DATETIME_DESCRIPTION = (
+    "Report time: an instant, a date, or an interval `start/end` with `..` (or nothing) for an "
+    "open end, in RFC 3339 (`2023-03-01T08:00:00+08:00`, `2023-03-01T00:00:00Z`) or as dates "
+    "(`2023-03-01/2023-03-31`: whole days). Times without an offset are China Standard Time.")
+
+
+async def datetime_param(
+    datetime_: Annotated[str | None, Query(
+        alias="datetime", max_length=100, description=DATETIME_DESCRIPTION,
+        examples=["2023-03-01/2023-03-31"])] = None,
+) -> TimeWindow:
+    return parse_interval(datetime_) if datetime_ else TimeWindow()
+
+
+def parse_interval(text: str) -> TimeWindow:
+    """Parse an OGC ``datetime`` value (instant, date or interval)."""
+    parts = text.split("/")
+    if len(parts) > 2:
+        raise ValidationError(f"datetime {text!r}: use an instant or one 'start/end' interval")
+    if len(parts) == 1:
+        start, end = _instant(parts[0], "start"), _instant(parts[0], "end")
+        if start is None:
+            raise ValidationError("datetime: give an instant, a date or an interval")
+        return TimeWindow(start, end)
+    window = TimeWindow(_instant(parts[0], "start"), _instant(parts[1], "end"))
+    if window.start and window.end and window.start > window.end:
+        raise ValidationError(f"datetime {text!r}: the start is after the end")
+    return window
+
+
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _instant(text: str, side: str) -> datetime | None:
+    text = text.strip()
+    if text in ("", ".."):
+        return None
+    try:
+        if _DATE_ONLY.match(text):
+            day = date.fromisoformat(text)
+            moment = datetime.combine(day, time.min, LOCAL_TZ)
+            # A date as the end of an interval means up to the end of that day.
+            return moment + timedelta(days=1, microseconds=-1) if side == "end" else moment
+        moment = datetime.fromisoformat(text)
+    except (ValueError, OverflowError):
+        raise ValidationError(f"datetime: {text!r} is not an RFC 3339 time or a date "
+                              "(e.g. 2023-03-01T08:00:00+08:00 or 2023-03-01)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=LOCAL_TZ)
+
+
+TimeWindowDep = Annotated[TimeWindow, Depends(datetime_param)]
+
+
+# -- incident filters ------------------------------------------------------------------
+_STATUS = "reported|registered|dispatched|handled|verified|closed"
+_SOURCE = "[a-z][a-z0-9_]{1,63}"
+
+
+@dataclass(frozen=True)
+class IncidentQuery:
+    """Property filters on incidents; each accepts a comma-separated list."""
+
+    category: tuple[str, ...] = ()
+    status: tuple[str, ...] = ()
+    source: tuple[str, ...] = ()
+    handling_level: tuple[str, ...] = ()
+    location_status: tuple[str, ...] = ()
+
+    def to_filter(self, window: TimeWindow, bbox: BBox | None = None, **more
+                  ) -> queries.IncidentFilter:
+        """The SQL filter: these properties, a time window, a bbox and ``more`` fields."""
+        return queries.IncidentFilter(
+            bbox=bbox, start=window.start, end=window.end, category=self.category,
+            status=self.status, source=self.source, handling_level=self.handling_level,
+            location_status=self.location_status, **more)
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(v for v in value.split(",") if v) if value else ()
+
+
+async def incident_query(
+    category: Annotated[str | None, Query(
+        pattern=r"^\d{1,16}(,\d{1,16})*$",
+        description="Category codes, comma-separated; a major class code (e.g. `04`, public "
+                    "safety) selects all its items.", examples=["0401,0402"])] = None,
+    status: Annotated[str | None, Query(
+        pattern=rf"^({_STATUS})(,({_STATUS}))*$",
+        description="Closed-loop statuses, comma-separated.", examples=["registered,dispatched"])
+    ] = None,
+    source: Annotated[str | None, Query(
+        pattern=rf"^{_SOURCE}(,{_SOURCE})*$",
+        description="Sources, comma-separated (hotline_12345, police_110, patrol, resident, "
+                    "petition, other, …).", examples=["hotline_12345"])] = None,
+    handling_level: Annotated[str | None, Query(
+        pattern=r"^(grid|community|street)(,(grid|community|street))*$",
+        description="Handling levels, comma-separated: grid (self-handled), community, "
+                    "street (escalated).")] = None,
+    location_status: Annotated[str | None, Query(
+        pattern=r"^(located|geocoded|unlocated)(,(located|geocoded|unlocated))*$",
+        description="How the incident was located, comma-separated.")] = None,
+) -> IncidentQuery:
+    return IncidentQuery(_split(category), _split(status), _split(source),
+                         _split(handling_level), _split(location_status))
+
+
+IncidentQueryDep = Annotated[IncidentQuery, Depends(incident_query)]
+OutputCrs = Annotated[OgcCrs, Query(
+    description="CRS of the returned coordinates: CRS84 (lon,lat; default), EPSG:4326 or "
+                "EPSG:4490, both with latitude first as EPSG defines them.")]

@@ -1,0 +1,128 @@
+"""MapIt-style lookup: the street, community, grid and micro-grid containing a point.
+
+Answered from the in-memory index of the generation (``app/api/state.py``),
+never from SQL. A single point is cheap enough to answer on the event loop; a
+batch, snapping (whose metric index may still have to be built) and inactive
+generations go to a worker thread.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+
+from app.api.deps import (
+    CRS_DESCRIPTION,
+    AppState,
+    CrsName,
+    GenerationParam,
+    Lat,
+    Lon,
+    StateDep,
+    ToleranceParam,
+    checked_tolerance,
+)
+from app.api.errors import ERROR_RESPONSES, PayloadTooLargeError
+from app.api.geojson import JSONBytesResponse, dumps
+from app.api.schemas import LookupBatch, LookupBatchResult, LookupResult
+from app.api.state import GenerationView, assign_hierarchy
+from gis import crs as crs_mod
+from gis.errors import ValidationError
+
+#: Public unless GRIDMAP_PUBLIC_BOUNDARIES=false (then create_app adds a viewer check).
+router = APIRouter(tags=["lookup"], responses=ERROR_RESPONSES)
+
+CrsQuery = Annotated[CrsName, Query(description=CRS_DESCRIPTION)]
+#: Systems gis.crs treats as WGS84 (CGCS2000 differs by centimetres): no conversion.
+_SAME_AS_WGS84 = ("wgs84", "cgcs2000")
+
+
+@router.get("/lookup", response_model=LookupResult, response_class=JSONBytesResponse,
+            summary="Areas containing a point")
+async def lookup_point(request: Request, lon: Lon, lat: Lat, crs: CrsQuery = "wgs84",
+                       tolerance: ToleranceParam = 0.0, generation: GenerationParam = None
+                       ) -> JSONBytesResponse:
+    """Street, community, grid and micro-grid (code, name, staff) of one point.
+
+    `status` and `distance_m` are the grid's: `inside`, on a grid `boundary`,
+    `snapped` to the nearest grid within `tolerance` metres, or `outside` every
+    grid (a coverage gap; the other levels may still answer).
+    """
+    # Every dependency costs on this hot path: state and checks are resolved inline.
+    state: AppState = request.app.state.gridmap
+    tolerance = checked_tolerance(tolerance, state.api.max_tolerance_m)
+    view = state.registry.active
+    if view is None or not view.matches(generation) or tolerance > 0:
+        view = await run_in_threadpool(state.registry.view, generation)
+        doc = await run_in_threadpool(_lookup_one, view, lon, lat, crs, tolerance)
+    else:
+        doc = _lookup_one(view, lon, lat, crs, tolerance)
+    return JSONBytesResponse(dumps(doc))
+
+
+def _lookup_one(view: GenerationView, lon: float, lat: float, crs: str, tolerance: float
+                ) -> dict:
+    x, y = _to_wgs84(np.array([lon]), np.array([lat]), crs)
+    answer = assign_hierarchy(view.index, x, y, tolerance)
+    distance = float(answer["distance_m"][0])
+    return {
+        "lon": lon, "lat": lat, "crs": crs,
+        "wgs84": {"lon": float(x[0]), "lat": float(y[0])},
+        "generation": {"id": view.generation.id, "label": view.generation.label},
+        "status": answer["assign_status"][0],
+        "distance_m": None if np.isnan(distance) else distance,
+        "street": view.describe(answer["street_code"][0]),
+        "community": view.describe(answer["community_code"][0]),
+        "grid": view.describe(answer["grid_code"][0], with_staff=True),
+        "micro_grid": view.describe(answer["micro_grid_code"][0], with_staff=True),
+    }
+
+
+@router.post("/lookup", response_model=LookupBatchResult, response_class=JSONBytesResponse,
+             summary="Areas of many points")
+async def lookup_batch(state: StateDep, batch: LookupBatch) -> JSONBytesResponse:
+    """Up to GRIDMAP_MAX_LOOKUP_POINTS (default 100,000) points in one request.
+
+    JSON arrays in (`lon`, `lat`), arrays out, aligned with the input: codes of
+    every level, the grid's `status` and `distance_m`.
+    """
+    if len(batch.lon) != len(batch.lat):
+        raise ValidationError(f"lon has {len(batch.lon)} values and lat {len(batch.lat)}; "
+                              "give one of each per point")
+    if len(batch.lon) > state.api.max_lookup_points:
+        raise PayloadTooLargeError(f"{len(batch.lon):,} points; at most "
+                                   f"{state.api.max_lookup_points:,} per request")
+    tolerance = checked_tolerance(batch.tolerance, state.api.max_tolerance_m)
+    view = await run_in_threadpool(state.registry.view, batch.generation)
+    body = await run_in_threadpool(_lookup_many, view, batch, tolerance)
+    return JSONBytesResponse(body)
+
+
+def _lookup_many(view: GenerationView, batch: LookupBatch, tolerance: float) -> bytes:
+    lon = np.array(batch.lon, dtype=float)  # None becomes NaN: answered as outside
+    lat = np.array(batch.lat, dtype=float)
+    bad = ~np.isnan(lon) & ((np.abs(lon) > 180) | (np.abs(lat) > 90))
+    if bad.any():
+        first = np.flatnonzero(bad)[:10].tolist()
+        raise ValidationError(f"{int(bad.sum())} points are out of range (|lon| ≤ 180, "
+                              f"|lat| ≤ 90), first at indexes {first}")
+    x, y = _to_wgs84(lon, lat, batch.crs)
+    answer = assign_hierarchy(view.index, x, y, tolerance)
+    return dumps({
+        "generation": {"id": view.generation.id, "label": view.generation.label},
+        "crs": batch.crs, "count": len(lon),
+        **{key: answer[key].tolist() for key in ("street_code", "community_code", "grid_code",
+                                                  "micro_grid_code")},
+        "status": answer["assign_status"].tolist(),
+        "distance_m": answer["distance_m"],  # NaN (outside) serialises as null
+    })
+
+
+def _to_wgs84(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:
+    if crs in _SAME_AS_WGS84:
+        return lon, lat
+    x, y = crs_mod.to_wgs84(lon, lat, crs)
+    return np.asarray(x, dtype=float), np.asarray(y, dtype=float)

@@ -1,0 +1,215 @@
+"""What the API keeps in memory: the areas of the active generation, ready for lookups.
+
+A :class:`GenerationView` is an immutable snapshot of one generation: its
+:class:`gis.hierarchy.HierarchyIndex`, the names and kinds of its areas and the
+staff of each. Lookups never touch the database. The :class:`AreaRegistry`
+swaps in a new snapshot when the active generation, its areas or its staff
+change (checked by a cheap fingerprint query), so a generation activated by the
+CLI in another process is picked up too.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, Engine, func, select
+
+from app.api.errors import NotReadyError
+from app.assignment import load_hierarchy
+from app.db import repo
+from app.db.models import Area, Generation, Staff
+from app.db.repo import NotFoundError
+from gis.assign import STATUSES, GridIndex
+from gis.errors import GridmapError
+from gis.hierarchy import ASSIGNED_LEVELS, HierarchyIndex
+
+__all__ = ["AreaRegistry", "GenerationView", "assign_hierarchy"]
+
+_STATUS_NAMES = np.array(STATUSES, dtype=object)
+_CHUNK = 1 << 20  # gis.assign processes at most this many points per internal call
+
+
+@dataclass(frozen=True)
+class GenerationView:
+    """One generation's areas in memory: index, names and staff."""
+
+    generation: repo.GenerationInfo
+    index: HierarchyIndex
+    #: code → (name, level, kind) of every area of the generation.
+    areas: dict[str, tuple[str | None, str, str | None]]
+    #: area code → its staff, each a dict with name, role and phone.
+    staff: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def describe(self, code: str | None, with_staff: bool = False) -> dict[str, Any] | None:
+        """``{"code", "name", "kind"[, "staff"]}`` of an area, None for no code."""
+        if code is None:
+            return None
+        name, _, kind = self.areas.get(code, (None, "", None))
+        out: dict[str, Any] = {"code": code, "name": name, "kind": kind}
+        if with_staff:
+            out["staff"] = self.staff.get(code, [])
+        return out
+
+    def matches(self, ref: str | None) -> bool:
+        return ref is None or ref in (self.generation.label, str(self.generation.id))
+
+
+def assign_hierarchy(index: HierarchyIndex, lon: np.ndarray, lat: np.ndarray,
+                     tolerance: float = 0.0) -> dict[str, np.ndarray]:
+    """What ``HierarchyIndex.assign_xy`` answers, as NumPy arrays without pandas.
+
+    Same semantics (one GridIndex per level, the grid level's status and
+    distance); a lookup of one point spends most of its time building pandas
+    frames otherwise. ``lon``/``lat`` are float64 WGS84 arrays, ``tolerance``
+    is validated by the caller.
+    """
+    out: dict[str, np.ndarray] = {}
+    for level, column in ASSIGNED_LEVELS.items():
+        grid_index = index.indexes.get(level)
+        if grid_index is None:
+            out[column] = np.full(len(lon), None, dtype=object)
+            continue
+        codes, status, distance = _assign_arrays(grid_index, lon, lat, tolerance)
+        out[column] = codes
+        if level == "grid":
+            out["assign_status"], out["distance_m"] = status, distance
+    return out
+
+
+def _assign_arrays(index: GridIndex, lon: np.ndarray, lat: np.ndarray, tolerance: float
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # gis.assign has no public array-returning call yet (requested); its frame
+    # builder costs ~1 ms per call, 4x per lookup. Fall back to the public API
+    # when the private one is missing or the batch is beyond one chunk.
+    public = getattr(index, "assign_arrays", None)
+    if public is not None:
+        return public(lon, lat, tolerance)
+    chunk = getattr(index, "_assign_chunk", None)
+    if chunk is None or len(lon) > _CHUNK:
+        frame = index.assign_xy(lon, lat, tolerance)
+        return (frame["code"].to_numpy(dtype=object), frame["status"].to_numpy(dtype=object),
+                frame["distance_m"].to_numpy(dtype=float))
+    rank, status, distance = chunk(lon, lat, tolerance)
+    return _padded_codes(index)[rank], _STATUS_NAMES[status], distance
+
+
+_PADDED: weakref.WeakKeyDictionary[GridIndex, np.ndarray] = weakref.WeakKeyDictionary()
+
+
+def _padded_codes(index: GridIndex) -> np.ndarray:
+    """The codes with a trailing None, so rank -1 (outside) reads as None; built once."""
+    padded = _PADDED.get(index)
+    if padded is None:
+        padded = _PADDED[index] = np.append(index.codes, None)
+    return padded
+
+
+class AreaRegistry:
+    """The active generation's :class:`GenerationView`, plus a few others on demand.
+
+    Parameters
+    ----------
+    engine : Engine
+        Where the areas live.
+    keep : int, default 2
+        Inactive generations kept in memory after a lookup asked for them.
+    """
+
+    def __init__(self, engine: Engine, keep: int = 2):
+        self._engine = engine
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._active: GenerationView | None = None
+        self._others: OrderedDict[int, GenerationView] = OrderedDict()
+        self._fingerprint: tuple | None = None
+
+    @property
+    def active(self) -> GenerationView | None:
+        return self._active
+
+    def require_active(self) -> GenerationView:
+        view = self._active
+        if view is None:
+            raise NotReadyError("no active generation with grids: import areas (gridmap areas "
+                                "import) or load the demo (gridmap demo) first")
+        return view
+
+    def refresh(self, force: bool = False) -> bool:
+        """Rebuild the active view if anything it depends on changed; True if rebuilt."""
+        with self._engine.connect() as conn:
+            fingerprint = _fingerprint(conn)
+            if not force and fingerprint == self._fingerprint:
+                return False
+            gen = repo.active_generation(conn)
+            view = _try_build(conn, gen) if gen else None
+        with self._lock:
+            self._active, self._fingerprint = view, fingerprint
+            self._others.clear()  # their areas may have changed too
+        return True
+
+    def view(self, ref: str | None) -> GenerationView:
+        """The view of generation ``ref`` (label or id), or of the active one.
+
+        Building an inactive generation's view reads the database: call it
+        from a worker thread, not the event loop.
+        """
+        active = self._active
+        if active is not None and active.matches(ref):
+            return active
+        if ref is None:
+            return self.require_active()
+        with self._engine.connect() as conn:
+            gen = repo.get_generation(conn, ref)
+            if gen is None:
+                raise NotFoundError(f"no generation {ref!r}; see GET /generations")
+            with self._lock:
+                if gen.id in self._others:
+                    self._others.move_to_end(gen.id)
+                    return self._others[gen.id]
+            view = _build(conn, gen)
+        with self._lock:
+            self._others[gen.id] = view
+            while len(self._others) > self._keep:
+                self._others.popitem(last=False)
+        return view
+
+
+def _fingerprint(conn: Connection) -> tuple:
+    """Changes whenever the active generation, any area or any staff row changes."""
+    active = select(Generation.id).where(Generation.is_active).scalar_subquery()
+    row = conn.execute(select(
+        active,
+        select(func.coalesce(func.max(Area.id), 0)).scalar_subquery(),
+        select(func.count()).select_from(Area).scalar_subquery(),
+        select(func.coalesce(func.max(Staff.id), 0)).scalar_subquery(),
+        select(func.count()).select_from(Staff).scalar_subquery(),
+    )).one()
+    return tuple(row)
+
+
+def _try_build(conn: Connection, gen: repo.GenerationInfo) -> GenerationView | None:
+    try:
+        return _build(conn, gen)
+    except GridmapError:
+        return None  # e.g. a generation without grids yet: not ready, not broken
+
+
+def _build(conn: Connection, gen: repo.GenerationInfo) -> GenerationView:
+    try:
+        index = load_hierarchy(conn, gen.id)
+    except GridmapError as exc:
+        raise NotReadyError(f"generation {gen.label!r} cannot answer lookups: {exc}") from exc
+    areas = {code: (name, level, kind) for code, name, level, kind in conn.execute(
+        select(Area.code, Area.name, Area.level, Area.kind).where(
+            Area.generation_low <= gen.id, Area.generation_high >= gen.id))}
+    staff: dict[str, list[dict[str, Any]]] = {}
+    for code, name, role, phone in conn.execute(
+            select(Staff.area_code, Staff.name, Staff.role, Staff.phone)
+            .where(Staff.generation_id == gen.id).order_by(Staff.area_code, Staff.id)):
+        staff.setdefault(code, []).append({"name": name, "role": role, "phone": phone})
+    return GenerationView(gen, index, areas, staff)

@@ -1,0 +1,110 @@
+"""The FastAPI application: ``create_app(settings)`` wires settings, lifespan and routers.
+
+Nothing is created at import time. ``gridmap serve`` calls ``create_app``;
+``uvicorn app.main:create_app --factory`` works too (settings from the
+environment). Routers of later features are appended to :data:`ROUTERS` or
+passed as ``extra_routers``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.cors import CORSMiddleware
+
+from app.api import generations, grids, incidents, lookup, ogc, open311, system
+from app.api.deps import AppState, requires
+from app.api.errors import install_error_handlers
+from app.api.settings import ApiSettings
+from app.api.state import AreaRegistry
+from app.api.taxonomy import Taxonomy
+from app.config import Settings
+from app.db.session import make_engine, upgrade
+
+log = logging.getLogger("gridmap.api")
+
+#: Routers of the API, in the order their paths appear in the docs.
+ROUTERS: list[APIRouter] = [ogc.router, lookup.router, grids.router, incidents.router,
+                            open311.router, generations.router, system.router]
+#: Routers serving boundaries without a key; with GRIDMAP_PUBLIC_BOUNDARIES=false they are
+#: included behind a viewer check (a dependency only then: it costs on the lookup path).
+BOUNDARY_ROUTERS: list[APIRouter] = [lookup.router, grids.router, generations.router]
+
+TAGS = [
+    {"name": "OGC API – Features", "description": "Areas and incidents as GeoJSON "
+     "collections (pygeoapi / tipg style)."},
+    {"name": "lookup", "description": "Point → street, community, grid, micro-grid "
+     "(MapIt style), from memory."},
+    {"name": "grids", "description": "One area by unified code: staff, children, neighbours, "
+     "incidents, statistics."},
+    {"name": "incidents", "description": "Report, list and move incidents through the closed "
+     "loop."},
+    {"name": "Open311 GeoReport v2", "description": "Services and service requests for "
+     "Open311 clients."},
+    {"name": "generations", "description": "Versions of the boundary set."},
+    {"name": "system", "description": "Health."},
+]
+
+
+def create_app(settings: Settings | None = None, api_settings: ApiSettings | None = None,
+               extra_routers: Sequence[APIRouter] = ()) -> FastAPI:
+    """Build the application; the database is opened by the lifespan, not here."""
+    settings = settings or Settings()
+    api_settings = api_settings or ApiSettings()
+    app = FastAPI(
+        title="gridmap", version="0.1.0", lifespan=_lifespan(settings, api_settings),
+        description="GIS service for grid governance (网格化管理): unified-code grids in "
+                    "PostGIS, incident lookup and assignment, the closed loop of handling. "
+                    "Send API keys as `X-API-Key` (or `Authorization: Bearer`).",
+        openapi_tags=TAGS, max_body_size=api_settings.max_body_bytes)
+    app.state.max_body_bytes = api_settings.max_body_bytes
+    install_error_handlers(app)
+    if api_settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=api_settings.cors_origins,
+                           allow_methods=["GET", "POST"],
+                           allow_headers=["X-API-Key", "Authorization", "Content-Type"])
+    guard = [] if api_settings.public_boundaries else [Depends(requires("viewer"))]
+    for router in [*ROUTERS, *extra_routers]:
+        app.include_router(router, dependencies=guard if router in BOUNDARY_ROUTERS else [])
+    return app
+
+
+def _lifespan(settings: Settings, api_settings: ApiSettings):
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = await run_in_threadpool(settings.sqlalchemy_url)
+        if api_settings.migrate_on_startup:
+            await run_in_threadpool(upgrade, url)
+        engine = make_engine(url)
+        registry = AreaRegistry(engine)
+        await run_in_threadpool(registry.refresh, True)
+        app.state.gridmap = AppState(settings, api_settings, engine, registry, Taxonomy(), {})
+        watcher = (asyncio.create_task(_watch(registry, api_settings.index_refresh_seconds))
+                   if api_settings.index_refresh_seconds > 0 else None)
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            engine.dispose()
+
+    return lifespan
+
+
+async def _watch(registry: AreaRegistry, seconds: float) -> None:
+    """Pick up generations activated or areas changed by other processes (e.g. the CLI)."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            if await run_in_threadpool(registry.refresh):
+                log.info("areas changed; lookup index rebuilt")
+        except Exception:  # a database hiccup must not stop the watcher for good
+            log.exception("could not refresh the lookup index")

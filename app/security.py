@@ -1,0 +1,119 @@
+"""API keys with roles: created once, stored hashed, checked on every protected request.
+
+A key is ``gm_`` followed by 43 URL-safe characters (256 random bits). Only its
+SHA-256 and a short prefix (for listing) are stored. A slow password hash would
+protect low-entropy secrets; a 256-bit random key cannot be guessed, so a plain
+hash is as safe and costs microseconds on each request.
+
+Roles are ordered: ``viewer`` < ``operator`` < ``admin``; a role may do what the
+roles below it may.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import DateTime, Engine, Integer, String, Text, func, insert, select, update
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.models import Base
+from app.db.repo import NotFoundError
+from gis.errors import GridmapError
+
+__all__ = ["ROLES", "ApiKey", "Principal", "authenticate", "create_api_key", "hash_key",
+           "list_api_keys", "revoke_api_key", "role_allows"]
+
+#: Roles, weakest first.
+ROLES = ("viewer", "operator", "admin")
+KEY_PREFIX = "gm_"
+_PREFIX_CHARS = len(KEY_PREFIX) + 6  # "gm_" + 6 characters: enough to tell keys apart
+
+
+class ApiKey(Base):
+    """A stored API key (mirrors migration 0003)."""
+
+    __tablename__ = "api_key"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True),
+                                                 server_default=func.now())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key's id, prefix, role and name."""
+
+    key_id: int
+    prefix: str
+    role: str
+    name: str | None = None
+
+    def allows(self, role: str) -> bool:
+        return role_allows(self.role, role)
+
+
+def role_allows(have: str, need: str) -> bool:
+    """True when role ``have`` may do what needs role ``need``."""
+    return ROLES.index(have) >= ROLES.index(need)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def create_api_key(engine: Engine, role: str, name: str | None = None) -> str:
+    """Create a key with ``role``; returns the key in clear (shown once, never stored).
+
+    Raises
+    ------
+    GridmapError
+        If ``role`` is not one of :data:`ROLES`.
+    """
+    if role not in ROLES:
+        raise GridmapError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    with engine.begin() as conn:
+        conn.execute(insert(ApiKey).values(key_hash=hash_key(key), prefix=key[:_PREFIX_CHARS],
+                                           role=role, name=name))
+    return key
+
+
+def list_api_keys(engine: Engine) -> list[dict]:
+    """Every key (revoked ones too) as dicts: id, prefix, role, name, created_at, revoked_at."""
+    query = select(ApiKey.id, ApiKey.prefix, ApiKey.role, ApiKey.name, ApiKey.created_at,
+                   ApiKey.revoked_at).order_by(ApiKey.id)
+    with engine.connect() as conn:
+        return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def revoke_api_key(engine: Engine, key_id: int) -> None:
+    """Revoke a key at once; revoking it again keeps the first revocation time.
+
+    Raises
+    ------
+    NotFoundError
+        If no key has id ``key_id``.
+    """
+    with engine.begin() as conn:
+        found = conn.execute(select(ApiKey.id).where(ApiKey.id == key_id)).first()
+        if found is None:
+            raise NotFoundError(f"no API key with id {key_id}")
+        conn.execute(update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+                     .values(revoked_at=func.now()))
+
+
+def authenticate(engine: Engine, key: str) -> Principal | None:
+    """The principal of a valid key; None for an unknown or revoked key."""
+    query = select(ApiKey.id, ApiKey.prefix, ApiKey.role, ApiKey.name).where(
+        ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
+    with engine.connect() as conn:
+        row = conn.execute(query).first()
+    return None if row is None else Principal(row.id, row.prefix, row.role, row.name)
