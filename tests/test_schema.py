@@ -97,3 +97,18 @@ def test_postgis_is_enabled(pg_engine):
     with pg_engine.connect() as conn:
         version = conn.execute(text("SELECT postgis_lib_version()")).scalar_one()
     assert version.split(".")[0] >= "3"
+
+
+def test_deleting_an_incident_deletes_its_assignments(pg_engine):
+    with pg_engine.connect() as conn:
+        tx = conn.begin()
+        gen = _generation(conn, "g")
+        incident = conn.execute(text(
+            "INSERT INTO incident (source, external_id, location_status) "
+            "VALUES ('patrol', 'x', 'unlocated') RETURNING id")).scalar_one()
+        conn.execute(text("INSERT INTO incident_assignment (generation_id, incident_id, "
+                          "assign_status) VALUES (:g, :i, 'outside')"), {"g": gen, "i": incident})
+        conn.execute(text("DELETE FROM incident WHERE id = :i"), {"i": incident})
+        left = conn.execute(text("SELECT count(*) FROM incident_assignment")).scalar_one()
+        tx.rollback()
+    assert left == 0

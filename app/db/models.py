@@ -149,9 +149,9 @@ class IncidentAssignment(Base):
 
     __tablename__ = "incident_assignment"
 
-    generation_id: Mapped[int] = mapped_column(ForeignKey("generation.id"), primary_key=True)
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id", ondelete="CASCADE"),
-                                             primary_key=True)
+    # No ForeignKey here: see migration 0001 (bulk COPY speed; a trigger cascades deletes).
+    generation_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     street_code: Mapped[str | None] = mapped_column(String(32))
     community_code: Mapped[str | None] = mapped_column(String(32))
     grid_code: Mapped[str | None] = mapped_column(String(32))
