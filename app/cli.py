@@ -444,6 +444,23 @@ def _print_demo_summary(result, district, seconds: float) -> None:
                   f"done in {seconds:.1f} s")
 
 
+def _register_plugins() -> None:
+    """Commands that live with their feature (maps, redesign) register themselves here."""
+    import importlib
+
+    for module in ("app.cli_maps", "app.cli_redesign"):
+        try:
+            plugin = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        plugin.register(app)
+
+
+_register_plugins()
+
+
 def main() -> None:
     try:
         app()
