@@ -174,15 +174,32 @@ def generations_list():
     """List generations with their area counts."""
     from app.db import repo
 
-    table = Table("id", "label", "active", "created", "activated", *LEVELS, "note")
+    short = {"district": "dist.", "street": "streets", "community": "comm.", "grid": "grids",
+             "micro_grid": "micro"}
+    table = Table("id", "label", "active", "created", *short.values(), "note")
+    table.columns[1].no_wrap = True
     with _engine().connect() as conn:
         for gen in repo.list_generations(conn):
             counts = repo.counts_by_level(conn, gen.id)
             table.add_row(str(gen.id), gen.label, "✔" if gen.is_active else "",
                           f"{gen.created_at:%Y-%m-%d %H:%M}",
-                          f"{gen.activated_at:%Y-%m-%d %H:%M}" if gen.activated_at else "",
-                          *[str(counts.get(lv, 0)) for lv in LEVELS], gen.note or "")
+                          *[str(counts.get(lv, 0)) for lv in LEVELS], _short_note(gen.note))
     console.print(table)
+
+
+def _short_note(note: str | None) -> str:
+    """Redesign plans keep their metrics as JSON in the note: show the gist."""
+    if not note:
+        return ""
+    try:
+        data = json.loads(note)
+    except json.JSONDecodeError:
+        return note[:60]
+    if isinstance(data, dict) and "redesign_of" in data:
+        cv = data.get("metrics", {}).get("cv")
+        return f"{data.get('mode')} redesign of {data['redesign_of']}" + (
+            f", CV {cv:.3f}" if isinstance(cv, float) else "")
+    return note[:60]
 
 
 # -- incidents -----------------------------------------------------------------------

@@ -301,3 +301,28 @@ def store_gazetteer(conn: Connection, frame: pd.DataFrame, source: str,
     rows = zip(frame["address"], lon, lat, codes, [source] * len(frame), ewkb, strict=True)
     return copy_rows(conn, "address_point",
                      ("address", "lon", "lat", "micro_grid_code", "source", "geom"), rows)
+
+
+def carry_areas(conn: Connection, from_generation: int, to_generation: int,
+                levels: Sequence[str]) -> int:
+    """Make the areas of ``levels`` in ``from_generation`` part of ``to_generation`` too.
+
+    MapIt's way: a row whose range ends just before ``to_generation`` is
+    extended; otherwise (another generation came in between) it is copied with
+    the range [to, to]. Unchanged areas thus keep their row and id.
+    """
+    table = Area.__table__
+    extended = conn.execute(table.update().where(
+        table.c.level.in_(levels), table.c.generation_low <= from_generation,
+        table.c.generation_high >= from_generation,
+        table.c.generation_high == to_generation - 1).values(generation_high=to_generation)
+    ).rowcount
+    copied = conn.execute(text(
+        "INSERT INTO area (level, kind, code, name, parent_code, generation_low, "
+        "generation_high, population, households, responsible, area_m2, geom, batch_id) "
+        "SELECT level, kind, code, name, parent_code, :to, :to, population, households, "
+        "responsible, area_m2, geom, batch_id FROM area WHERE level = ANY(:levels) "
+        "AND generation_low <= :from AND generation_high >= :from "
+        "AND generation_high < :to"),
+        {"to": to_generation, "from": from_generation, "levels": list(levels)}).rowcount
+    return extended + copied

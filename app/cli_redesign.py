@@ -1,0 +1,77 @@
+"""`gridmap redesign`: compute a plan and store it as an inactive generation."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+METRIC_LABELS = {
+    "k": "grids", "cv": "workload CV", "max_mean": "max / mean", "min_mean": "min / mean",
+    "within_band": "share within ±20 %", "pp_mean": "Polsby–Popper mean",
+    "pp_min": "Polsby–Popper min", "contiguity_violations": "contiguity violations",
+    "nesting_violations": "nesting violations", "households_kept": "households keeping grid",
+    "area_kept": "area keeping grid",
+}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("redesign")(redesign)
+
+
+def redesign(
+    target: Annotated[int, typer.Option(help="Number of grids wanted (e.g. 539).")],
+    mode: Annotated[str, typer.Option(
+        help="merge: unions of whole grids; reshape: micro-grids move between grids.")] =
+        "merge",
+    weights: Annotated[str | None, typer.Option(
+        help='Workload weights as JSON, e.g. \'{"households": 0.5, "incidents": 0.5}\'; '
+             "keys households, population, incidents, area.")] = None,
+    nest_within: Annotated[str, typer.Option(help="community or street.")] = "community",
+    band: Annotated[float | None, typer.Option(
+        help="Require every grid within ±BAND of the mean workload (e.g. 0.2).")] = None,
+    lock_dedicated: Annotated[bool, typer.Option(
+        help="Keep dedicated grids exactly as they are.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the search.")] = 0,
+    label: Annotated[str | None, typer.Option(help="Label of the new generation.")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Compute and report; store nothing.")] = False,
+):
+    """Redesign the active generation's grids to TARGET with balanced workload."""
+    from app.cli import _engine, console
+    from app.redesign import plan_redesign
+
+    if mode not in ("merge", "reshape"):
+        raise typer.BadParameter("use merge or reshape", param_hint="--mode")
+    try:
+        parsed = json.loads(weights) if weights else None
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"not JSON: {exc}", param_hint="--weights") from exc
+    with console.status("redesigning…") as status:
+        result = plan_redesign(_engine(), target, mode=mode, weights=parsed,
+                               nest_within=nest_within, band=band,
+                               lock_dedicated=lock_dedicated, seed=seed, label=label,
+                               dry_run=dry_run, progress=lambda m: status.update(m))
+    table = Table(title=f"{mode} plan, {result.baseline['k']} → {result.metrics['k']} grids "
+                  f"({result.seconds:.1f} s)")
+    table.add_column("metric")
+    table.add_column("before", justify="right")
+    table.add_column("after", justify="right")
+    for key, name in METRIC_LABELS.items():
+        table.add_row(name, _fmt(result.baseline.get(key)), _fmt(result.metrics.get(key)))
+    console.print(table)
+    if result.generation:
+        console.print(f"stored as inactive generation [bold]{result.generation}[/bold] with "
+                      f"{result.lineage_rows} lineage rows; activate it with "
+                      f"`gridmap generations activate {result.generation}`")
+    else:
+        console.print("dry run: nothing stored")
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.3f}"
+    return f"{int(value):,}"

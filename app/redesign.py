@@ -1,0 +1,175 @@
+"""Grid redesign plans stored as inactive generations, with lineage.
+
+A plan is computed by :class:`gis.redesign.Redesign` on the active
+generation's grids (and micro-grids as atoms), then stored as a new, inactive
+generation: districts, streets and communities are carried over unchanged, the
+new grids get new unified codes (W→E, N→S in each community), micro-grids are
+renumbered under their new grid, staff follow their grid's lineage, and the
+``lineage`` table records how each old grid maps onto the new ones. Nothing
+changes for users until an admin activates the plan, which re-assigns every
+incident (``app.assignment.activate_and_reassign``) and keeps the old
+assignments as history.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Engine, text
+
+from app.db import repo
+from app.imports import import_areas_on
+from gis.codes import DEFAULT_SCHEME
+from gis.errors import GridmapError
+from gis.redesign import Redesign
+
+Progress = Callable[[str], None]
+CARRIED_LEVELS = ("district", "street", "community")
+
+
+@dataclass
+class RedesignResult:
+    """A computed plan; ``generation`` is None for a dry run."""
+
+    target: int
+    mode: str
+    metrics: dict
+    baseline: dict
+    generation: str | None = None
+    lineage_rows: int = 0
+    seconds: float = 0.0
+    new_grids: gpd.GeoDataFrame | None = field(default=None, repr=False)
+    lineage: pd.DataFrame | None = field(default=None, repr=False)
+
+
+def plan_redesign(engine: Engine, target: int, *, mode: str = "merge",
+                  weights: dict[str, float] | None = None, nest_within: str = "community",
+                  band: float | None = None, lock_dedicated: bool = False, seed: int = 0,
+                  label: str | None = None, dry_run: bool = False,
+                  progress: Progress | None = None) -> RedesignResult:
+    """Compute a redesign of the active generation and store it as an inactive generation."""
+    say = progress or (lambda message: None)
+    with engine.connect() as conn:
+        source = repo.active_generation(conn)
+        if source is None:
+            raise GridmapError("no active generation to redesign: run `gridmap demo` or import "
+                               "areas first")
+        say("reading grids, micro-grids and a year of incidents")
+        grids, atoms = _workload_frames(conn, source.id)
+    say(f"computing a {mode} plan: {len(grids)} → {target} grids")
+    model = Redesign(target=target, mode=mode, weights=weights, nest_within=nest_within,
+                     band=band, locked="dedicated" if lock_dedicated else None, seed=seed)
+    started = datetime.now(UTC)
+    model.fit(grids, atoms=atoms if mode == "reshape" else None)
+    seconds = (datetime.now(UTC) - started).total_seconds()
+    # The current grids scored by the same metric code: the "before" of before/after.
+    baseline = Redesign(target=len(grids), mode="merge", weights=weights,
+                        nest_within=nest_within, band=band).evaluate(
+        grids, pd.Series(grids["code"].to_numpy(), index=grids["code"].to_numpy()))
+    result = RedesignResult(target, mode, dict(model.metrics_), dict(baseline), seconds=seconds,
+                            new_grids=model.new_grids_, lineage=model.lineage_)
+    if dry_run:
+        return result
+    say("storing the plan as an inactive generation")
+    label = label or f"redesign-{target}-{mode}-{datetime.now(UTC):%Y%m%d%H%M%S}"
+    with engine.begin() as conn:
+        result.generation = label
+        result.lineage_rows = _store_plan(conn, source, label, model, atoms, result)
+    return result
+
+
+def _workload_frames(conn: Connection, generation_id: int
+                     ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    columns = ("code", "name", "level", "kind", "parent_code", "population", "households",
+               "responsible")
+    grids = repo.areas_frame(conn, generation_id, "grid", columns=columns)
+    atoms = repo.areas_frame(conn, generation_id, "micro_grid", columns=columns)
+    if len(grids) == 0:
+        raise GridmapError("the active generation has no grids to redesign")
+    counts = _incident_counts(conn, generation_id)
+    for frame, key in ((grids, "grid_code"), (atoms, "micro_grid_code")):
+        frame["incidents"] = frame["code"].map(counts[key]).fillna(0).astype(int)
+        for column in ("population", "households"):
+            frame[column] = pd.to_numeric(frame[column]).fillna(0)
+    return grids, atoms
+
+
+def _incident_counts(conn: Connection, generation_id: int) -> dict[str, pd.Series]:
+    """Incidents of the last 12 months of data per grid and micro-grid (the casework load)."""
+    rows = conn.execute(text(
+        "SELECT a.grid_code, a.micro_grid_code FROM incident_assignment a "
+        "JOIN incident i ON i.id = a.incident_id WHERE a.generation_id = :g "
+        "AND i.reported_at > (SELECT max(reported_at) FROM incident) - interval '1 year'"),
+        {"g": generation_id}).all()
+    frame = pd.DataFrame(rows, columns=["grid_code", "micro_grid_code"])
+    return {key: frame[key].value_counts() for key in ("grid_code", "micro_grid_code")}
+
+
+def _store_plan(conn: Connection, source: repo.GenerationInfo, label: str, model: Redesign,
+                atoms: gpd.GeoDataFrame, result: RedesignResult) -> int:
+    note = json.dumps({"redesign_of": source.label, "mode": result.mode,
+                       "target": result.target, "metrics": result.metrics,
+                       "baseline": result.baseline}, default=float)
+    target = repo.create_generation(conn, label, note=note)
+    repo.carry_areas(conn, source.id, target.id, CARRIED_LEVELS)
+    grids = model.new_grids_.to_crs(4326)
+    import_areas_on(conn, grids, "grid", source=f"redesign of {source.label}",
+                    generation=label, code_field="code", parent_field="parent_code",
+                    name_field="name", kind_field="kind")
+    micro = _renumbered_micro_grids(atoms, model, result.mode)
+    import_areas_on(conn, micro, "micro_grid", source=f"redesign of {source.label}",
+                    generation=label, code_field="code", parent_field="parent_code",
+                    name_field="name", kind_field="kind")
+    _carry_staff(conn, source.id, target.id, model.lineage_, micro)
+    return _store_lineage(conn, source.id, target.id, model.lineage_)
+
+
+def _renumbered_micro_grids(atoms: gpd.GeoDataFrame, model: Redesign, mode: str
+                            ) -> gpd.GeoDataFrame:
+    """Micro-grids under their new grid, numbered W→E, N→S inside it."""
+    micro = atoms.copy()
+    micro["old_code"] = micro["code"]
+    if mode == "reshape":
+        micro["parent_code"] = micro["code"].map(model.labels_)
+    else:
+        micro["parent_code"] = micro["parent_code"].map(model.labels_)
+    if micro["parent_code"].isna().any():
+        missing = micro.loc[micro["parent_code"].isna(), "code"].head(5).tolist()
+        raise GridmapError(f"micro-grids without a new grid in the plan: {missing}")
+    micro["code"] = None
+    for parent, members in micro.groupby("parent_code").groups.items():
+        codes = DEFAULT_SCHEME.number_children(parent, micro.loc[members, "geometry"].tolist())
+        micro.loc[members, "code"] = codes
+    return micro
+
+
+def _carry_staff(conn: Connection, source_id: int, target_id: int, lineage: pd.DataFrame,
+                 micro: gpd.GeoDataFrame) -> None:
+    """Grid staff go to the new grid holding most of their old grid; micro-grid staff follow
+    their micro-grid."""
+    main = (lineage.sort_values("area_share", ascending=False)
+            .drop_duplicates("old_code").set_index("old_code")["new_code"])
+    moves = {**main.to_dict(), **dict(zip(micro["old_code"], micro["code"], strict=True))}
+    staff = pd.DataFrame(conn.execute(text(
+        "SELECT name, role, area_code, phone FROM staff WHERE generation_id = :g"),
+        {"g": source_id}).mappings().all(), columns=["name", "role", "area_code", "phone"])
+    staff["area_code"] = staff["area_code"].map(moves)
+    staff = staff.dropna(subset=["area_code"])
+    staff["generation_id"] = target_id
+    repo.copy_frame(conn, "staff", staff[["name", "role", "area_code", "generation_id",
+                                          "phone"]])
+
+
+def _store_lineage(conn: Connection, source_id: int, target_id: int,
+                   lineage: pd.DataFrame) -> int:
+    rows = lineage[["old_code", "new_code", "area_share", "household_share"]].copy()
+    rows["area_share"] = np.clip(rows["area_share"].astype(float), 0.0, 1.0)
+    rows.insert(0, "to_generation", target_id)
+    rows.insert(0, "from_generation", source_id)
+    return repo.copy_frame(conn, "lineage", rows)
