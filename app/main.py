@@ -21,6 +21,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from app.api import generations, grids, incidents, lookup, ogc, open311, system
 from app.api.deps import AppState, requires
 from app.api.errors import install_error_handlers
+from app.api.limits import BodyLimitMiddleware
 from app.api.settings import ApiSettings
 from app.api.state import AreaRegistry
 from app.api.taxonomy import Taxonomy
@@ -62,9 +63,9 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
         description="GIS service for grid governance (网格化管理): unified-code grids in "
                     "PostGIS, incident lookup and assignment, the closed loop of handling. "
                     "Send API keys as `X-API-Key` (or `Authorization: Bearer`).",
-        openapi_tags=TAGS, max_body_size=api_settings.max_body_bytes)
-    app.state.max_body_bytes = api_settings.max_body_bytes
+        openapi_tags=TAGS)
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=api_settings.max_body_bytes)
     if api_settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=api_settings.cors_origins,
                            allow_methods=["GET", "POST"],
@@ -84,7 +85,7 @@ def _lifespan(settings: Settings, api_settings: ApiSettings):
         engine = make_engine(url)
         registry = AreaRegistry(engine)
         await run_in_threadpool(registry.refresh, True)
-        app.state.gridmap = AppState(settings, api_settings, engine, registry, Taxonomy(), {})
+        app.state.gridmap = AppState(settings, api_settings, engine, registry, Taxonomy())
         watcher = (asyncio.create_task(_watch(registry, api_settings.index_refresh_seconds))
                    if api_settings.index_refresh_seconds > 0 else None)
         try:

@@ -14,12 +14,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
 
-from sqlalchemy import DateTime, Engine, Integer, String, Text, func, insert, select, update
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Engine, func, insert, select, update
 
-from app.db.models import Base
+from app.db.models import ApiKey
 from app.db.repo import NotFoundError
 from gis.errors import GridmapError
 
@@ -30,21 +28,6 @@ __all__ = ["ROLES", "ApiKey", "Principal", "authenticate", "create_api_key", "ha
 ROLES = ("viewer", "operator", "admin")
 KEY_PREFIX = "gm_"
 _PREFIX_CHARS = len(KEY_PREFIX) + 6  # "gm_" + 6 characters: enough to tell keys apart
-
-
-class ApiKey(Base):
-    """A stored API key (mirrors migration 0003)."""
-
-    __tablename__ = "api_key"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    prefix: Mapped[str] = mapped_column(String(16))
-    role: Mapped[str] = mapped_column(String(16))
-    name: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True),
-                                                 server_default=func.now())
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 @dataclass(frozen=True)

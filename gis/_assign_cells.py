@@ -110,6 +110,15 @@ class CellIndex:
         labels[off] = OUTSIDE
         return labels
 
+    def locate_one(self, x: float, y: float) -> int:
+        """:meth:`locate` for one point in plain Python: same arithmetic, no array overhead."""
+        inverse = 1.0 / self.cell
+        u = (x - self.x0) * inverse
+        v = (y - self.y0) * inverse
+        if not (0 <= u < self.nx and 0 <= v < self.ny):  # NaN fails here too
+            return OUTSIDE
+        return int(self.labels[int(v) * self.nx + int(u)])
+
     def candidates(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Candidate pairs of points in boundary cells.
 

@@ -62,6 +62,7 @@ hair off the edge; this module gives the exact answer.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Hashable, Sequence
 from typing import Any
@@ -286,12 +287,46 @@ class GridIndex:
         x, y = _coordinate_arrays(x, y)
         return self._assign(x, y, _checked_tolerance(tolerance), pd.RangeIndex(len(x)))
 
+    def assign_arrays(
+        self, x: Any, y: Any, tolerance: float = 0.0
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """As :meth:`assign_xy`, but plain arrays ``(code, status, distance_m)``.
+
+        For hot paths (a web lookup of one point, four levels at a time) where
+        building a DataFrame per call costs more than the assignment itself.
+        ``code`` and ``status`` are object arrays, ``distance_m`` float.
+        """
+        x, y = _coordinate_arrays(x, y)
+        rank, status, distance = self._ranks(x, y, _checked_tolerance(tolerance))
+        return self._codes_or_none[rank], _STATUS_NAMES[status], distance
+
+    def assign_point(self, x: float, y: float, tolerance: float = 0.0
+                     ) -> tuple[str | None, str, float]:
+        """One point as ``(code, status, distance_m)``, the fast way for a web lookup.
+
+        Most points fall in a raster cell no boundary crosses: their answer is
+        a table read in plain Python (microseconds). The rest take the exact
+        path of :meth:`assign_arrays`; the answer is the same either way.
+        """
+        label = self._cells.locate_one(float(x), float(y))
+        if label >= 0:
+            return self.codes[label], "inside", 0.0
+        if label == OUTSIDE and tolerance == 0:
+            return None, "outside", math.nan
+        codes, status, distance = self.assign_arrays([x], [y], tolerance)
+        return codes[0], status[0], float(distance[0])
+
     # -- internals ---------------------------------------------------------------------
     def _assign(
         self, x: np.ndarray, y: np.ndarray, tolerance: float, index: pd.Index
     ) -> pd.DataFrame:
+        return self._frame(*self._ranks(x, y, tolerance), index)
+
+    def _ranks(
+        self, x: np.ndarray, y: np.ndarray, tolerance: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if len(x) <= _CHUNK:
-            return self._frame(*self._assign_chunk(x, y, tolerance), index)
+            return self._assign_chunk(x, y, tolerance)
         rank = np.empty(len(x), dtype=np.int32)
         status = np.empty(len(x), dtype=np.uint8)
         distance = np.empty(len(x), dtype=np.float64)
@@ -299,7 +334,7 @@ class GridIndex:
             part = slice(lo, lo + _CHUNK)
             answer = self._assign_chunk(x[part], y[part], tolerance)
             rank[part], status[part], distance[part] = answer
-        return self._frame(rank, status, distance, index)
+        return rank, status, distance
 
     def _assign_chunk(
         self, x: np.ndarray, y: np.ndarray, tolerance: float
@@ -361,6 +396,8 @@ class GridIndex:
         # All grids within the tolerance (a tree query with early-out distance
         # tests, ~5x faster than query_nearest), then the nearest of them.
         point, grid = tree.query(points, predicate="dwithin", distance=tolerance)
+        if len(point) == 0:  # nothing within the tolerance: every point stays outside
+            return
         dist = shapely.distance(tree.geometries[grid], points[point])
         # By point, then distance, then rank: ties go to the smallest code.
         order = np.lexsort((grid, dist, point))

@@ -8,6 +8,8 @@ incident are those of the grid level: the unit that handles it.
 
 from __future__ import annotations
 
+import math
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -48,6 +50,33 @@ class HierarchyIndex:
     @property
     def grid_index(self) -> GridIndex:
         return self.indexes["grid"]
+
+    def assign_arrays(self, lon, lat, tolerance: float = 0.0) -> dict[str, np.ndarray]:
+        """:meth:`assign_xy` as a dict of NumPy arrays (no pandas: for hot paths)."""
+        lon = np.asarray(lon, dtype=float)
+        out: dict[str, np.ndarray] = {}
+        for level, column in ASSIGNED_LEVELS.items():
+            index = self.indexes.get(level)
+            if index is None:
+                out[column] = np.full(len(lon), None, dtype=object)
+                continue
+            codes, status, distance = index.assign_arrays(lon, lat, tolerance)
+            out[column] = codes
+            if level == "grid":
+                out["assign_status"], out["distance_m"] = status, distance
+        return out
+
+    def assign_point(self, lon: float, lat: float, tolerance: float = 0.0) -> dict:
+        """One WGS84 point, every level, as scalars (see ``GridIndex.assign_point``)."""
+        out: dict = {}
+        for level, column in ASSIGNED_LEVELS.items():
+            index = self.indexes.get(level)
+            code, status, distance = (index.assign_point(lon, lat, tolerance) if index
+                                      else (None, None, math.nan))
+            out[column] = code
+            if level == "grid":
+                out["assign_status"], out["distance_m"] = status, distance
+        return out
 
     def assign_xy(self, lon: np.ndarray, lat: np.ndarray, tolerance: float = 0.0
                   ) -> pd.DataFrame:

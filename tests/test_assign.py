@@ -521,3 +521,23 @@ def test_overlapping_grids_agree_with_brute_force(seed):
     for tolerance in (0.0, 10.0):
         result = index.assign_xy(points[:, 0], points[:, 1], tolerance=tolerance)
         assert_same(result, reference(grids, points[:, 0], points[:, 1], tolerance, UTM))
+
+
+def test_snapping_with_no_grid_in_reach_leaves_points_outside():
+    # Regression: an empty tree query used to raise IndexError.
+    grids = gpd.GeoDataFrame({"code": ["a"]}, geometry=[shapely.box(0, 0, 0.001, 0.001)],
+                             crs=4326)
+    result = GridIndex(grids).assign_xy([1.0], [1.0], tolerance=10)
+    assert list(result["status"]) == ["outside"]
+
+
+def test_assign_arrays_matches_assign_xy():
+    grids = gpd.GeoDataFrame({"code": ["a", "b"]},
+                             geometry=[shapely.box(0, 0, 1, 1), shapely.box(1, 0, 2, 1)], crs=4326)
+    index = GridIndex(grids)
+    x, y = np.array([0.5, 1.0, 1.5, 3.0]), np.array([0.5, 0.5, 0.5, 0.5])
+    codes, status, distance = index.assign_arrays(x, y)
+    frame = index.assign_xy(x, y)
+    assert list(codes) == list(frame["code"]) == ["a", "a", "b", None]
+    assert list(status) == list(frame["status"])
+    np.testing.assert_array_equal(distance, frame["distance_m"].to_numpy())

@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Query, Request, Security
@@ -42,7 +42,7 @@ class AppState:
     engine: Engine
     registry: AreaRegistry
     taxonomy: Taxonomy
-    extras: dict  # for services added later (geocoder cache, …)
+    extras: dict = field(default_factory=dict)  # services added later (gazetteer cache, …)
 
 
 async def get_state(request: Request) -> AppState:
@@ -163,9 +163,9 @@ GenerationParam = Annotated[str | None, Query(
 
 
 # -- bbox ------------------------------------------------------------------------------
-CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
-EPSG4326 = "http://www.opengis.net/def/crs/EPSG/0/4326"
-EPSG4490 = "http://www.opengis.net/def/crs/EPSG/0/4490"
+CRS84: Final = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+EPSG4326: Final = "http://www.opengis.net/def/crs/EPSG/0/4326"
+EPSG4490: Final = "http://www.opengis.net/def/crs/EPSG/0/4490"
 OgcCrs = Literal[
     "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
     "http://www.opengis.net/def/crs/EPSG/0/4326",

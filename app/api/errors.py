@@ -78,11 +78,15 @@ class ErrorBody(BaseModel):
 
 
 def _error(description: str) -> dict[str, Any]:
-    return {"model": ErrorBody, "description": description}
+    # Spelled out as application/json: with "model", FastAPI would document errors under
+    # the route's own media type (application/geo+json for the feature routes).
+    return {"description": description,
+            "content": {"application/json": {"schema": ErrorBody.model_json_schema()}}}
 
 
 #: OpenAPI documentation of the error responses every route may give.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _error("Bad request: a body that cannot be parsed at all."),
     401: _error("No API key, or an unknown or revoked one."),
     403: _error("The API key's role is too weak for this request."),
     404: _error("No such resource."),
@@ -139,12 +143,7 @@ async def _request_validation_error(request: Request, exc: Exception) -> JSONRes
 
 async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    detail = exc.detail
-    if exc.status_code == 413:
-        limit = getattr(request.app.state, "max_body_bytes", None)
-        detail = (f"request body too large: at most {limit:,} bytes are accepted "
-                  "(GRIDMAP_MAX_BODY_BYTES)" if limit else "request body too large")
-    return JSONResponse({"detail": detail}, status_code=exc.status_code,
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
                         headers=getattr(exc, "headers", None))
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 from fastapi import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse
 
 GEOJSON = "application/geo+json"
 JSON = "application/json"
@@ -26,8 +26,11 @@ def dumps(content: Any) -> bytes:
     return orjson.dumps(content, option=_ORJSON_OPTIONS)
 
 
-class JSONBytesResponse(Response):
-    """JSON rendered by orjson; returned as-is, so FastAPI does not re-validate it."""
+class JSONBytesResponse(JSONResponse):
+    """JSON rendered by orjson; returned as-is, so FastAPI does not re-validate it.
+
+    A JSONResponse subclass so that FastAPI documents the route's response model.
+    """
 
     media_type = JSON
 

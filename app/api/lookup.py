@@ -1,13 +1,14 @@
 """MapIt-style lookup: the street, community, grid and micro-grid containing a point.
 
 Answered from the in-memory index of the generation (``app/api/state.py``),
-never from SQL. A single point is cheap enough to answer on the event loop; a
-batch, snapping (whose metric index may still have to be built) and inactive
-generations go to a worker thread.
+never from SQL. A single point takes microseconds and is answered on the event
+loop; a batch, snapping (whose metric index may still have to be built) and
+inactive generations go to a worker thread.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 import numpy as np
@@ -28,7 +29,7 @@ from app.api.deps import (
 from app.api.errors import ERROR_RESPONSES, PayloadTooLargeError
 from app.api.geojson import JSONBytesResponse, dumps
 from app.api.schemas import LookupBatch, LookupBatchResult, LookupResult
-from app.api.state import GenerationView, assign_hierarchy
+from app.api.state import GenerationView, assign_hierarchy, assign_point
 from gis import crs as crs_mod
 from gis.errors import ValidationError
 
@@ -59,7 +60,9 @@ async def lookup_point(request: Request, lon: Lon, lat: Lat, crs: CrsQuery = "wg
         view = await run_in_threadpool(state.registry.view, generation)
         doc = await run_in_threadpool(_lookup_one, view, lon, lat, crs, tolerance)
     else:
-        doc = _lookup_one(view, lon, lat, crs, tolerance)
+        x, y = _to_wgs84(np.array([lon]), np.array([lat]), crs)
+        answer = assign_point(view.index, float(x[0]), float(y[0]))
+        doc = _document(view, lon, lat, crs, float(x[0]), float(y[0]), answer)
     return JSONBytesResponse(dumps(doc))
 
 
@@ -67,17 +70,22 @@ def _lookup_one(view: GenerationView, lon: float, lat: float, crs: str, toleranc
                 ) -> dict:
     x, y = _to_wgs84(np.array([lon]), np.array([lat]), crs)
     answer = assign_hierarchy(view.index, x, y, tolerance)
-    distance = float(answer["distance_m"][0])
+    return _document(view, lon, lat, crs, float(x[0]), float(y[0]),
+                     {key: values[0] for key, values in answer.items()})
+
+
+def _document(view: GenerationView, lon: float, lat: float, crs: str, x: float, y: float,
+              answer: dict) -> dict:
+    distance = float(answer["distance_m"])
     return {
-        "lon": lon, "lat": lat, "crs": crs,
-        "wgs84": {"lon": float(x[0]), "lat": float(y[0])},
+        "lon": lon, "lat": lat, "crs": crs, "wgs84": {"lon": x, "lat": y},
         "generation": {"id": view.generation.id, "label": view.generation.label},
-        "status": answer["assign_status"][0],
-        "distance_m": None if np.isnan(distance) else distance,
-        "street": view.describe(answer["street_code"][0]),
-        "community": view.describe(answer["community_code"][0]),
-        "grid": view.describe(answer["grid_code"][0], with_staff=True),
-        "micro_grid": view.describe(answer["micro_grid_code"][0], with_staff=True),
+        "status": answer["assign_status"],
+        "distance_m": None if math.isnan(distance) else distance,
+        "street": view.describe(answer["street_code"]),
+        "community": view.describe(answer["community_code"]),
+        "grid": view.describe(answer["grid_code"], with_staff=True),
+        "micro_grid": view.describe(answer["micro_grid_code"], with_staff=True),
     }
 
 

@@ -7,7 +7,6 @@ viewer key). Items are GeoJSON assembled from PostGIS text, never re-encoded.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -32,7 +31,15 @@ from app.api.deps import (
     resolve_generation,
 )
 from app.api.errors import ERROR_RESPONSES, NotFoundError
-from app.api.geojson import GEOJSON, JSON, GeoJSONResponse, feature_collection, link, paging_links
+from app.api.geojson import (
+    GEOJSON,
+    JSON,
+    GeoJSONResponse,
+    dumps,
+    feature_collection,
+    link,
+    paging_links,
+)
 from app.api.schemas import (
     Collection,
     Collections,
@@ -180,14 +187,8 @@ def item(
     links = [link(str(request.url), "self", GEOJSON),
              link(str(request.url_for("items", collection_id=collection_id)), "collection",
                   GEOJSON)]
-    body = text[:-1].encode() + b',"links":' + _links_json(links) + b"}"
+    body = text[:-1].encode() + b',"links":' + dumps(links) + b"}"
     return GeoJSONResponse(body, headers={"Content-Crs": f"<{crs}>"})
-
-
-def _links_json(links: list[dict]) -> bytes:
-    from app.api.geojson import dumps
-
-    return dumps(links)
 
 
 def _level(collection_id: str) -> str | None:
@@ -232,6 +233,3 @@ def _collection(request: Request, collection_id: str, extents: dict) -> dict:
                   link(base + "/items", "items", GEOJSON, f"{title}: features")],
     }
 
-
-def _now() -> datetime:
-    return datetime.now(UTC)

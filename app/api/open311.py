@@ -13,7 +13,7 @@ Errors keep gridmap's ``{"detail": ...}`` body.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import pydantic
@@ -47,6 +47,8 @@ SOURCE = "open311"
 NOT_CLOSED = ("reported", "registered", "dispatched", "handled", "verified")
 Lang = Annotated[Literal["zh", "en"], Query(description="Language of service names "
                                                         "(extension).")]
+_NOT_STORED = ("Accepted for GeoReport compatibility; not stored (personal data stays with "
+               "the reporting channel).")
 ApiKeyParam = Annotated[str | None, Query(
     max_length=200, description="API key (GeoReport style); the X-API-Key header works too.")]
 
@@ -188,18 +190,20 @@ def create_request(
     long: Annotated[float | None, Form(ge=-180, le=180, description="Longitude.")] = None,
     address_string: Annotated[str | None, Form(max_length=500, description=(
         "Address; geocoded when there are no coordinates."))] = None,
-    description: Annotated[str | None, Form(max_length=4000)] = None,
+    description: Annotated[str | None, Form(max_length=4000, description=(
+        "What the problem is."))] = None,
     crs: Annotated[CrsName, Form(description=CRS_DESCRIPTION + " (extension)")] = "wgs84",
     external_id: Annotated[str | None, Form(max_length=128, description=(
         "The client's own id; repeating it returns the first request (extension)."))] = None,
     api_key: Annotated[str | None, Form(max_length=200, description="API key.")] = None,
-    email: Annotated[str | None, Form(max_length=200)] = None,
-    device_id: Annotated[str | None, Form(max_length=200)] = None,
-    account_id: Annotated[str | None, Form(max_length=200)] = None,
-    first_name: Annotated[str | None, Form(max_length=200)] = None,
-    last_name: Annotated[str | None, Form(max_length=200)] = None,
-    phone: Annotated[str | None, Form(max_length=50)] = None,
-    media_url: Annotated[str | None, Form(max_length=1000)] = None,
+    email: Annotated[str | None, Form(max_length=200, description=_NOT_STORED)] = None,
+    device_id: Annotated[str | None, Form(max_length=200, description=_NOT_STORED)] = None,
+    account_id: Annotated[str | None, Form(max_length=200, description=(
+        "Echoed back in the answer; not stored."))] = None,
+    first_name: Annotated[str | None, Form(max_length=200, description=_NOT_STORED)] = None,
+    last_name: Annotated[str | None, Form(max_length=200, description=_NOT_STORED)] = None,
+    phone: Annotated[str | None, Form(max_length=50, description=_NOT_STORED)] = None,
+    media_url: Annotated[str | None, Form(max_length=1000, description=_NOT_STORED)] = None,
 ) -> list[dict]:
     """A new request (an incident from source `open311`), located and assigned on write.
 
@@ -281,7 +285,7 @@ def _agency(record: dict, view: GenerationView | None) -> str | None:
     code = record[column]
     if code is None:
         return None
-    name = view.describe(code)["name"] if view is not None and code in view.areas else None
+    name = view.areas[code][0] if view is not None and code in view.areas else None
     return f"{name} ({code})" if name else code
 
 
@@ -292,6 +296,3 @@ def _notice(record: dict, view: GenerationView | None) -> str:
     return f"received; assigned to {agency}" if agency else \
         "received; the location is outside every grid and will be routed by hand"
 
-
-def _now() -> datetime:
-    return datetime.now(UTC)

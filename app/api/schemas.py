@@ -199,13 +199,15 @@ class IncidentIn(BaseModel):
     category: Text = Field(min_length=1, max_length=64, description=(
         "Taxonomy item code (e.g. 0401) or its Chinese or English name; see "
         "/open311/v2/services.json."))
-    description: Text | None = Field(default=None, max_length=4000)
+    description: Text | None = Field(default=None, max_length=4000,
+                                     description="What was reported, in the reporter's words.")
     address: Text | None = Field(default=None, max_length=500, description=(
         "Used to geocode against the gazetteer when there are no coordinates."))
     reported_at: datetime | None = Field(default=None, description=(
         "When it was reported; default now. Without an offset: China Standard Time."))
-    lon: float | None = Field(default=None, ge=-180, le=180)
-    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180,
+                              description="Longitude in `crs`; omit to geocode `address`.")
+    lat: float | None = Field(default=None, ge=-90, le=90, description="Latitude in `crs`.")
     crs: CrsName = Field(default="wgs84", description=CRS_DESCRIPTION)
     tolerance: float = Field(default=0.0, ge=0, description="Snapping tolerance in metres.")
 
@@ -223,7 +225,8 @@ class TransitionIn(BaseModel):
     handling_level: HandlingLevel | None = Field(default=None, description=(
         "Who handles it: grid (self-handled), community or street (escalated). Set at "
         "registration or dispatch; it can only go up."))
-    note: Text | None = Field(default=None, max_length=2000)
+    note: Text | None = Field(default=None, max_length=2000,
+                              description="Why: kept in the incident's history.")
 
 
 class StatusStep(BaseModel):

@@ -11,7 +11,6 @@ CLI in another process is picked up too.
 from __future__ import annotations
 
 import threading
-import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,14 +23,11 @@ from app.assignment import load_hierarchy
 from app.db import repo
 from app.db.models import Area, Generation, Staff
 from app.db.repo import NotFoundError
-from gis.assign import STATUSES, GridIndex
 from gis.errors import GridmapError
-from gis.hierarchy import ASSIGNED_LEVELS, HierarchyIndex
+from gis.hierarchy import HierarchyIndex
 
-__all__ = ["AreaRegistry", "GenerationView", "assign_hierarchy"]
+__all__ = ["AreaRegistry", "GenerationView", "assign_hierarchy", "assign_point"]
 
-_STATUS_NAMES = np.array(STATUSES, dtype=object)
-_CHUNK = 1 << 20  # gis.assign processes at most this many points per internal call
 
 
 @dataclass(frozen=True)
@@ -61,52 +57,13 @@ class GenerationView:
 
 def assign_hierarchy(index: HierarchyIndex, lon: np.ndarray, lat: np.ndarray,
                      tolerance: float = 0.0) -> dict[str, np.ndarray]:
-    """What ``HierarchyIndex.assign_xy`` answers, as NumPy arrays without pandas.
-
-    Same semantics (one GridIndex per level, the grid level's status and
-    distance); a lookup of one point spends most of its time building pandas
-    frames otherwise. ``lon``/``lat`` are float64 WGS84 arrays, ``tolerance``
-    is validated by the caller.
-    """
-    out: dict[str, np.ndarray] = {}
-    for level, column in ASSIGNED_LEVELS.items():
-        grid_index = index.indexes.get(level)
-        if grid_index is None:
-            out[column] = np.full(len(lon), None, dtype=object)
-            continue
-        codes, status, distance = _assign_arrays(grid_index, lon, lat, tolerance)
-        out[column] = codes
-        if level == "grid":
-            out["assign_status"], out["distance_m"] = status, distance
-    return out
+    """What ``HierarchyIndex.assign_xy`` answers, as NumPy arrays without pandas."""
+    return index.assign_arrays(lon, lat, tolerance)
 
 
-def _assign_arrays(index: GridIndex, lon: np.ndarray, lat: np.ndarray, tolerance: float
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    # gis.assign has no public array-returning call yet (requested); its frame
-    # builder costs ~1 ms per call, 4x per lookup. Fall back to the public API
-    # when the private one is missing or the batch is beyond one chunk.
-    public = getattr(index, "assign_arrays", None)
-    if public is not None:
-        return public(lon, lat, tolerance)
-    chunk = getattr(index, "_assign_chunk", None)
-    if chunk is None or len(lon) > _CHUNK:
-        frame = index.assign_xy(lon, lat, tolerance)
-        return (frame["code"].to_numpy(dtype=object), frame["status"].to_numpy(dtype=object),
-                frame["distance_m"].to_numpy(dtype=float))
-    rank, status, distance = chunk(lon, lat, tolerance)
-    return _padded_codes(index)[rank], _STATUS_NAMES[status], distance
-
-
-_PADDED: weakref.WeakKeyDictionary[GridIndex, np.ndarray] = weakref.WeakKeyDictionary()
-
-
-def _padded_codes(index: GridIndex) -> np.ndarray:
-    """The codes with a trailing None, so rank -1 (outside) reads as None; built once."""
-    padded = _PADDED.get(index)
-    if padded is None:
-        padded = _PADDED[index] = np.append(index.codes, None)
-    return padded
+def assign_point(index: HierarchyIndex, lon: float, lat: float) -> dict[str, Any]:
+    """One WGS84 point without snapping, as scalars: a raster read for most points."""
+    return index.assign_point(lon, lat)
 
 
 class AreaRegistry:
@@ -124,6 +81,7 @@ class AreaRegistry:
         self._engine = engine
         self._keep = keep
         self._lock = threading.Lock()
+        self._build_lock = threading.Lock()
         self._active: GenerationView | None = None
         self._others: OrderedDict[int, GenerationView] = OrderedDict()
         self._fingerprint: tuple | None = None
@@ -167,15 +125,18 @@ class AreaRegistry:
             gen = repo.get_generation(conn, ref)
             if gen is None:
                 raise NotFoundError(f"no generation {ref!r}; see GET /generations")
-            with self._lock:
-                if gen.id in self._others:
-                    self._others.move_to_end(gen.id)
-                    return self._others[gen.id]
-            view = _build(conn, gen)
-        with self._lock:
-            self._others[gen.id] = view
-            while len(self._others) > self._keep:
-                self._others.popitem(last=False)
+            # One build at a time: concurrent first requests for the same generation
+            # wait for the first build instead of repeating it.
+            with self._build_lock:
+                with self._lock:
+                    if gen.id in self._others:
+                        self._others.move_to_end(gen.id)
+                        return self._others[gen.id]
+                view = _build(conn, gen)
+                with self._lock:
+                    self._others[gen.id] = view
+                    while len(self._others) > self._keep:
+                        self._others.popitem(last=False)
         return view
 
 
@@ -213,3 +174,4 @@ def _build(conn: Connection, gen: repo.GenerationInfo) -> GenerationView:
             .where(Staff.generation_id == gen.id).order_by(Staff.area_code, Staff.id)):
         staff.setdefault(code, []).append({"name": name, "role": role, "phone": phone})
     return GenerationView(gen, index, areas, staff)
+

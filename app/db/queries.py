@@ -11,18 +11,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from typing import cast as cast_type
 
 from geoalchemy2 import Geography
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     Connection,
-    DateTime,
-    ForeignKey,
     Integer,
     Select,
     String,
-    Text,
+    Table,
     and_,
     cast,
     column,
@@ -35,17 +33,24 @@ from sqlalchemy import (
     update,
     values,
 )
-from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import repo
-from app.db.models import Area, Base, Generation, Incident, IncidentAssignment, Staff
+from app.db.models import (
+    Area,
+    Generation,
+    Incident,
+    IncidentAssignment,
+    IncidentStatusLog,
+    Staff,
+)
 
 __all__ = ["AreaFilter", "IncidentFilter", "IncidentStatusLog"]
 
-AREA = Area.__table__
-INCIDENT = Incident.__table__
-ASSIGNMENT = IncidentAssignment.__table__
-STAFF = Staff.__table__
+# Declarative __table__ is typed as a FromClause; these are Tables.
+AREA = cast_type(Table, Area.__table__)
+INCIDENT = cast_type(Table, Incident.__table__)
+ASSIGNMENT = cast_type(Table, IncidentAssignment.__table__)
+STAFF = cast_type(Table, Staff.__table__)
 OPEN_STATUSES = ("reported", "registered", "dispatched")
 RESOLVED_STATUSES = ("handled", "verified", "closed")
 #: Area level → the assignment column holding the code of that level.
@@ -61,24 +66,7 @@ _TOUCH_DEG = 1e-7
 LOCAL_TZ = "Asia/Shanghai"
 
 
-class IncidentStatusLog(Base):
-    """One step of an incident through the closed loop (mirrors migration 0003)."""
-
-    __tablename__ = "incident_status_log"
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id", ondelete="CASCADE"))
-    from_status: Mapped[str | None] = mapped_column(String(16))
-    to_status: Mapped[str] = mapped_column(String(16))
-    from_level: Mapped[str | None] = mapped_column(String(16))
-    to_level: Mapped[str | None] = mapped_column(String(16))
-    note: Mapped[str | None] = mapped_column(Text)
-    api_key_id: Mapped[int | None] = mapped_column(
-        Integer, ForeignKey("api_key.id", ondelete="SET NULL"))
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-
-
-LOG = IncidentStatusLog.__table__
+LOG = cast_type(Table, IncidentStatusLog.__table__)
 
 
 # -- shared pieces -----------------------------------------------------------------------
@@ -103,7 +91,7 @@ def _in_bbox(geom: ColumnElement, bbox: Any) -> ColumnElement:
     return or_(func.ST_Intersects(geom, east), func.ST_Intersects(geom, west))
 
 
-def _in_generation(generation_id: int, table=AREA) -> ColumnElement:
+def _in_generation(generation_id: int | ColumnElement, table: Any = AREA) -> ColumnElement:
     return and_(table.c.generation_low <= generation_id, table.c.generation_high >= generation_id)
 
 

@@ -159,15 +159,28 @@ def copy_areas(conn: Connection, areas: gpd.GeoDataFrame, generation_id: int,
     """COPY prepared areas (columns of gis.areas.AREA_COLUMNS) into one generation."""
     if len(areas) == 0:
         return 0
-    geoms = shapely.set_srid(areas.geometry.values.to_numpy() if hasattr(
-        areas.geometry.values, "to_numpy") else np.asarray(areas.geometry.values), 4326)
-    ewkb = shapely.to_wkb(geoms, hex=True, include_srid=True)
-    records = zip(
-        areas["level"], areas["kind"], areas["code"], areas["name"], areas["parent_code"],
-        [generation_id] * len(areas), [generation_id] * len(areas),
-        _ints(areas.get("population"), len(areas)), _ints(areas.get("households"), len(areas)),
-        areas["responsible"], areas["area_m2"], ewkb, [batch_id] * len(areas), strict=True)
-    return copy_rows(conn, "area", AREA_COPY_COLUMNS, records)
+    geoms = np.array([shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g
+                      for g in areas.geometry.to_numpy()], dtype=object)  # column is MULTI
+    rows = pd.DataFrame({
+        "level": areas["level"].to_numpy(), "kind": areas["kind"].to_numpy(),
+        "code": areas["code"].to_numpy(), "name": areas["name"].to_numpy(),
+        "parent_code": areas["parent_code"].to_numpy(),
+        "generation_low": generation_id, "generation_high": generation_id,
+        "population": _int_column(areas, "population"),
+        "households": _int_column(areas, "households"),
+        "responsible": areas["responsible"].to_numpy(),
+        "area_m2": areas["area_m2"].to_numpy(dtype=float),
+        "geom": shapely.to_wkb(shapely.set_srid(geoms, 4326), hex=True, include_srid=True),
+        "batch_id": pd.array([batch_id] * len(areas), dtype="Int64"),
+    })
+    return copy_frame(conn, "area", rows)
+
+
+def _int_column(frame: pd.DataFrame, column: str) -> pd.Series:
+    if column not in frame:
+        return pd.Series([None] * len(frame), dtype="Int64")
+    return pd.to_numeric(frame[column], errors="coerce").round().astype("Int64").reset_index(
+        drop=True)
 
 
 def copy_rows(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence]
@@ -215,12 +228,6 @@ def _copy_value(value: Any) -> Any:
     if isinstance(value, np.floating):
         return float(value)
     return value
-
-
-def _ints(series: pd.Series | None, n: int) -> list:
-    if series is None:
-        return [None] * n
-    return [None if pd.isna(v) else int(v) for v in series]
 
 
 # -- import batches ------------------------------------------------------------------

@@ -1,0 +1,86 @@
+/* gridmap map pages: the layer registry and the few behaviours folium has no option for.
+   Served by the app (or inlined) like the vendored libraries; no network access. */
+(function () {
+  "use strict";
+
+  /* Geometry arrays shared by several layers (see SharedGeometries). */
+  window.gridmapGeom = window.gridmapGeom || {};
+
+  /* A FeatureCollection from geometries and a table {ids, columns, rows}; pick[i] is the
+     position of feature i's geometry in the array (default i). Null geometries are skipped. */
+  window.gridmapFeatures = function (geometries, table, pick) {
+    var features = [];
+    var columns = table.columns || [];
+    for (var i = 0; i < table.ids.length; i++) {
+      var geometry = geometries[pick ? pick[i] : i];
+      if (!geometry) { continue; }
+      var properties = {};
+      var row = table.rows ? table.rows[i] : null;
+      for (var c = 0; row && c < columns.length; c++) { properties[columns[c]] = row[c]; }
+      features.push({ type: "Feature", id: table.ids[i], properties: properties,
+                      geometry: geometry });
+    }
+    return { type: "FeatureCollection", features: features };
+  };
+
+  var STYLE_KEYS = ["color", "weight", "opacity", "fillColor", "fillOpacity", "dashArray"];
+
+  function baseStyle(layer) {
+    var style = {};
+    STYLE_KEYS.forEach(function (key) { style[key] = layer.options[key]; });
+    return style;
+  }
+
+  /* Publish the page's layers as window.gridmap and flag the page ready once drawn. */
+  window.gridmapRegister = function (map, layers, meta) {
+    var grids = layers.grids;
+    if (grids && grids.eachLayer) {
+      // leaflet-search restores styles from feature.properties.style after a search.
+      grids.eachLayer(function (layer) {
+        if (layer.feature) { layer.feature.properties.style = baseStyle(layer); }
+      });
+    }
+    window.gridmap = { map: map, layers: layers, meta: meta || {}, ready: false };
+    map.whenReady(function () {
+      // two frames: the first lays the panes out, the second has painted them
+      requestAnimationFrame(function () {
+        requestAnimationFrame(function () {
+          window.gridmap.ready = true;
+          document.documentElement.setAttribute("data-gridmap-ready", "1");
+        });
+      });
+    });
+  };
+
+  /* Clicking a grid opens a popup with a link to its own page ({code} in the template). */
+  window.gridmapGridLinks = function (template) {
+    return function (feature, layer) {
+      var code = feature.properties.code;
+      var link = document.createElement("a");
+      link.href = template.replace("{code}", encodeURIComponent(code));
+      link.textContent = (feature.properties.name || code) + " →";
+      var box = document.createElement("div");
+      box.className = "gridmap-popup";
+      var title = document.createElement("div");
+      title.className = "gridmap-code";
+      title.textContent = code;
+      box.appendChild(title);
+      box.appendChild(link);
+      layer.bindPopup(box);
+    };
+  };
+
+  /* Incidents of the clustered layer: [lat, lon, category index, source index, date]. */
+  window.gridmapIncidentMarker = function (categories, sources, colours) {
+    return function (row) {
+      var category = categories[row[2]] || ["", ""];
+      var marker = L.circleMarker([row[0], row[1]], {
+        radius: 5, weight: 1, color: "#333", fillOpacity: 0.85,
+        fillColor: colours[category[0].slice(0, 2)] || "#888"
+      });
+      marker.bindTooltip(category[0] + " " + category[1] + "<br>" + (sources[row[3]] || "")
+        + " · " + row[4]);
+      return marker;
+    };
+  };
+})();
