@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     )
 
     def sqlalchemy_url(self) -> str:
-        """The database to use: the configured one, else the embedded cluster (started if needed)."""
+        """The database to use: the configured one, else the embedded cluster (started)."""
         if self.database_url:
             return normalise_url(self.database_url)
         from app.db.embedded import EmbeddedPostgres  # local import: provisioning is heavy

@@ -12,8 +12,8 @@ from app.db import repo
 from app.db.models import AddressPoint, Incident, Staff
 from app.imports import import_areas_on
 from app.incidents import IncidentImportReport, import_incidents
-from gis.incidents import FieldMap
 from gis.codes import LEVELS
+from gis.incidents import FieldMap
 
 DEMO_GENERATION = "demo"
 GAZETTEER = "gis.demo"

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import shapely
 import psycopg
+import shapely
 from psycopg import sql
 from sqlalchemy import text
 

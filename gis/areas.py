@@ -32,19 +32,40 @@ __all__ = [
 ]
 
 #: Columns of a prepared area layer, in storage order.
-AREA_COLUMNS = ["code", "name", "level", "kind", "parent_code", "population", "households",
-                "responsible", "area_m2", "geometry"]
+AREA_COLUMNS = [
+    "code",
+    "name",
+    "level",
+    "kind",
+    "parent_code",
+    "population",
+    "households",
+    "responsible",
+    "area_m2",
+    "geometry",
+]
 
 #: File suffix → format name (pyogrio driver, or "parquet" for GeoParquet).
-FORMATS = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG",
-           ".shp": "ESRI Shapefile", ".parquet": "parquet", ".geoparquet": "parquet"}
+FORMATS = {
+    ".geojson": "GeoJSON",
+    ".json": "GeoJSON",
+    ".gpkg": "GPKG",
+    ".shp": "ESRI Shapefile",
+    ".parquet": "parquet",
+    ".geoparquet": "parquet",
+}
 
 # Below this share of its area inside the chosen parent, a polygon is "mostly
 # outside" and refused: it is a wrong file, a wrong CRS or a wrong parent.
 MIN_SHARE_IN_PARENT = 0.5
 
-_DEFAULT_KIND = {"district": "administrative", "street": "administrative",
-                 "community": "administrative", "grid": "comprehensive", "micro_grid": "micro"}
+_DEFAULT_KIND = {
+    "district": "administrative",
+    "street": "administrative",
+    "community": "administrative",
+    "grid": "comprehensive",
+    "micro_grid": "micro",
+}
 
 
 @dataclass
@@ -71,8 +92,9 @@ def parent_level(level: str) -> str | None:
 
 
 # -- reading / writing ---------------------------------------------------------------
-def read_areas(path: str | Path, crs: str | None = None, layer: str | None = None
-               ) -> gpd.GeoDataFrame:
+def read_areas(
+    path: str | Path, crs: str | None = None, layer: str | None = None
+) -> gpd.GeoDataFrame:
     """Read a polygon layer (GeoJSON, GeoPackage, Shapefile, GeoParquet) in EPSG:4326.
 
     Parameters
@@ -135,6 +157,7 @@ def _to_wgs84(gdf: gpd.GeoDataFrame, crs: str | None, name: str) -> gpd.GeoDataF
     except CRSError:
         name_ = None
     if name_ in ("gcj02", "bd09"):
+
         def to_wgs84(coords: np.ndarray) -> np.ndarray:
             lon, lat = chinese_crs.to_wgs84(coords[:, 0], coords[:, 1], name_)
             return np.column_stack([lon, lat])
@@ -201,26 +224,35 @@ def prepare_areas(
         number), ``code`` and ``reason``.
     """
     _check_level(level)
-    for option, column in (("code_field", code_field), ("parent_field", parent_field),
-                           ("name_field", name_field), ("kind_field", kind_field)):
+    for option, column in (
+        ("code_field", code_field),
+        ("parent_field", parent_field),
+        ("name_field", name_field),
+        ("kind_field", kind_field),
+    ):
         if column is not None and column not in gdf.columns:
-            raise GridmapError(f"{option} {column!r} is not a column of the file; it has "
-                               f"{', '.join(map(str, gdf.columns.drop('geometry')))}")
+            raise GridmapError(
+                f"{option} {column!r} is not a column of the file; it has "
+                f"{', '.join(map(str, gdf.columns.drop('geometry')))}"
+            )
     problems: list[dict] = []
     if len(gdf) == 0:
-        return PreparedAreas(_empty_layer(), [{"row": None, "code": None,
-                                               "reason": "the file holds no features"}])
+        return PreparedAreas(
+            _empty_layer(), [{"row": None, "code": None, "reason": "the file holds no features"}]
+        )
     work = gdf.reset_index(drop=True)
     rows = np.arange(1, len(work) + 1)
     geometry, geom_problems = _check_geometries(work.geometry.values, rows, repair)
     problems += geom_problems
     usable = np.array([g is not None for g in geometry])
     codes = _given_codes(work, code_field, level, scheme, rows, problems)
-    parent_codes = _resolve_parents(work, geometry, usable, level, parent_field, parent_code,
-                                    parents, rows, problems)
+    parent_codes = _resolve_parents(
+        work, geometry, usable, level, parent_field, parent_code, parents, rows, problems
+    )
     if code_field is None:
-        codes = _number(geometry, usable, parent_codes, level, existing_codes, scheme, problems,
-                        rows)
+        codes = _number(
+            geometry, usable, parent_codes, level, existing_codes, scheme, problems, rows
+        )
     else:
         _check_codes_against_parents(codes, parent_codes, rows, problems)
     _check_duplicates(codes, rows, existing_codes, code_field, problems)
@@ -229,8 +261,9 @@ def prepare_areas(
     return PreparedAreas(areas, problems)
 
 
-def _check_geometries(values: np.ndarray, rows: np.ndarray, repair: bool
-                      ) -> tuple[list, list[dict]]:
+def _check_geometries(
+    values: np.ndarray, rows: np.ndarray, repair: bool
+) -> tuple[list, list[dict]]:
     problems: list[dict] = []
     out: list = []
     for row, geom in zip(rows, values, strict=True):
@@ -238,23 +271,30 @@ def _check_geometries(values: np.ndarray, rows: np.ndarray, repair: bool
             problems.append(_problem(row, None, "empty geometry"))
             out.append(None)
             continue
-        if geom.geom_type not in ("Polygon", "MultiPolygon"):
-            if not (repair and geom.geom_type == "GeometryCollection"):
-                problems.append(_problem(row, None, f"not a polygon: {geom.geom_type}"))
-                out.append(None)
-                continue
+        if geom.geom_type not in ("Polygon", "MultiPolygon") and not (
+            repair and geom.geom_type == "GeometryCollection"
+        ):
+            problems.append(_problem(row, None, f"not a polygon: {geom.geom_type}"))
+            out.append(None)
+            continue
         if not shapely.is_valid(geom):
             if not repair:
                 # is_valid_reason gives the kind and the place: "Self-intersection[113.8 34.0]"
                 reason = shapely.is_valid_reason(geom)
-                problems.append(_problem(row, None, f"invalid geometry: {reason} "
-                                                    "(use --repair to apply make_valid)"))
+                problems.append(
+                    _problem(
+                        row, None, f"invalid geometry: {reason} (use --repair to apply make_valid)"
+                    )
+                )
                 out.append(None)
                 continue
             geom = _polygonal_part(shapely.make_valid(geom))
             if geom is None:
-                problems.append(_problem(row, None, "invalid geometry with no polygonal part "
-                                                    "left after make_valid"))
+                problems.append(
+                    _problem(
+                        row, None, "invalid geometry with no polygonal part left after make_valid"
+                    )
+                )
                 out.append(None)
                 continue
         elif geom.geom_type == "GeometryCollection":
@@ -280,14 +320,26 @@ def _check_lonlat_range(geoms: list, rows: np.ndarray, problems: list[dict]) -> 
             continue
         minx, miny, maxx, maxy = geom.bounds
         if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
-            problems.append(_problem(rows[i], None, f"coordinates out of lon/lat range "
-                                                    f"({minx:.6g}, {miny:.6g}, {maxx:.6g}, "
-                                                    f"{maxy:.6g}): wrong --crs?"))
+            problems.append(
+                _problem(
+                    rows[i],
+                    None,
+                    f"coordinates out of lon/lat range "
+                    f"({minx:.6g}, {miny:.6g}, {maxx:.6g}, "
+                    f"{maxy:.6g}): wrong --crs?",
+                )
+            )
             geoms[i] = None
 
 
-def _given_codes(work: pd.DataFrame, code_field: str | None, level: str, scheme: CodeScheme,
-                 rows: np.ndarray, problems: list[dict]) -> list[str | None]:
+def _given_codes(
+    work: pd.DataFrame,
+    code_field: str | None,
+    level: str,
+    scheme: CodeScheme,
+    rows: np.ndarray,
+    problems: list[dict],
+) -> list[str | None]:
     if code_field is None:
         return [None] * len(work)
     codes: list[str | None] = []
@@ -305,8 +357,9 @@ def _given_codes(work: pd.DataFrame, code_field: str | None, level: str, scheme:
     return codes
 
 
-def _resolve_parents(work, geometry, usable, level, parent_field, parent_code, parents, rows,
-                     problems) -> list[str | None]:
+def _resolve_parents(
+    work, geometry, usable, level, parent_field, parent_code, parents, rows, problems
+) -> list[str | None]:
     above = parent_level(level)
     if above is None:
         return [None] * len(work)
@@ -320,16 +373,29 @@ def _resolve_parents(work, geometry, usable, level, parent_field, parent_code, p
             if code is None:
                 problems.append(_problem(row, None, f"missing parent code in {parent_field!r}"))
             elif have_parents and code not in known:
-                problems.append(_problem(row, None, f"parent {above} {code!r} does not exist "
-                                                    "in the target generation"))
+                problems.append(
+                    _problem(
+                        row,
+                        None,
+                        f"parent {above} {code!r} does not exist in the target generation",
+                    )
+                )
         if have_parents:
             _check_share_in_named_parent(geometry, usable, result, parents, rows, problems)
         return result
     if not have_parents:
-        problems.append(_problem(None, None, (
-            f"no {above} areas in the target generation to place these {level} areas in: "
-            f"load the {above} layer first, or give --parent-field, or --parent-code CODE to "
-            f"number every {level} under one {above}")))
+        problems.append(
+            _problem(
+                None,
+                None,
+                (
+                    f"no {above} areas in the target generation to place these {level} areas in: "
+                    f"load the {above} layer first, or give --parent-field, or --parent-code CODE "
+                    "to "
+                    f"number every {level} under one {above}"
+                ),
+            )
+        )
         return [None] * len(work)
     codes, shares = spatial_parents(geometry, parents)
     for row, code, share, ok in zip(rows, codes, shares, usable, strict=True):
@@ -375,12 +441,18 @@ def _check_share_in_named_parent(geometry, usable, parent_codes, parents, rows, 
     shares = shapely.area(shapely.intersection(child, parent)) / shapely.area(child)
     for i, share in zip(idx, shares, strict=True):
         if share < MIN_SHARE_IN_PARENT:
-            problems.append(_problem(rows[i], None, f"polygon mostly outside its parent "
-                                                    f"{parent_codes[i]}: {share:.0%} inside"))
+            problems.append(
+                _problem(
+                    rows[i],
+                    None,
+                    f"polygon mostly outside its parent {parent_codes[i]}: {share:.0%} inside",
+                )
+            )
 
 
-def _number(geometry, usable, parent_codes, level, existing_codes, scheme, problems, rows
-            ) -> list[str | None]:
+def _number(
+    geometry, usable, parent_codes, level, existing_codes, scheme, problems, rows
+) -> list[str | None]:
     codes: list[str | None] = [None] * len(geometry)
     groups: dict[str, list[int]] = {}
     for i, parent in enumerate(parent_codes):
@@ -388,10 +460,14 @@ def _number(geometry, usable, parent_codes, level, existing_codes, scheme, probl
             groups.setdefault(parent, []).append(i)
     for parent, members in groups.items():
         try:
-            used = [int(c[len(parent):]) for c in existing_codes
-                    if c.startswith(parent) and len(c) == scheme.length(level)]
-            numbered = scheme.number_children(parent, [geometry[i] for i in members],
-                                              start=max(used, default=0) + 1)
+            used = [
+                int(c[len(parent) :])
+                for c in existing_codes
+                if c.startswith(parent) and len(c) == scheme.length(level)
+            ]
+            numbered = scheme.number_children(
+                parent, [geometry[i] for i in members], start=max(used, default=0) + 1
+            )
         except InvalidCodeError as exc:
             problems.append(_problem(rows[members[0]], None, f"cannot number: {exc}"))
             continue
@@ -403,8 +479,9 @@ def _number(geometry, usable, parent_codes, level, existing_codes, scheme, probl
 def _check_codes_against_parents(codes, parent_codes, rows, problems) -> None:
     for row, code, parent in zip(rows, codes, parent_codes, strict=True):
         if code and parent and not code.startswith(parent):
-            problems.append(_problem(row, code, f"code {code} does not start with its parent's "
-                                                f"code {parent}"))
+            problems.append(
+                _problem(row, code, f"code {code} does not start with its parent's code {parent}")
+            )
 
 
 def _check_duplicates(codes, rows, existing_codes, code_field, problems) -> None:
@@ -417,29 +494,49 @@ def _check_duplicates(codes, rows, existing_codes, code_field, problems) -> None
         if len(where) > 1:
             rows_text = ", ".join(map(str, where))
             for row in where:
-                problems.append(_problem(row, code, f"duplicate {label} {code!r} "
-                                                    f"(rows {rows_text})", kind="duplicate"))
+                problems.append(
+                    _problem(
+                        row,
+                        code,
+                        f"duplicate {label} {code!r} (rows {rows_text})",
+                        kind="duplicate",
+                    )
+                )
         if code in existing_codes:
-            problems.append(_problem(where[0], code, f"code {code!r} already exists in the "
-                                                     "target generation (use --replace)"))
+            problems.append(
+                _problem(
+                    where[0],
+                    code,
+                    f"code {code!r} already exists in the target generation (use --replace)",
+                )
+            )
 
 
-def _assemble(work, geometry, codes, parent_codes, level, name_field, kind_field
-              ) -> gpd.GeoDataFrame:
-    multi = [shapely.MultiPolygon(shapely.get_parts(g)) if g is not None else None
-             for g in geometry]
-    gdf = gpd.GeoDataFrame({
-        "code": codes,
-        "name": [_as_text(v) for v in work[name_field]] if name_field else None,
-        "level": level,
-        "kind": ([_as_text(v) or _DEFAULT_KIND[level] for v in work[kind_field]]
-                 if kind_field else _DEFAULT_KIND[level]),
-        "parent_code": parent_codes,
-        "population": _optional_int(work, "population"),
-        "households": _optional_int(work, "households"),
-        "responsible": [_as_text(v) for v in work["responsible"]]
-        if "responsible" in work else None,
-    }, geometry=gpd.GeoSeries(multi, crs=4326))
+def _assemble(
+    work, geometry, codes, parent_codes, level, name_field, kind_field
+) -> gpd.GeoDataFrame:
+    multi = [
+        shapely.MultiPolygon(shapely.get_parts(g)) if g is not None else None for g in geometry
+    ]
+    gdf = gpd.GeoDataFrame(
+        {
+            "code": codes,
+            "name": [_as_text(v) for v in work[name_field]] if name_field else None,
+            "level": level,
+            "kind": (
+                [_as_text(v) or _DEFAULT_KIND[level] for v in work[kind_field]]
+                if kind_field
+                else _DEFAULT_KIND[level]
+            ),
+            "parent_code": parent_codes,
+            "population": _optional_int(work, "population"),
+            "households": _optional_int(work, "households"),
+            "responsible": [_as_text(v) for v in work["responsible"]]
+            if "responsible" in work
+            else None,
+        },
+        geometry=gpd.GeoSeries(multi, crs=4326),
+    )
     valid = gdf.geometry.notna()
     gdf["area_m2"] = np.nan
     if valid.any():

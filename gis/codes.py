@@ -72,7 +72,9 @@ class CodeScheme:
         for level in LEVELS:
             width = getattr(self, level)
             if not isinstance(width, int) or not 1 <= width <= 12:
-                raise InvalidCodeError(f"segment width for {level!r} must be 1–12 digits, got {width!r}")
+                raise InvalidCodeError(
+                    f"segment width for {level!r} must be 1–12 digits, got {width!r}"
+                )
 
     # -- shape of codes --------------------------------------------------------------
     def widths(self) -> dict[str, int]:

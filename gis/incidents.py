@@ -33,9 +33,22 @@ _SOURCE_RE = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
 LOCAL_TZ = "Asia/Shanghai"
 
 #: Columns of the cleaned frame, in order.
-CLEAN_COLUMNS = ["row", "source", "external_id", "category", "description", "address",
-                 "reported_at", "raw_lon", "raw_lat", "raw_crs", "lon", "lat",
-                 "location_status", "unlocated_reason"]
+CLEAN_COLUMNS = [
+    "row",
+    "source",
+    "external_id",
+    "category",
+    "description",
+    "address",
+    "reported_at",
+    "raw_lon",
+    "raw_lat",
+    "raw_crs",
+    "lon",
+    "lat",
+    "location_status",
+    "unlocated_reason",
+]
 
 
 @dataclass
@@ -96,8 +109,9 @@ def _read_csv(content: str, name: str) -> pd.DataFrame:
     from io import StringIO
 
     try:
-        frame = pd.read_csv(StringIO(content), dtype=str, keep_default_na=False,
-                            skipinitialspace=True)
+        frame = pd.read_csv(
+            StringIO(content), dtype=str, keep_default_na=False, skipinitialspace=True
+        )
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise GridmapError(f"{name}: not a readable CSV: {exc}") from exc
     return frame
@@ -114,8 +128,9 @@ def _read_json(content: str, name: str) -> tuple[pd.DataFrame, str]:
         doc = doc["service_requests"]
     if isinstance(doc, list):
         return _open311_rows(doc), "open311"
-    raise GridmapError(f"{name}: expected a GeoJSON FeatureCollection or an Open311 "
-                       "GeoReport v2 request list")
+    raise GridmapError(
+        f"{name}: expected a GeoJSON FeatureCollection or an Open311 GeoReport v2 request list"
+    )
 
 
 def _geojson_rows(features: list) -> pd.DataFrame:
@@ -130,16 +145,23 @@ def _geojson_rows(features: list) -> pd.DataFrame:
             props["_geometry_error"] = f"geometry is a {geom.get('type')}, not a Point"
         if "id" not in props and feature and feature.get("id") is not None:
             props["id"] = feature["id"]
-        rows.append({**{k: _text(v) for k, v in props.items()}, "lon": _text(lon),
-                     "lat": _text(lat)})
+        rows.append(
+            {**{k: _text(v) for k, v in props.items()}, "lon": _text(lon), "lat": _text(lat)}
+        )
     return pd.DataFrame(rows, dtype=str).fillna("")
 
 
 def _open311_rows(requests: list) -> pd.DataFrame:
     """GeoReport v2 field names mapped onto gridmap's (long → lon, service_code → category)."""
-    mapping = {"service_request_id": "id", "service_code": "category", "long": "lon",
-               "lat": "lat", "requested_datetime": "reported_at", "address": "address",
-               "description": "description"}
+    mapping = {
+        "service_request_id": "id",
+        "service_code": "category",
+        "long": "lon",
+        "lat": "lat",
+        "requested_datetime": "reported_at",
+        "address": "address",
+        "description": "description",
+    }
     rows = [{mapping.get(k, k): _text(v) for k, v in (r or {}).items()} for r in requests]
     return pd.DataFrame(rows, dtype=str).fillna("")
 
@@ -184,8 +206,9 @@ def clean_incidents(
     """
     fields = fields or FieldMap()
     if fields.id not in raw.columns:
-        raise GridmapError(f"no id column {fields.id!r}; the file has "
-                           f"{', '.join(raw.columns)} (use --id-field)")
+        raise GridmapError(
+            f"no id column {fields.id!r}; the file has {', '.join(raw.columns)} (use --id-field)"
+        )
     if source is not None:
         _check_source(source)
     frame = pd.DataFrame({"row": np.arange(2, len(raw) + 2)})  # CSV line numbers (header = 1)
@@ -207,14 +230,17 @@ def clean_incidents(
         frame[name] = _column(raw, getattr(fields, name)).replace("", None)
     _coordinates(raw, fields, crs, expected_bounds, frame, reasons)
     if "_geometry_error" in raw.columns:
-        _reject(reasons, raw["_geometry_error"].fillna("") != "", None,
-                values=raw["_geometry_error"])
+        _reject(
+            reasons, raw["_geometry_error"].fillna("") != "", None, values=raw["_geometry_error"]
+        )
 
     bad = reasons.notna().to_numpy()
-    rejected = [{"row": int(r), "reason": str(why), "raw": _raw_record(raw, i)}
-                for i, (r, why) in enumerate(zip(frame["row"], reasons, strict=True)) if bad[i]]
-    return CleanIncidents(frame.loc[~bad, CLEAN_COLUMNS].reset_index(drop=True), rejected,
-                          len(raw))
+    rejected = [
+        {"row": int(r), "reason": str(why), "raw": _raw_record(raw, i)}
+        for i, (r, why) in enumerate(zip(frame["row"], reasons, strict=True))
+        if bad[i]
+    ]
+    return CleanIncidents(frame.loc[~bad, CLEAN_COLUMNS].reset_index(drop=True), rejected, len(raw))
 
 
 def _column(raw: pd.DataFrame, name: str | None) -> pd.Series:
@@ -234,8 +260,10 @@ def _reject(reasons: pd.Series, mask, reason: str | None, values: pd.Series | No
 
 def _check_source(source: str) -> str:
     if not _SOURCE_RE.match(source):
-        raise GridmapError(f"source {source!r} must be lower-case letters, digits and _ "
-                           f"(e.g. {', '.join(KNOWN_SOURCES)})")
+        raise GridmapError(
+            f"source {source!r} must be lower-case letters, digits and _ "
+            f"(e.g. {', '.join(KNOWN_SOURCES)})"
+        )
     return source
 
 
@@ -244,8 +272,10 @@ def _sources(raw, fields, source, reasons) -> pd.Series:
         return pd.Series([source] * len(raw), dtype=object)
     values = _column(raw, fields.source).str.lower()
     if (values == "").all():
-        raise GridmapError("no source: pass --source (hotline_12345, police_110, patrol, "
-                           "resident, …) or give the file a 'source' column")
+        raise GridmapError(
+            "no source: pass --source (hotline_12345, police_110, patrol, "
+            "resident, …) or give the file a 'source' column"
+        )
     invalid = ~values.str.match(_SOURCE_RE.pattern)
     for i in np.flatnonzero(invalid):
         if reasons.iat[i] is None:
@@ -260,14 +290,21 @@ def _categories(raw, fields, categories, reasons) -> pd.Series:
     lookup = {str(c): str(c) for c in categories["code"]}
     for column in ("name_zh", "name_en"):
         if column in categories:
-            lookup.update({str(n).strip().lower(): str(c)
-                           for n, c in zip(categories[column], categories["code"], strict=True)})
+            lookup.update(
+                {
+                    str(n).strip().lower(): str(c)
+                    for n, c in zip(categories[column], categories["code"], strict=True)
+                }
+            )
     codes = values.str.lower().map(lookup)
     for i in np.flatnonzero(codes.isna()):
         if reasons.iat[i] is None:
             given = values.iat[i]
-            reasons.iat[i] = ("missing category" if not given else
-                              f"unknown category {given!r} (not in the taxonomy)")
+            reasons.iat[i] = (
+                "missing category"
+                if not given
+                else f"unknown category {given!r} (not in the taxonomy)"
+            )
     return codes
 
 
@@ -279,8 +316,11 @@ def _times(raw, fields, reasons) -> pd.Series:
     times = pd.Series([parsed[v] for v in values], dtype=object)
     for i in np.flatnonzero(times.isna()):
         if reasons.iat[i] is None:
-            reasons.iat[i] = ("missing reported time" if values.iat[i] == "" else
-                              f"unparseable time {values.iat[i]!r}")
+            reasons.iat[i] = (
+                "missing reported time"
+                if values.iat[i] == ""
+                else f"unparseable time {values.iat[i]!r}"
+            )
     return times
 
 
@@ -302,19 +342,38 @@ def _coordinates(raw, fields, crs, expected_bounds, frame, reasons) -> None:
     lon = pd.to_numeric(lon_text.replace("", None), errors="coerce").to_numpy(float)
     lat = pd.to_numeric(lat_text.replace("", None), errors="coerce").to_numpy(float)
     not_numeric = ((lon_text != "") & np.isnan(lon)) | ((lat_text != "") & np.isnan(lat))
-    _reject(reasons, not_numeric, None,
-            values="coordinates are not numbers: lon=" + lon_text + ", lat=" + lat_text)
+    _reject(
+        reasons,
+        not_numeric,
+        None,
+        values="coordinates are not numbers: lon=" + lon_text + ", lat=" + lat_text,
+    )
     crs_names = _crs_per_row(raw, fields, crs, reasons)
     frame["raw_lon"], frame["raw_lat"], frame["raw_crs"] = lon, lat, crs_names
 
     missing = np.isnan(lon) | np.isnan(lat)
     null_island = (lon == 0) & (lat == 0)
     swapped = _looks_swapped(lon, lat, expected_bounds) & ~missing
-    _reject(reasons, swapped, None, values=pd.Series(
-        [f"latitude and longitude look swapped (lon={a}, lat={b})" for a, b in zip(lon, lat)]))
+    _reject(
+        reasons,
+        swapped,
+        None,
+        values=pd.Series(
+            [
+                f"latitude and longitude look swapped (lon={a}, lat={b})"
+                for a, b in zip(lon, lat, strict=True)
+            ]
+        ),
+    )
     out_of_range = ~missing & ((np.abs(lon) > 180) | (np.abs(lat) > 90))
-    _reject(reasons, out_of_range, None, values=pd.Series(
-        [f"coordinates out of range (lon={a}, lat={b})" for a, b in zip(lon, lat)]))
+    _reject(
+        reasons,
+        out_of_range,
+        None,
+        values=pd.Series(
+            [f"coordinates out of range (lon={a}, lat={b})" for a, b in zip(lon, lat, strict=True)]
+        ),
+    )
 
     wgs_lon, wgs_lat = np.full(len(lon), np.nan), np.full(len(lon), np.nan)
     usable = ~missing & ~null_island & reasons.isna().to_numpy()
@@ -325,8 +384,9 @@ def _coordinates(raw, fields, crs, expected_bounds, frame, reasons) -> None:
 
     has_address = (_column(raw, fields.address) != "").to_numpy()
     status = np.where(usable, "located", np.where(has_address, "to_geocode", "unlocated"))
-    why = np.where(null_island, "coordinates (0, 0) are a device placeholder",
-                   "no coordinates and no address")
+    why = np.where(
+        null_island, "coordinates (0, 0) are a device placeholder", "no coordinates and no address"
+    )
     frame["location_status"] = status
     frame["unlocated_reason"] = np.where(status == "unlocated", why, None)
 
@@ -340,8 +400,9 @@ def _crs_per_row(raw, fields, crs, reasons) -> np.ndarray:
             names[i] = crs_mod.normalize_crs_name(given.iat[i])
         except GridmapError:
             if reasons.iat[i] is None:
-                reasons.iat[i] = (f"unknown crs {given.iat[i]!r} (use one of "
-                                  f"{', '.join(crs_mod.CRS_NAMES)})")
+                reasons.iat[i] = (
+                    f"unknown crs {given.iat[i]!r} (use one of {', '.join(crs_mod.CRS_NAMES)})"
+                )
     return names
 
 

@@ -23,8 +23,8 @@ from app.db.session import make_engine, upgrade
 TEST_DB = "gridmap_test"
 DEMO_DB = "gridmap_test_demo"
 CHICAGO = PROJECT_ROOT.parent / "shared" / "data" / "real" / "chicago"
-TABLES = ("api_key", "address_point", "lineage", "incident_assignment", "incident", "staff", "area", "rejected_row",
-          "import_batch", "generation")
+TABLES = ("api_key", "address_point", "lineage", "incident_assignment", "incident", "staff",
+          "area", "rejected_row", "import_batch", "generation")
 
 
 def _fresh_embedded_database(name: str = TEST_DB) -> str:

@@ -94,8 +94,18 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         """Stop the server if it runs (the data stays)."""
         if (self.data_dir / "postmaster.pid").exists():
-            self._run_server_cmd([str(self._bindir() / "pg_ctl"), "-D", str(self.data_dir),
-                                  "-m", "fast", "-w", "stop"], check=False)
+            self._run_server_cmd(
+                [
+                    str(self._bindir() / "pg_ctl"),
+                    "-D",
+                    str(self.data_dir),
+                    "-m",
+                    "fast",
+                    "-w",
+                    "stop",
+                ],
+                check=False,
+            )
 
     # -- steps -----------------------------------------------------------------------
     @contextlib.contextmanager
@@ -119,7 +129,9 @@ class EmbeddedPostgres:
             _apt_install(["postgresql", "postgis"])
             bindir = _find_bindir()
         if bindir is None or not _has_postgis(bindir):
-            raise ProvisioningError("PostgreSQL with PostGIS is still missing after apt-get install")
+            raise ProvisioningError(
+                "PostgreSQL with PostGIS is still missing after apt-get install"
+            )
         return bindir
 
     def _initdb(self, bindir: Path) -> None:
@@ -138,11 +150,21 @@ class EmbeddedPostgres:
         initpw.write_text(password + "\n")
         self._give_to_server_user(initpw)
         try:
-            self._run_server_cmd([
-                str(bindir / "initdb"), "-D", str(self.data_dir), "-U", SUPERUSER,
-                "--pwfile", str(initpw), "--auth=scram-sha-256", "-E", "UTF8",
-                "--locale=C.UTF-8",
-            ])
+            self._run_server_cmd(
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    SUPERUSER,
+                    "--pwfile",
+                    str(initpw),
+                    "--auth=scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                ]
+            )
         finally:
             initpw.unlink(missing_ok=True)
         conf = "\n".join(f"{key} = {value}" for key, value in SERVER_SETTINGS.items())
@@ -160,10 +182,21 @@ class EmbeddedPostgres:
             port = _free_port()
         port_file.write_text(str(port))
         _say(f"Starting PostgreSQL on 127.0.0.1:{port}")
-        self._run_server_cmd([
-            str(bindir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
-            "-o", f"-p {port}", "-w", "-t", "120", "start",
-        ])
+        self._run_server_cmd(
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-o",
+                f"-p {port}",
+                "-w",
+                "-t",
+                "120",
+                "start",
+            ]
+        )
         return port
 
     def _ensure_database(self, port: int, dbname: str) -> None:
@@ -193,8 +226,9 @@ class EmbeddedPostgres:
         os.chown(path, entry.pw_uid, entry.pw_gid)
         path.chmod(0o700 if path.is_dir() else 0o600)
         # The server user must be able to reach the directory through its parents.
-        probe = subprocess.run(["runuser", "-u", SERVER_USER, "--", "test", "-w", str(path)],
-                               capture_output=True)
+        probe = subprocess.run(
+            ["runuser", "-u", SERVER_USER, "--", "test", "-w", str(path)], capture_output=True
+        )
         if probe.returncode != 0:
             raise ProvisioningError(
                 f"user {SERVER_USER!r} cannot reach {path}: make its parent directories "
@@ -209,7 +243,8 @@ class EmbeddedPostgres:
             log_tail = self.log_file.read_text()[-2000:] if self.log_file.exists() else ""
             raise ProvisioningError(
                 f"{Path(args[-1] if args[-1] != 'start' else 'pg_ctl').name} failed "
-                f"({result.returncode}): {result.stderr.strip() or result.stdout.strip()}\n{log_tail}"
+                f"({result.returncode}): "
+                f"{result.stderr.strip() or result.stdout.strip()}\n{log_tail}"
             )
 
 
@@ -243,7 +278,8 @@ def _has_postgis(bindir: Path) -> bool:
 def _apt_install(packages: list[str]) -> None:
     if shutil.which("apt-get") is None:
         raise ProvisioningError(
-            f"cannot install {', '.join(packages)}: no apt-get here; install PostgreSQL and PostGIS "
+            f"cannot install {', '.join(packages)}: no apt-get here; install PostgreSQL and "
+            "PostGIS "
             "yourself or set GRIDMAP_DATABASE_URL"
         )
     sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
@@ -254,7 +290,9 @@ def _apt_install(packages: list[str]) -> None:
         subprocess.run([*sudo, "apt-get", "update", "-q"], env=env, capture_output=True)
         result = subprocess.run(install, env=env, capture_output=True, text=True)
         if result.returncode != 0:
-            raise ProvisioningError(f"apt-get install {' '.join(packages)} failed:\n{result.stderr}")
+            raise ProvisioningError(
+                f"apt-get install {' '.join(packages)} failed:\n{result.stderr}"
+            )
 
 
 def _server_user() -> pwd.struct_passwd:
