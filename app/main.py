@@ -98,6 +98,7 @@ def _lifespan(settings: Settings, api_settings: ApiSettings):
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
+            await run_in_threadpool(redesign.shutdown_jobs, app)
             engine.dispose()
 
     return lifespan

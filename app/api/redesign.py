@@ -21,10 +21,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from app.api.deps import ConnDep, OperatorDep, StateDep, ViewerDep
+from app.api.errors import ERROR_RESPONSES
 from app.db import repo
 from app.db.repo import NotFoundError
 
-router = APIRouter(prefix="/redesign", tags=["redesign"])
+router = APIRouter(prefix="/redesign", tags=["redesign"], responses=ERROR_RESPONSES)
 
 
 class PlanRequest(BaseModel):
@@ -81,6 +82,17 @@ def _board(request: Request) -> JobBoard:
     if board is None:
         board = request.app.state.redesign_jobs = JobBoard()
     return board
+
+
+def shutdown_jobs(app) -> None:
+    """Called by the lifespan on shutdown: wait for a running plan, drop queued ones.
+
+    A plan half-written when the database engine closes would be lost anyway
+    (it commits in one transaction); waiting lets a running one finish cleanly.
+    """
+    board = getattr(app.state, "redesign_jobs", None)
+    if board is not None:
+        board.executor.shutdown(wait=True, cancel_futures=True)
 
 
 @router.post("/plans", status_code=202, response_model=Job,
