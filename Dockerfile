@@ -8,6 +8,10 @@ COPY app ./app
 COPY gis ./gis
 COPY migrations ./migrations
 COPY data ./data
+COPY package.json package-lock.json ./
+COPY scripts/install_assets.sh ./scripts/
+RUN apt-get update -qq && apt-get install -y -qq nodejs npm && rm -rf /var/lib/apt/lists/* \
+    && ./scripts/install_assets.sh
 RUN pip install -e .
 EXPOSE 8000
 CMD ["gridmap", "demo"]

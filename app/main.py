@@ -18,7 +18,18 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
 
-from app.api import generations, grids, incidents, lookup, ogc, open311, redesign, system
+from app.api import (
+    analysis,
+    generations,
+    grids,
+    incidents,
+    lookup,
+    maps,
+    ogc,
+    open311,
+    redesign,
+    system,
+)
 from app.api.deps import AppState, requires
 from app.api.errors import install_error_handlers
 from app.api.limits import BodyLimitMiddleware
@@ -33,7 +44,7 @@ log = logging.getLogger("gridmap.api")
 #: Routers of the API, in the order their paths appear in the docs.
 ROUTERS: list[APIRouter] = [ogc.router, lookup.router, grids.router, incidents.router,
                             open311.router, generations.router, redesign.router,
-                            system.router]
+                            analysis.router, maps.router, system.router]
 #: Routers serving boundaries without a key; with GRIDMAP_PUBLIC_BOUNDARIES=false they are
 #: included behind a viewer check (a dependency only then: it costs on the lookup path).
 BOUNDARY_ROUTERS: list[APIRouter] = [lookup.router, grids.router, generations.router]
@@ -52,6 +63,8 @@ TAGS = [
     {"name": "generations", "description": "Versions of the boundary set."},
     {"name": "redesign", "description": "Grid redesign plans (e.g. 620 → 539 with balanced "
      "workload), computed in the background and stored as inactive generations."},
+    {"name": "analysis", "description": "Coverage defects and Gi* hot spots as GeoJSON."},
+    {"name": "maps", "description": "folium map pages that work offline."},
     {"name": "system", "description": "Health."},
 ]
 

@@ -50,3 +50,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q -e ".[dev]"
   echo "$want" > "$stamp"
 fi
+
+# The map pages' JS/CSS, served by the app itself (offline intranets): pinned by
+# package-lock.json, installed into var/assets, never committed.
+./scripts/install_assets.sh

@@ -20,6 +20,9 @@ from sqlalchemy import Engine, text
 from app.config import PROJECT_ROOT, normalise_url
 from app.db.session import make_engine, upgrade
 
+# Test apps must not start the background map build of `gridmap serve`.
+os.environ.setdefault("GRIDMAP_MAP_WARM_ON_STARTUP", "false")
+
 TEST_DB = "gridmap_test"
 DEMO_DB = "gridmap_test_demo"
 CHICAGO = PROJECT_ROOT.parent / "shared" / "data" / "real" / "chicago"

@@ -23,11 +23,13 @@ from app.api.errors import ERROR_RESPONSES, NotFoundError
 from app.maps.analysis import Selection
 from app.maps.assets import MEDIA_TYPES, AssetError
 from app.maps.basemap import PRESETS, Basemap, resolve_basemap
-from app.maps.page import PageOptions, build_grid_page, build_map_page
+from app.maps.grid_page import build_grid_page
+from app.maps.page import PageOptions, build_map_page
 from app.maps.service import MapService
 from app.maps.settings import MapSettings
 
-__all__ = ["MapQuery", "map_query", "map_service", "router"]
+__all__ = ["MapQuery", "MapQueryDep", "MapsDep", "SelectionDep", "map_query", "map_service",
+           "router", "selection_query"]
 
 log = logging.getLogger("gridmap.maps")
 _SOURCE = "[a-z][a-z0-9_]{1,63}"
@@ -76,8 +78,7 @@ class MapQuery:
     basemap: Basemap
 
 
-async def map_query(
-    maps: MapsDep,
+async def selection_query(
     start: Annotated[str | None, Query(
         max_length=40, description="Incidents reported from this time on (inclusive): a date "
         "(`2023-03-01`) or an RFC 3339 time; without an offset, China Standard Time.",
@@ -93,6 +94,16 @@ async def map_query(
         pattern=rf"^{_SOURCE}(,{_SOURCE})*$",
         description="Sources, comma-separated (hotline_12345, police_110, patrol, resident, "
                     "petition, other, …).", examples=["hotline_12345"])] = None,
+) -> Selection:
+    return Selection.parse(start, end, category, source)
+
+
+SelectionDep = Annotated[Selection, Depends(selection_query)]
+
+
+async def map_query(
+    maps: MapsDep,
+    selection: SelectionDep,
     measure: Annotated[Literal["count", "rate_per_1000", "per_km2"], Query(
         description="What the choropleth shows: incidents, per 1,000 residents or per "
                     "km².")] = "count",
@@ -103,7 +114,7 @@ async def map_query(
 ) -> MapQuery:
     chosen = (_configured_basemap(maps.settings) if basemap in (None, "default")
               else PRESETS[basemap])
-    return MapQuery(Selection.parse(start, end, category, source), measure, chosen)
+    return MapQuery(selection, measure, chosen)
 
 
 MapQueryDep = Annotated[MapQuery, Depends(map_query)]

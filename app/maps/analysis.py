@@ -98,19 +98,21 @@ def _instant(value: Any, name: str) -> pd.Timestamp | None:
         raise ValidationError(f"{name} must be a date or time, got {value!r}")
     try:
         stamp = pd.Timestamp(value)
-    except (TypeError, ValueError) as error:
+        if stamp is not pd.NaT:
+            # out-of-range instants fail here, on the shift to China Standard Time
+            return (stamp.tz_localize(LOCAL_TZ) if stamp.tzinfo is None
+                    else stamp.tz_convert(LOCAL_TZ))
+    except (TypeError, ValueError, OverflowError) as error:
         raise ValidationError(f"{name} must be a date or time such as 2023-03-01 or "
                               f"2023-03-01T08:00:00+08:00, got {value!r}") from error
-    if stamp is pd.NaT:
-        raise ValidationError(f"{name} must be a date or time, got {value!r}")
-    return stamp.tz_localize(LOCAL_TZ) if stamp.tzinfo is None else stamp.tz_convert(LOCAL_TZ)
+    raise ValidationError(f"{name} must be a date or time, got {value!r}")
 
 
 def _codes(value: Any, name: str) -> tuple[str, ...]:
     if value is None:
         return ()
-    items = value.split(",") if isinstance(value, str) else list(value)
-    if not all(isinstance(v, str) for v in items):
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple | set) or not all(isinstance(v, str) for v in items):
         raise ValidationError(f"{name} must be strings, got {value!r}")
     return tuple(sorted({v.strip() for v in items if v.strip()}))
 

@@ -15,11 +15,12 @@ from folium import Map
 from folium.elements import JSCSSMixin
 from folium.features import GeoJson, GeoJsonStyleMapper
 from folium.map import Layer
+from folium.plugins import HeatMap, MarkerCluster
 from folium.template import Template
 from folium.utilities import JsCode, get_obj_in_upper_tree
 
-__all__ = ["DataGeoJson", "GridmapAssets", "LayerRegistry", "Panel", "RawScript",
-           "SharedGeometries", "js", "js_json"]
+__all__ = ["DataGeoJson", "GridmapAssets", "LayerRegistry", "LazyHeatMap", "LazyMarkerCluster",
+           "Panel", "Raw", "SharedGeometries", "add_json_block", "js", "js_json"]
 
 
 def js(code: str) -> JsCode:
@@ -30,7 +31,10 @@ def js(code: str) -> JsCode:
 class GridmapAssets(JSCSSMixin):
     """Our stylesheet and script (app/maps/static), served or inlined like folium's own."""
 
-    _template = Template("")
+    # No favicon request (a 404 in the console): the page names an empty one.
+    _template = Template("""
+        {% macro header(this, kwargs) %}<link rel="icon" href="data:,">{% endmacro %}
+    """)
     # Placeholders: localize() always replaces them with a served URL or inline content.
     default_js = [("gridmap_js", "gridmap:gridmap.js")]
     default_css = [("gridmap_css", "gridmap:gridmap.css")]
@@ -100,8 +104,8 @@ class LayerRegistry(JSCSSMixin):
         self.meta = meta
 
 
-class RawScript(Element):
-    """Script text added to the page as is.
+class Raw(Element):
+    """Text added to the page as is.
 
     branca compiles every element's rendered script as a Jinja template again
     (``Element(script(...))``): seconds for megabytes of GeoJSON, and a ``{{``
@@ -110,7 +114,7 @@ class RawScript(Element):
 
     def __init__(self, text: str) -> None:
         super().__init__()
-        self._name = "RawScript"
+        self._name = "Raw"
         self.text = text
 
     def render(self, **kwargs: Any) -> str:
@@ -118,12 +122,40 @@ class RawScript(Element):
 
 
 def js_json(value: Any) -> str:
-    """Compact JSON for a ``<script>``: UTF-8 kept, ``</`` escaped so no tag can close."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+    """Compact JSON for a page: UTF-8 kept; every ``<`` escaped, so no text in the data
+    can close or disturb the ``<script>`` element holding it."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c")
+
+
+def add_json_block(element: Element, block: str, json_text: str) -> str:
+    """Put data in the page as ``<script type="application/json">``; returns its JS reader.
+
+    The browser parses such a block as text and ``JSON.parse`` reads it many
+    times faster than V8 compiles the same data written as a JavaScript literal
+    (the page's time to first draw is mostly that).
+    """
+    root = element.get_root()
+    root.html.add_child(  # type: ignore[attr-defined]
+        Raw(f'<script type="application/json" id="gridmap-{block}">{json_text}</script>\n'),
+        name=f"gridmap-{block}")
+    return f"gridmapJSON({json.dumps(block)})"
+
+
+def _data_call(element: Any, call: str, show: bool) -> None:
+    """Run ``call`` now, or for a hidden layer the first time it is shown.
+
+    Hidden layers (micro-grids, clusters, heat…) cost nothing at load: their
+    features are only made when someone ticks them in the layer control.
+    """
+    name = element.get_name()
+    text = (f"{call};\n" if show else
+            f"{name}.once(\"add\", function () {{ {call}; }});\n")
+    element.get_root().script.add_child(Raw(text), name=name + "_data")
 
 
 class SharedGeometries(MacroElement):
-    """Geometry arrays the page defines once and several layers draw from.
+    """Geometry arrays the page holds once and several layers draw from.
 
     The grids' shapes feed the grid layer, the choropleth and the hot spots:
     written once, they cost a third. :meth:`add` returns the JavaScript
@@ -140,36 +172,39 @@ class SharedGeometries(MacroElement):
     def add(self, key: str, json_text: str) -> str:
         """Register an array (its JSON text) under ``key``; returns its JS expression."""
         self.arrays.setdefault(key, json_text)
-        return f"gridmapGeom[{json.dumps(key)}]"
+        return f"gridmapJSON({json.dumps('geom-' + key)})"
 
-    def render(self, **kwargs: Any) -> None:
-        script = self.get_root().script  # type: ignore[attr-defined]
+    def render(self, **kwargs: Any) -> None:  # type: ignore[override]  # renders into the figure
         for key, text in self.arrays.items():
-            script.add_child(RawScript(f"gridmapGeom[{json.dumps(key)}] = {text};\n"),
-                             name=f"{self.get_name()}_{key}")
+            add_json_block(self, f"geom-{key}", text)
         super().render(**kwargs)
 
 
 class DataGeoJson(GeoJson):
-    """A folium GeoJson whose features reach the page through a :class:`RawScript`.
+    """A folium GeoJson whose features reach the page as JSON blocks, built in the browser.
 
     folium sees the features with their ids and properties but without
     geometries (enough for its style maps, tooltips and search checks); the
-    page builds the real FeatureCollection from ``features_js``, a call of
-    ``gridmapFeatures`` over shared geometries.
+    page assembles the FeatureCollection with ``gridmapFeatures`` from a
+    geometry array (often shared) and a property table.
 
     Parameters
     ----------
     data : dict
-        FeatureCollection with ids and properties (geometries may be None).
-    features_js : str
-        JavaScript expression evaluating to the FeatureCollection to draw.
+        FeatureCollection with ids and properties (geometries None).
+    geometries_js : str
+        JavaScript expression of the geometry array.
+    table : dict
+        ``ids``, ``columns``, ``rows`` and ``pick`` (geometry index per feature, or None).
+    style, highlight : dict, optional
+        A constant style or highlight (instead of a function).
     **kwargs
         As for :class:`folium.GeoJson`.
     """
 
-    def __init__(self, data: dict, features_js: str, style: dict | None = None,
-                 highlight: dict | None = None, **kwargs: Any) -> None:
+    def __init__(self, data: dict, geometries_js: str, table: dict,
+                 style: dict | None = None, highlight: dict | None = None,
+                 **kwargs: Any) -> None:
         # A constant style or highlight needs no per-feature style map: folium would
         # serialise the same dict once per feature (seconds for 5,000 micro-grids).
         self.constant = {"style": style, "highlight": highlight}
@@ -178,10 +213,11 @@ class DataGeoJson(GeoJson):
         if highlight is not None:
             kwargs["highlight_function"] = lambda feature: highlight
         super().__init__(data, **kwargs)
-        self.features_js = features_js
+        self.geometries_js = geometries_js
+        self.table = table
 
-    def render(self, **kwargs: Any) -> None:
-        self.parent_map = get_obj_in_upper_tree(self, Map)
+    def render(self, **kwargs: Any) -> None:  # type: ignore[override]  # renders into the figure
+        self.parent_map = get_obj_in_upper_tree(self, Map)  # type: ignore[assignment]
         # folium's own GeoJson.render, minus the data: style maps from every feature,
         # then the template sees one feature without geometry (Leaflet skips it) so
         # that folium's checks (tooltip fields) still find the properties.
@@ -199,11 +235,49 @@ class DataGeoJson(GeoJson):
             Layer.render(self, **kwargs)
         finally:
             self.data = full
-        self.get_root().script.add_child(  # type: ignore[attr-defined]
-            RawScript(f"{self.get_name()}_add({self.features_js});\n"),
-            name=self.get_name() + "_data")
+        table = add_json_block(self, f"table-{self.get_name()}", js_json(self.table))
+        _data_call(self, f"{self.get_name()}_add(gridmapFeatures({self.geometries_js}, {table}))",
+                   self.show)
 
     def _constant_map(self, which: str) -> dict | None:
         style = self.constant[which]
         # the shape folium's template reads: style JSON text → feature ids, "default" key
         return None if style is None else {"default": GeoJsonStyleMapper._to_key(style)}
+
+
+class LazyMarkerCluster(MarkerCluster):
+    """A marker cluster of rows turned into markers in the browser by ``callback``.
+
+    Parameters
+    ----------
+    rows : list of list
+        ``[lat, lon, …]`` per marker, written once as a JSON block.
+    callback : str
+        JavaScript expression of a function ``row → marker``.
+    **kwargs
+        As for :class:`folium.plugins.MarkerCluster` (name, show, options…).
+    """
+
+    def __init__(self, rows: list, callback: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.rows = rows
+        self.callback = callback
+
+    def render(self, **kwargs: Any) -> None:  # type: ignore[override]  # renders into the figure
+        super().render(**kwargs)
+        rows = add_json_block(self, f"rows-{self.get_name()}", js_json(self.rows))
+        _data_call(self, f"{self.get_name()}.addLayers({rows}.map({self.callback}))", self.show)
+
+
+class LazyHeatMap(HeatMap):
+    """folium's HeatMap with its points in a JSON block, drawn when first shown."""
+
+    def __init__(self, rows: list, **kwargs: Any) -> None:
+        super().__init__([[0.0, 0.0]], **kwargs)
+        self.data = []  # the template's literal stays empty
+        self.rows = rows
+
+    def render(self, **kwargs: Any) -> None:  # type: ignore[override]  # renders into the figure
+        super().render(**kwargs)
+        rows = add_json_block(self, f"rows-{self.get_name()}", js_json(self.rows))
+        _data_call(self, f"{self.get_name()}.setLatLngs({rows})", self.show)

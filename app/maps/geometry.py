@@ -20,8 +20,7 @@ import shapely
 from gis import crs as crs_mod
 from gis.coverage import resolve_metric_crs
 
-__all__ = ["display_geometries", "feature_collection", "lonlat_to_display", "records",
-           "round_coords"]
+__all__ = ["display_geometries", "lonlat_to_display", "records", "round_coords"]
 
 DECIMALS = 6
 
@@ -80,19 +79,6 @@ def lonlat_to_display(lon: Any, lat: Any, datum: str = "wgs84") -> tuple[np.ndar
         if ok.any():
             lon[ok], lat[ok] = crs_mod.from_wgs84(lon[ok], lat[ok], datum)
     return np.round(lon, DECIMALS), np.round(lat, DECIMALS)
-
-
-def feature_collection(ids: Any, geometries: list[dict | None],
-                       properties: pd.DataFrame | None = None) -> dict:
-    """A FeatureCollection dict; features without geometry are left out.
-
-    ``properties`` rows become the features' properties, NaN as null (JSON has no NaN).
-    """
-    rows: list[dict] = ([{}] * len(geometries) if properties is None
-                        else records(properties))
-    return {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "id": str(i), "properties": p, "geometry": g}
-        for i, g, p in zip(ids, geometries, rows, strict=True) if g is not None]}
 
 
 def records(frame: pd.DataFrame) -> list[dict]:

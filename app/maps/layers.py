@@ -18,9 +18,9 @@ from typing import Any
 import folium
 import numpy as np
 import pandas as pd
-from folium.plugins import FastMarkerCluster, HeatMap, Search
+from folium.plugins import Search
 
-from app.maps.elements import DataGeoJson, js, js_json
+from app.maps.elements import DataGeoJson, LazyHeatMap, LazyMarkerCluster, js, js_json
 from app.maps.geometry import display_geometries, lonlat_to_display, records
 
 __all__ = ["ALARM", "CHOROPLETH_COLOURS", "HOT_COLOURS", "HOT_LABELS", "MAJOR_COLOURS",
@@ -75,19 +75,19 @@ def data_layer(ids: Any, properties: pd.DataFrame | None, geometries_js: str,
     pick : sequence of int, optional
         Position of each feature's geometry in the array (default: same order).
     **kwargs
-        For :class:`folium.GeoJson` (style_function, tooltip, name, show, pane, …).
+        For :class:`DataGeoJson` (style, style_function, tooltip, name, show, pane, …).
     """
     ids = [str(i) for i in ids]
     columns = [] if properties is None else list(properties.columns)
-    rows = [] if properties is None else [list(r.values()) for r in records(properties)]
+    rows = [[]] * len(ids) if properties is None else [
+        list(r.values()) for r in records(properties)]
     python_side = {"type": "FeatureCollection", "features": [
         {"type": "Feature", "id": i, "geometry": None,
-         "properties": dict(zip(columns, r, strict=True)) if rows else {}}
-        for i, r in zip(ids, rows or [[]] * len(ids), strict=True)]}
-    table = {"ids": ids, "columns": columns, "rows": rows}
-    picked = "null" if pick is None else js_json([int(k) for k in pick])
-    features_js = f"gridmapFeatures({geometries_js}, {js_json(table)}, {picked})"
-    return DataGeoJson(python_side, features_js, **kwargs)
+         "properties": dict(zip(columns, r, strict=True))}
+        for i, r in zip(ids, rows, strict=True)]}
+    table = {"ids": ids, "columns": columns, "rows": rows if columns else None,
+             "pick": None if pick is None else [int(k) for k in pick]}
+    return DataGeoJson(python_side, geometries_js, table, **kwargs)
 
 
 def inline_geometries(geometries: list) -> str:
@@ -174,7 +174,7 @@ def hotspot_layer(stats: pd.DataFrame, geometries_js: str, name: str, show: bool
     keep = np.flatnonzero(stats["bin"].to_numpy() != 0)
     bins = dict(zip(stats["code"], stats["bin"].astype(int), strict=True))
     return data_layer(
-        stats["code"].iloc[keep], None, geometries_js, keep, name=name, show=show,
+        stats["code"].iloc[keep], None, geometries_js, keep.tolist(), name=name, show=show,
         pane="hotspots", interactive=False,
         style_function=lambda f: {"stroke": False, "fillColor": HOT_COLOURS[bins[f["id"]]],
                                   "fillOpacity": 0.7})
@@ -216,14 +216,14 @@ def outside_layer(defects: pd.DataFrame, datum: str, name: str) -> DataGeoJson:
     ids = [f"outside-{i}" for i in range(len(points))]
     return data_layer(
         ids, props, inline_geometries(geometries), name=name, pane="outside",
-        marker=folium.CircleMarker(radius=7, fill=True, weight=2, pane="outside"),
+        marker=_dot(7, 2, "outside"),
         style={"color": "#000000", "fillColor": ALARM, "fillOpacity": 0.9},
         tooltip=_tooltip(ids, ["detail"], labels=False))
 
 
 # -- incidents -------------------------------------------------------------------------
 def cluster_layer(incidents: pd.DataFrame, categories: dict[str, str], datum: str,
-                  limit: int, name: str, seed: int = 0) -> folium.FeatureGroup:
+                  limit: int, name: str, seed: int = 0) -> LazyMarkerCluster:
     """Clustered incident dots: all of the selection, or a seeded sample of ``limit``.
 
     Rows are arrays (not GeoJSON) with category and source as indexes into two
@@ -244,24 +244,17 @@ def cluster_layer(incidents: pd.DataFrame, categories: dict[str, str], datum: st
     table = [[c, categories.get(c, "")] for c in cats]
     callback = (f"gridmapIncidentMarker({js_json(table)}, {js_json(srcs.tolist())}, "
                 f"{js_json(MAJOR_COLOURS)})")
-    group = folium.FeatureGroup(name=name, show=False)
-    # In a group: FastMarkerCluster adds itself to its parent whatever ``show`` says.
-    cluster = FastMarkerCluster([], callback=callback, control=False,
-                                options={"chunkedLoading": True, "maxClusterRadius": 60})
-    cluster.data = rows  # set after: folium validates every row one by one otherwise
-    cluster.add_to(group)
-    return group
+    return LazyMarkerCluster(rows, callback, name=name, show=False,
+                             options={"chunkedLoading": True, "maxClusterRadius": 60})
 
 
-def heat_layer(points: pd.DataFrame, datum: str, name: str) -> HeatMap:
+def heat_layer(points: pd.DataFrame, datum: str, name: str) -> LazyHeatMap:
     """Kernel density cells of the selection as a Leaflet.heat layer."""
     lon, lat = lonlat_to_display(points["lon"], points["lat"], datum)
     weight = np.round(points["weight"].to_numpy(dtype=float), 3)
     rows = [list(r) for r in zip(lat.tolist(), lon.tolist(), weight.tolist(), strict=True)]
-    layer = HeatMap([[0.0, 0.0]], name=name, show=False, radius=14, blur=18, min_opacity=0.25,
-                    max_zoom=15)
-    layer.data = rows  # set after: folium validates every row one by one otherwise
-    return layer
+    return LazyHeatMap(rows, name=name, show=False, radius=14, blur=18, min_opacity=0.25,
+                       max_zoom=15)
 
 
 def incident_points(incidents: pd.DataFrame, categories: dict[str, str], datum: str,
@@ -281,12 +274,18 @@ def incident_points(incidents: pd.DataFrame, categories: dict[str, str], datum: 
     ids = [f"incident-{i}" for i in chosen["id"]]
     return data_layer(
         ids, props, inline_geometries(geometries), name=name, pane="incidents",
-        marker=folium.CircleMarker(radius=5, fill=True, weight=1, pane="incidents"),
+        marker=_dot(5, 1, "incidents"),
         style_function=lambda f: {"color": "#333333", "fillOpacity": 0.85,
                                   "fillColor": MAJOR_COLOURS.get(f["properties"]["major"],
                                                                  "#888888")},
         tooltip=_tooltip(ids, ["category", "reported", "source", "status", "micro_grid"],
                          aliases=["category", "reported", "source", "status", "micro-grid"]))
+
+
+def _dot(radius: int, weight: int, pane: str) -> folium.CircleMarker:
+    marker = folium.CircleMarker(radius=radius, fill=True, weight=weight)
+    marker.options["pane"] = pane  # folium's path options drop it; Leaflet reads it
+    return marker
 
 
 def _tooltip(ids: Sequence, fields: list[str], **kwargs: Any) -> folium.GeoJsonTooltip | None:

@@ -1,4 +1,6 @@
-"""The map pages: the district map (/map) and one grid's map (/map/grids/{code}).
+"""The district map page (/map), and what the pages share (options, base map, rendering).
+
+One grid's page (/map/grids/{code}) is in :mod:`app.maps.grid_page`.
 
 Builders take a :class:`~app.maps.data.MapData` (database or in-memory demo) and
 return a complete HTML page; they never touch the database. How assets are
@@ -17,8 +19,8 @@ from typing import Any
 import folium
 import numpy as np
 import pandas as pd
+from branca.element import Figure
 
-from app.db.repo import NotFoundError
 from app.maps import layers as ly
 from app.maps.analysis import (
     MEASURES,
@@ -37,7 +39,7 @@ from app.maps.elements import GridmapAssets, LayerRegistry, Panel, SharedGeometr
 from app.maps.geometry import display_geometries, lonlat_to_display
 from gis.errors import ValidationError
 
-__all__ = ["KIND_NAMES", "ROLE_NAMES", "PageOptions", "build_grid_page", "build_map_page",
+__all__ = ["KIND_NAMES", "ROLE_NAMES", "PageOptions", "build_map_page", "district_map",
            "render_page"]
 
 ROLE_NAMES = {"grid_leader": "网格长", "grid_worker": "网格员", "micro_grid_worker": "微网格员",
@@ -107,19 +109,29 @@ def _shared(data: MapData, shared: SharedGeometries, level: str, options: PageOp
 
 
 def _base_map(data: MapData, bounds: tuple[float, float, float, float], options: PageOptions,
-              title: str) -> folium.Map:
+              title: str, padding_left: int = 8) -> folium.Map:
     west, south, east, north = bounds
     (lon0, lon1), (lat0, lat1) = lonlat_to_display([west, east], [south, north],
                                                    options.basemap.crs)
     m = folium.Map(location=[(lat0 + lat1) / 2, (lon0 + lon1) / 2], zoom_start=13, tiles=None,
-                   control_scale=True, max_zoom=options.basemap.max_zoom)
-    m.get_root().title = html.escape(title)
+                   control_scale=True)
+    # folium passes max_zoom to its tile layer only; without tiles the map needs its own
+    # (marker clusters refuse a map without one).
+    m.options["max_zoom"] = options.basemap.max_zoom
+    root = m.get_root()
+    assert isinstance(root, Figure)
+    root.title = html.escape(title)  # branca writes the title unescaped
     basemap = options.basemap
     if basemap.url:
         folium.TileLayer(tiles=basemap.url, attr=basemap.attribution or basemap.name,
                          name="底图 basemap", max_zoom=basemap.max_zoom,
                          subdomains=basemap.subdomains or "abc", overlay=False).add_to(m)
-    m.fit_bounds([[lat0, lon0], [lat1, lon1]])
+    # Before any layer, and not animated: layers are drawn once, at the final zoom (an
+    # animated zoom right at load also leaves headless screenshots with stale panes).
+    fit = folium.map.FitBounds([[lat0, lon0], [lat1, lon1]],
+                               padding_top_left=(padding_left, 8), padding_bottom_right=(8, 8))
+    fit.options["animate"] = False
+    fit.add_to(m)
     GridmapAssets().add_to(m)
     return m
 
@@ -134,13 +146,14 @@ def render_page(m: folium.Map, store: AssetStore, prefix: str | None) -> str:
 # jinja's tojson writes every CJK character as a 6-byte \\uXXXX escape; UTF-8 needs 3.
 # A run of backslashes before "u" is an escape only when the run is odd.
 _ESCAPE = re.compile(r"(\\+)u([0-9a-fA-F]{4})")
-_CJK = ((0x3000, 0x30FF), (0x3400, 0x9FFF), (0xF900, 0xFAFF), (0xFF00, 0xFFEF))
+# Decoded: non-ASCII outside the surrogates; not U+2028/2029 (line ends to old JS engines).
+_TEXT = ((0x00A0, 0x2027), (0x202A, 0xD7FF), (0xE000, 0xFFFD))
 
 
 def _compact_unicode(text: str) -> str:
     def replace(match: re.Match) -> str:
         slashes, point = match.group(1), int(match.group(2), 16)
-        if len(slashes) % 2 and any(lo <= point <= hi for lo, hi in _CJK):
+        if len(slashes) % 2 and any(lo <= point <= hi for lo, hi in _TEXT):
             return slashes[:-1] + chr(point)
         return match.group(0)
 
@@ -241,11 +254,12 @@ def _district_layers(data, shared, stats, classes, measure, selection, report, o
         "micro_grids": _micro_layer(data, _shared(data, shared, "micro_grid", options),
                                     data.level("micro_grid"), show=False),
     }
-    for level, label in (("community", "社区 communities"), ("street", "街道 streets")):
+    for level, pane, label in (("community", "communities", "社区 communities"),
+                               ("street", "streets", "街道 streets")):
         frame = data.level(level)
         out[f"{level}_outlines"] = ly.outline_layer(
             frame["code"], _shared(data, shared, level, options), f"{label} ({len(frame)})",
-            ly.OUTLINES[level], f"{level}s")
+            ly.OUTLINES[level], pane)
     defects = report.defects
     out["defects"] = ly.defect_layer(defects, options.simplify_m, options.basemap.crs,
                                      f"覆盖缺陷 coverage defects ({_polygon_defects(defects)})")
@@ -338,7 +352,15 @@ def _legend_html(data, stats, classes, measure, selection, report) -> str:
     parts += [f"<div class='gridmap-row'>{ly.swatch(ly.ALARM)}gap, overlap, sliver, nesting</div>",
               f"<div class='gridmap-row'>{ly.swatch(ly.ALARM, 'line')}unstaffed grid</div>",
               f"<div class='gridmap-row'>{ly.swatch(ly.ALARM, 'dot')}incident outside grids</div>"]
-    return "".join(parts)
+    return "".join(parts) + _category_legend()
+
+
+def _category_legend() -> str:
+    """Colours of the incident dots: the four major classes of the taxonomy."""
+    names = _category_names()
+    rows = [f"<div class='gridmap-row'>{ly.swatch(colour, 'dot')}{_esc(code)} "
+            f"{_esc(names.get(code, ''))}</div>" for code, colour in ly.MAJOR_COLOURS.items()]
+    return "<h5>事件类别 incident classes</h5>" + "".join(rows)
 
 
 def _meta(data, stats, selection, measure, report) -> dict:
@@ -351,109 +373,3 @@ def _default_store() -> AssetStore:
     from app.maps.settings import MapSettings
 
     return AssetStore(MapSettings().asset_dir)
-
-
-# -- one grid --------------------------------------------------------------------------
-def build_grid_page(data: MapData, code: str, selection: Selection | None = None,
-                    options: PageOptions | None = None, store: AssetStore | None = None) -> str:
-    """One grid: its micro-grids, incidents, staff and numbers, its neighbours around it.
-
-    Raises
-    ------
-    NotFoundError
-        If ``code`` is not a grid of the data's generation.
-    """
-    selection = selection or Selection()
-    options = options or PageOptions()
-    store = store or _default_store()
-    return render_page(grid_map(data, code, selection, options), store, options.asset_prefix)
-
-
-def grid_map(data: MapData, code: str, selection: Selection, options: PageOptions
-             ) -> folium.Map:
-    """The folium map behind :func:`build_grid_page`."""
-    grids = data.level("grid")
-    where = np.flatnonzero(grids["code"].to_numpy() == code)
-    if not len(where):
-        raise NotFoundError(f"no grid {code!r} in generation {data.generation.get('label')!r}")
-    row = grids.iloc[int(where[0])]
-    stats = grid_stats(data, selection, options.permutations)
-    m = _base_map(data, tuple(row.geometry.bounds), options,  # type: ignore[arg-type]
-                  f"{row['name']} {code}")
-    ly.add_panes(m)
-    shared = SharedGeometries().add_to(m)
-    layers = _grid_layers(data, shared, code, row, stats, selection, options)
-    for layer in layers.values():
-        layer.add_to(m)
-    folium.LayerControl(collapsed=False, position="topright").add_to(m)
-    Panel(_grid_info_html(data, row, stats, selection, options), "bottomleft",
-          "gridmap-info").add_to(m)
-    LayerRegistry(layers, {"grid": code, "generation": data.generation,
-                           "selection": selection.describe()}).add_to(m)
-    return m
-
-
-def _grid_layers(data, shared, code, row, stats, selection, options) -> dict[str, Any]:
-    grids = data.level("grid")
-    shapes = _shapes(data, "grid", options)
-    near = np.sort(grids.sindex.query(row.geometry.buffer(0.002), predicate="intersects"))
-    props = _grid_properties(data, stats).iloc[near]
-    links = f"gridmapGridLinks({_js_string(options.grid_url)})" if options.grid_url else None
-    near_js = shared.add("grids_near", js_json([shapes[i] for i in near]))
-    micro = data.level("micro_grid")
-    inside = np.flatnonzero(micro["parent_code"].to_numpy() == code)
-    micro_shapes = _shapes(data, "micro_grid", options)
-    micro_js = shared.add("micro_grids", js_json([micro_shapes[i] for i in inside]))
-    chosen = select_incidents(data, selection)
-    chosen = chosen[chosen["grid_code"] == code]
-    focus = int(np.flatnonzero(props["code"].to_numpy() == code)[0])
-    out: dict[str, Any] = {
-        "grids": ly.area_layer(props, near_js, "邻近网格 nearby grids", ly.OUTLINES["grid"],
-                               "grids", _GRID_TOOLTIP, on_each_feature=links),
-        "micro_grids": _micro_layer(data, micro_js, micro.iloc[inside], True, with_staff=True),
-        "grid": ly.outline_layer([code], near_js, f"网格 grid {code}",
-                                 {"color": "#000000", "weight": 4, "fill": False}, "focus",
-                                 pick=[focus]),
-        "incidents": ly.incident_points(chosen, _category_names(), options.basemap.crs,
-                                        f"事件 incidents ({len(chosen):,})"),
-    }
-    report = coverage(data)
-    box = row.geometry.buffer(0.002)
-    defects = report.defects[report.defects.intersects(box)]
-    if len(defects):
-        out["defects"] = ly.defect_layer(defects, options.simplify_m, options.basemap.crs,
-                                         f"覆盖缺陷 coverage defects ({len(defects)})")
-    return out
-
-
-def _grid_info_html(data, row, stats, selection, options) -> str:
-    code = row["code"]
-    mine = stats[stats["code"] == code].iloc[0]
-    community = data.level("community").set_index("code")
-    parent = row["parent_code"]
-    street_code = community["parent_code"].get(parent) if parent in community.index else None
-    staff = data.staff[data.staff["area_code"] == code]
-    micro = data.level("micro_grid")
-    n_micro = int((micro["parent_code"] == code).sum()) if len(micro) else 0
-    rows = [("编码 code", f"<span class='gridmap-code'>{_esc(code)}</span>"),
-            ("类型 kind", _esc(KIND_NAMES.get(row.get("kind"), row.get("kind")))),
-            ("社区 community", _esc(community["name"].get(parent, parent))),
-            ("街道 street", _esc(_names(data, "street").get(street_code, street_code))),
-            ("户数 households", _number(row.get("households"))),
-            ("人口 population", _number(row.get("population"))),
-            ("责任 responsible", _esc(row.get("responsible"))),
-            ("微网格 micro-grids", str(n_micro))]
-    rows += [(_esc(ROLE_NAMES.get(s.role, s.role)), f"{_esc(s.name)} {_esc(s.phone)}")
-             for s in staff.itertuples()]
-    if staff.empty:
-        rows.append(("网格员 staff", "<span class='gridmap-alarm'>none (unstaffed)</span>"))
-    rows += [("事件 incidents", _number(mine["count"])),
-             ("每千人 per 1,000", _number(mine["rate_per_1000"], 2)),
-             ("每平方公里 per km²", _number(mine["per_km2"], 1)),
-             ("Gi*", f"{_esc(ly.HOT_LABELS[int(mine['bin'])])}, z = {mine['z']:.2f}, "
-                     f"p = {mine['p']:.3f}")]
-    table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
-    back = (f"<div><a href='{_esc(options.map_url)}'>← district map</a></div>"
-            if options.map_url else "")
-    return (f"<h4>{_esc(row['name'])}</h4><div class='gridmap-meta'>"
-            f"{_esc(selection.describe())}</div><table>{table}</table>{back}")

@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 from app.maps.assets import AssetStore
 from app.maps.data import MapData, data_fingerprint, load_map_data
 from app.maps.settings import MapSettings
+from gis.errors import GridmapError
 
 __all__ = ["MapService"]
 
@@ -48,7 +49,8 @@ class MapService:
         self._lock = threading.Lock()
         self._data: dict[str | None, MapData] = {}
         self._loading: dict[str | None, threading.Lock] = {}
-        self._checked = (0.0, None)  # (monotonic time, fingerprint) of the last check
+        # (monotonic time, fingerprint) of the last check
+        self._checked: tuple[float, tuple | None] = (0.0, None)
         self._pages: OrderedDict[Hashable, str] = OrderedDict()
         self._building: dict[Hashable, threading.Lock] = {}
 
@@ -129,7 +131,9 @@ class MapService:
         def run() -> None:
             try:
                 self.page(key, build)
-            except Exception:  # no data yet, assets missing…: the request will say why
+            except GridmapError as exc:  # no data yet, assets missing: requests will say so
+                log.info("map not prepared in advance: %s", exc)
+            except Exception:  # a bug: logged in full, the request will fail the same way
                 log.warning("could not prepare the map in advance", exc_info=True)
 
         thread = threading.Thread(target=run, name="gridmap-map-warm", daemon=True)

@@ -3,16 +3,22 @@
 (function () {
   "use strict";
 
-  /* Geometry arrays shared by several layers (see SharedGeometries). */
-  window.gridmapGeom = window.gridmapGeom || {};
+  /* Data of the page: <script type="application/json" id="gridmap-…"> blocks, parsed once. */
+  var parsed = {};
+  window.gridmapJSON = function (block) {
+    if (!(block in parsed)) {
+      parsed[block] = JSON.parse(document.getElementById("gridmap-" + block).textContent);
+    }
+    return parsed[block];
+  };
 
-  /* A FeatureCollection from geometries and a table {ids, columns, rows}; pick[i] is the
-     position of feature i's geometry in the array (default i). Null geometries are skipped. */
-  window.gridmapFeatures = function (geometries, table, pick) {
+  /* A FeatureCollection from a geometry array and a table {ids, columns, rows, pick}:
+     feature i has geometry geometries[pick[i]] (default i); null geometries are skipped. */
+  window.gridmapFeatures = function (geometries, table) {
     var features = [];
     var columns = table.columns || [];
     for (var i = 0; i < table.ids.length; i++) {
-      var geometry = geometries[pick ? pick[i] : i];
+      var geometry = geometries[table.pick ? table.pick[i] : i];
       if (!geometry) { continue; }
       var properties = {};
       var row = table.rows ? table.rows[i] : null;
@@ -46,6 +52,7 @@
       requestAnimationFrame(function () {
         requestAnimationFrame(function () {
           window.gridmap.ready = true;
+          window.gridmap.readyAt = performance.now();  // ms since navigation start
           document.documentElement.setAttribute("data-gridmap-ready", "1");
         });
       });
