@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -19,6 +20,26 @@ METRIC_LABELS = {
 
 def register(app: typer.Typer) -> None:
     app.command("redesign")(redesign)
+    app.command("redesign-map")(redesign_map)
+
+
+def redesign_map(
+    plan: Annotated[str, typer.Argument(help="Label or id of the plan's generation.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")],
+):
+    """Write the before/after map of a redesign plan as a standalone HTML page."""
+    from app.cli import _engine, console
+    from app.maps.assets import AssetStore
+    from app.maps.redesign_page import build_redesign_page
+    from app.maps.settings import MapSettings
+    from app.redesign import compare_plan
+
+    comparison = compare_plan(_engine(), plan)
+    page = build_redesign_page(comparison.before, comparison.after, comparison.metrics,
+                               comparison.baseline, f"{comparison.source} → {comparison.label}",
+                               AssetStore(MapSettings().asset_dir), None)
+    output.write_text(page, encoding="utf-8")
+    console.print(f"wrote {output} ({len(page) / 1e6:.1f} MB, assets inlined: works offline)")
 
 
 def redesign(

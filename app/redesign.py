@@ -114,7 +114,8 @@ def _incident_counts(conn: Connection, generation_id: int) -> dict[str, pd.Serie
 def _store_plan(conn: Connection, source: repo.GenerationInfo, label: str, model: Redesign,
                 atoms: gpd.GeoDataFrame, result: RedesignResult) -> int:
     note = json.dumps({"redesign_of": source.label, "mode": result.mode,
-                       "target": result.target, "metrics": result.metrics,
+                       "target": result.target, "weights": dict(model.weights),
+                       "metrics": result.metrics,
                        "baseline": result.baseline}, default=float)
     target = repo.create_generation(conn, label, note=note)
     repo.carry_areas(conn, source.id, target.id, CARRIED_LEVELS)
@@ -173,3 +174,81 @@ def _store_lineage(conn: Connection, source_id: int, target_id: int,
     rows.insert(0, "to_generation", target_id)
     rows.insert(0, "from_generation", source_id)
     return repo.copy_frame(conn, "lineage", rows)
+
+
+@dataclass
+class PlanComparison:
+    """A stored plan next to the generation it redesigned, for the before/after page."""
+
+    label: str
+    source: str
+    before: gpd.GeoDataFrame
+    after: gpd.GeoDataFrame
+    metrics: dict
+    baseline: dict
+
+
+def compare_plan(engine: Engine, ref: str) -> PlanComparison:
+    """Old and new grids with workload on one scale (1 = average old grid), changed flags."""
+    from gis.assign import GridIndex
+    from gis.redesign import DEFAULT_WEIGHTS
+
+    with engine.connect() as conn:
+        plan = repo.get_generation(conn, ref)
+        note = _plan_note(plan)
+        if plan is None or note is None:
+            raise repo.NotFoundError(f"no redesign plan {ref!r}")
+        source = repo.get_generation(conn, note["redesign_of"])
+        if source is None:
+            raise repo.NotFoundError(f"plan {ref!r} redesigned {note['redesign_of']!r}, "
+                                     "which no longer exists")
+        before, _ = _workload_frames(conn, source.id)
+        after = repo.areas_frame(conn, plan.id, "grid")
+        points = conn.execute(text(
+            "SELECT ST_X(location), ST_Y(location) FROM incident i WHERE location IS NOT NULL "
+            "AND reported_at > (SELECT max(reported_at) FROM incident) - interval '1 year'")
+        ).all()
+        lineage = pd.DataFrame(conn.execute(text(
+            "SELECT old_code, new_code, area_share FROM lineage WHERE to_generation = :g"),
+            {"g": plan.id}).mappings().all(), columns=["old_code", "new_code", "area_share"])
+    lon = np.array([p[0] for p in points], dtype=float)
+    lat = np.array([p[1] for p in points], dtype=float)
+    codes = GridIndex(after, code="code").assign_xy(lon, lat)["code"]
+    after["incidents"] = after["code"].map(codes.value_counts()).fillna(0)
+    weights = note.get("weights") or DEFAULT_WEIGHTS
+    scale = {k: _mean_of(before, k) for k in weights}
+    used = {k: w for k, w in weights.items() if scale[k] > 0}  # e.g. no incidents yet
+    for frame in (before, after):
+        frame["workload"] = sum(w * _column(frame, k) / scale[k]
+                                for k, w in used.items()) / sum(used.values())
+    after["changed"] = ~after["code"].isin(_unchanged(lineage))
+    return PlanComparison(plan.label, source.label, before, after, note.get("metrics", {}),
+                          note.get("baseline", {}))
+
+
+def _plan_note(gen: repo.GenerationInfo | None) -> dict | None:
+    if gen is None:
+        return None
+    try:
+        note = json.loads(gen.note or "")
+    except json.JSONDecodeError:
+        return None
+    return note if isinstance(note, dict) and "redesign_of" in note else None
+
+
+def _column(frame: gpd.GeoDataFrame, key: str) -> pd.Series:
+    if key == "area":
+        return frame.to_crs(frame.estimate_utm_crs()).area
+    return pd.to_numeric(frame[key]).fillna(0)
+
+
+def _mean_of(frame: gpd.GeoDataFrame, key: str) -> float:
+    return float(_column(frame, key).mean())
+
+
+def _unchanged(lineage: pd.DataFrame) -> set[str]:
+    """New grids that are exactly one old grid: one lineage row each way, whole area."""
+    per_new = lineage.groupby("new_code")["old_code"].transform("size")
+    per_old = lineage.groupby("old_code")["new_code"].transform("size")
+    whole = (per_new == 1) & (per_old == 1) & (lineage["area_share"] > 0.999)
+    return set(lineage.loc[whole, "new_code"])

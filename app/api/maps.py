@@ -187,6 +187,28 @@ def grid_map(request: Request, maps: MapsDep, params: MapQueryDep,
                                                                options, maps.store))
 
 
+@router.get("/map/redesign/{ref}", response_class=HTMLResponse,
+            summary="Before/after map of a redesign plan")
+def redesign_map(request: Request, maps: MapsDep,
+                 ref: Annotated[str, Path(max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$",
+                                          description="Label or id of a plan's generation.")]
+                 ) -> Response:
+    """Old and new grid boundaries, new grids coloured by workload, changed grids
+    outlined, and every metric before and after (see POST /redesign/plans)."""
+    from app.maps.redesign_page import build_redesign_page
+    from app.redesign import compare_plan
+
+    root = request.scope.get("root_path", "")
+    plan = compare_plan(maps.engine, ref)
+    try:
+        page = build_redesign_page(plan.before, plan.after, plan.metrics, plan.baseline,
+                                   f"{plan.source} → {plan.label}", maps.store,
+                                   f"{root}/static/vendor/")
+    except AssetError as exc:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+    return HTMLResponse(page)
+
+
 @router.get("/static/vendor/{path:path}", include_in_schema=False)
 def vendor_asset(path: str, maps: MapsDep) -> Response:
     """A file of an installed front-end package: ``package@version/path``."""
