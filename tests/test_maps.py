@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from folium.plugins import HeatMap, MarkerCluster, Search
+from sqlalchemy import text
 
 from app.maps import analysis
 from app.maps.analysis import Selection
@@ -413,11 +414,9 @@ def test_coverage_endpoint_on_the_clean_demo(client):
     doc = client.get("/coverage").json()
     assert doc["type"] == "FeatureCollection"
     counts = doc["summary"]["defects"]
-    # the clean demo: no gap, overlap or unstaffed grid; one incident a hair outside
-    assert {k: v for k, v in counts.items() if v} == {"outside_incident": 1}
-    assert doc["features"][0]["geometry"]["type"] == "Point"
-    tolerant = client.get("/coverage?incident_tolerance_m=0.1").json()
-    assert tolerant["features"] == [] and tolerant["summary"]["coverage_ratio"]["grid"] > 0.9999
+    # the clean demo: no gap, overlap, unstaffed grid or incident outside
+    assert not any(counts.values()) and doc["features"] == []
+    assert doc["summary"]["coverage_ratio"]["grid"] > 0.9999
     assert client.get("/coverage?types=gap,overlap").json()["features"] == []
     assert client.get("/coverage?types=holes").status_code == 422
     assert client.get("/coverage?generation=nope").status_code == 404
@@ -472,13 +471,23 @@ def cli_env(demo_engine, monkeypatch):
 
 
 @pytest.mark.db
-def test_cli_coverage_strict(cli_env):
-    stray = cli_env("coverage", "--strict")
-    assert stray.exit_code == 1, stray.output  # the clean demo's one stray incident
-    assert "outside_incident" in stray.output or "covered by no grid" in stray.output
-    clean = cli_env("coverage", "--strict", "--incident-tolerance", "0.1")
+def test_cli_coverage_strict(cli_env, demo_engine):
+    clean = cli_env("coverage", "--strict")
     assert clean.exit_code == 0, clean.output
     assert "no defects" in clean.output
+    # One incident 20 km west of the district: --strict must fail on it. Removed after.
+    insert = text("INSERT INTO incident (source, external_id, location_status, location) "
+                  "VALUES ('patrol', 'strict-test', 'located', "
+                  "ST_SetSRID(ST_MakePoint(113.6, 34.0), 4326))")
+    with demo_engine.begin() as conn:
+        conn.execute(insert)
+    try:
+        stray = cli_env("coverage", "--strict")
+    finally:
+        with demo_engine.begin() as conn:
+            conn.execute(text("DELETE FROM incident WHERE external_id = 'strict-test'"))
+    assert stray.exit_code == 1, stray.output
+    assert "outside_incident" in stray.output or "covered by no grid" in stray.output
 
 
 @pytest.mark.db

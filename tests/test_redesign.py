@@ -359,7 +359,7 @@ def test_full_merge_beats_greedy_with_zero_violations(demo, merged):
     assert m["cv"] < greedy.metrics_["cv"] < before["cv"]
     assert m["contiguity_violations"] == m["nesting_violations"] == 0
     assert greedy.metrics_["contiguity_violations"] == greedy.metrics_["nesting_violations"] == 0
-    assert seconds < 30
+    # Run time is measured by benchmarks/bench_redesign.py, not asserted here.
     # Merge mode: each new grid is a union of whole old grids.
     assert model.labels_.index.is_unique and len(model.labels_) == 620
     assert (model.lineage_["area_share"] == 1.0).all()
@@ -372,7 +372,6 @@ def test_reshape_hits_cv_and_stability_targets(reshaped):
     assert m["cv"] <= 0.10
     assert m["households_kept"] >= 0.70
     assert m["contiguity_violations"] == m["nesting_violations"] == 0
-    assert seconds < 30
 
 
 def test_reshape_keeps_dedicated_grids_whole(demo, reshaped):
