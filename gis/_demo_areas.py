@@ -23,20 +23,12 @@ from gis._demo_names import (
     OTHER_STREET_NAMES,
     STREET_NAMES_BY_DIRECTION,
 )
+from gis.areas import AREA_COLUMNS
 from gis.codes import DEFAULT_SCHEME
 
 DECIMALS = 7  # 1e-7 degrees is about 1 cm
-COLUMNS = [
-    "code",
-    "name",
-    "level",
-    "kind",
-    "parent_code",
-    "population",
-    "households",
-    "responsible",
-    "geometry",
-]
+# The stored layer's columns, less area_m2 (the import computes it in metres).
+COLUMNS = [c for c in AREA_COLUMNS if c != "area_m2"]
 
 
 @dataclass

@@ -23,10 +23,6 @@ from sqlalchemy import Connection, func, select, text, update
 from app.db.models import Area, Generation, ImportBatch, RejectedRow
 from gis.errors import GridmapError
 
-AREA_COPY_COLUMNS = ("level", "kind", "code", "name", "parent_code", "generation_low",
-                     "generation_high", "population", "households", "responsible", "area_m2",
-                     "geom", "batch_id")
-
 
 class NotFoundError(GridmapError, LookupError):
     """A generation, area or incident that does not exist."""
@@ -45,6 +41,10 @@ class GenerationInfo:
 
 
 # -- generations ---------------------------------------------------------------------
+_GEN_COLUMNS = [Generation.__table__.c[name] for name in
+                ("id", "label", "is_active", "created_at", "activated_at", "note")]
+
+
 def active_generation(conn: Connection) -> GenerationInfo | None:
     row = conn.execute(select(*_GEN_COLUMNS).where(Generation.is_active)).first()
     return _generation(row) if row else None
@@ -99,9 +99,6 @@ def activate_generation(conn: Connection, generation_id: int) -> None:
     conn.execute(update(Generation).where(Generation.id == generation_id)
                  .values(is_active=True, activated_at=func.now()))
 
-
-_GEN_COLUMNS = [Generation.__table__.c[name] for name in
-                ("id", "label", "is_active", "created_at", "activated_at", "note")]
 
 
 def _generation(row: Any) -> GenerationInfo:
