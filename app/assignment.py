@@ -37,10 +37,17 @@ def load_hierarchy(conn: Connection, generation_id: int) -> HierarchyIndex:
     return HierarchyIndex(areas[areas["level"].isin(list(ASSIGNED_LEVELS))])
 
 
-def assign_stored(engine: Engine, *, only_unassigned: bool = False, tolerance: float = 0.0,
-                  chunk_size: int = 250_000, progress: Progress | None = None,
-                  index: HierarchyIndex | None = None, dask: bool = False,
-                  scheduler: str | None = None) -> AssignReport:
+def assign_stored(
+    engine: Engine,
+    *,
+    only_unassigned: bool = False,
+    tolerance: float = 0.0,
+    chunk_size: int = 250_000,
+    progress: Progress | None = None,
+    index: HierarchyIndex | None = None,
+    dask: bool = False,
+    scheduler: str | None = None,
+) -> AssignReport:
     """(Re-)assign located incidents to the active generation; returns counts by status.
 
     With ``dask``, each chunk is partitioned over a Dask cluster (``scheduler``
@@ -52,40 +59,67 @@ def assign_stored(engine: Engine, *, only_unassigned: bool = False, tolerance: f
             raise GridmapError("no active generation: import areas or run `gridmap demo` first")
         index = index or load_hierarchy(conn, gen.id)
         if not dask:
-            return assign_on(conn, gen, index, only_unassigned=only_unassigned,
-                             tolerance=tolerance, chunk_size=chunk_size, progress=progress)
+            return assign_on(
+                conn,
+                gen,
+                index,
+                only_unassigned=only_unassigned,
+                tolerance=tolerance,
+                chunk_size=chunk_size,
+                progress=progress,
+            )
         from gis.distributed import assign_dask, dask_client
 
         with dask_client(scheduler) as client:
-            return assign_on(conn, gen, index, only_unassigned=only_unassigned,
-                             tolerance=tolerance, chunk_size=chunk_size, progress=progress,
-                             assigner=lambda lon, lat: assign_dask(lon, lat, index, client,
-                                                                   tolerance=tolerance))
+            return assign_on(
+                conn,
+                gen,
+                index,
+                only_unassigned=only_unassigned,
+                tolerance=tolerance,
+                chunk_size=chunk_size,
+                progress=progress,
+                assigner=lambda lon, lat: assign_dask(lon, lat, index, client, tolerance=tolerance),
+            )
 
 
-def assign_on(conn: Connection, gen: repo.GenerationInfo, index: HierarchyIndex, *,
-              only_unassigned: bool = False, tolerance: float = 0.0,
-              chunk_size: int = 250_000, progress: Progress | None = None,
-              assigner: Assigner | None = None) -> AssignReport:
+def assign_on(
+    conn: Connection,
+    gen: repo.GenerationInfo,
+    index: HierarchyIndex,
+    *,
+    only_unassigned: bool = False,
+    tolerance: float = 0.0,
+    chunk_size: int = 250_000,
+    progress: Progress | None = None,
+    assigner: Assigner | None = None,
+) -> AssignReport:
     """The work of :func:`assign_stored` inside the caller's transaction."""
     assigner = assigner or (lambda lon, lat: index.assign_xy(lon, lat, tolerance=tolerance))
     where = "i.location IS NOT NULL"
     if only_unassigned:
-        where += (" AND NOT EXISTS (SELECT 1 FROM incident_assignment a "
-                  "WHERE a.incident_id = i.id AND a.generation_id = :g)")
+        where += (
+            " AND NOT EXISTS (SELECT 1 FROM incident_assignment a "
+            "WHERE a.incident_id = i.id AND a.generation_id = :g)"
+        )
     else:
-        conn.execute(text("DELETE FROM incident_assignment WHERE generation_id = :g"),
-                     {"g": gen.id})
-    total = conn.execute(text(f"SELECT count(*) FROM incident i WHERE {where}"),
-                         {"g": gen.id}).scalar_one()
+        conn.execute(
+            text("DELETE FROM incident_assignment WHERE generation_id = :g"), {"g": gen.id}
+        )
+    total = conn.execute(
+        text(f"SELECT count(*) FROM incident i WHERE {where}"), {"g": gen.id}
+    ).scalar_one()
     counts: dict[str, int] = {}
     done, last_id = 0, 0
     while True:
         # Keyset paging on id: OFFSET would rescan the table for every chunk.
-        rows = conn.execute(text(
-            f"SELECT i.id, ST_X(i.location), ST_Y(i.location) FROM incident i "
-            f"WHERE {where} AND i.id > :after ORDER BY i.id LIMIT :n"),
-            {"g": gen.id, "after": last_id, "n": chunk_size}).all()
+        rows = conn.execute(
+            text(
+                f"SELECT i.id, ST_X(i.location), ST_Y(i.location) FROM incident i "
+                f"WHERE {where} AND i.id > :after ORDER BY i.id LIMIT :n"
+            ),
+            {"g": gen.id, "after": last_id, "n": chunk_size},
+        ).all()
         if not rows:
             break
         ids, lon, lat = (np.array(column) for column in zip(*rows, strict=True))
@@ -100,8 +134,9 @@ def assign_on(conn: Connection, gen: repo.GenerationInfo, index: HierarchyIndex,
     return AssignReport(gen.label, done, counts)
 
 
-def write_assignments(conn: Connection, incident_ids: np.ndarray, result: pd.DataFrame,
-                      generation_id: int) -> int:
+def write_assignments(
+    conn: Connection, incident_ids: np.ndarray, result: pd.DataFrame, generation_id: int
+) -> int:
     """COPY assignment rows (``HierarchyIndex.assign_xy`` output) for one generation."""
     rows = result[[*CODE_COLUMNS, "assign_status", "distance_m"]].copy()
     rows.insert(0, "incident_id", np.asarray(incident_ids, dtype=np.int64))
@@ -109,8 +144,9 @@ def write_assignments(conn: Connection, incident_ids: np.ndarray, result: pd.Dat
     return repo.copy_frame(conn, "incident_assignment", rows)
 
 
-def activate_and_reassign(engine: Engine, generation: str, *, tolerance: float = 0.0,
-                          progress: Progress | None = None) -> AssignReport:
+def activate_and_reassign(
+    engine: Engine, generation: str, *, tolerance: float = 0.0, progress: Progress | None = None
+) -> AssignReport:
     """Make ``generation`` active and assign every incident to it.
 
     Assignments under the previous generation stay as they are (the history);
@@ -121,5 +157,6 @@ def activate_and_reassign(engine: Engine, generation: str, *, tolerance: float =
         if gen is None:
             raise repo.NotFoundError(f"no generation {generation!r}")
         repo.activate_generation(conn, gen.id)
-        return assign_on(conn, gen, load_hierarchy(conn, gen.id), tolerance=tolerance,
-                         progress=progress)
+        return assign_on(
+            conn, gen, load_hierarchy(conn, gen.id), tolerance=tolerance, progress=progress
+        )

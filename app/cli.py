@@ -16,17 +16,20 @@ from app.config import Settings
 from gis.codes import LEVELS
 from gis.errors import GridmapError
 
-app = typer.Typer(help="gridmap: grid governance GIS — grids with unified codes in PostGIS.",
-                  no_args_is_help=True, pretty_exceptions_show_locals=False)
+app = typer.Typer(
+    help="gridmap: grid governance GIS — grids with unified codes in PostGIS.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 db_app = typer.Typer(help="Database: provisioning and schema migrations.", no_args_is_help=True)
 areas_app = typer.Typer(help="Boundary layers: import and export.", no_args_is_help=True)
-gen_app = typer.Typer(help="Generations: versions of the whole boundary set.",
-                      no_args_is_help=True)
+gen_app = typer.Typer(help="Generations: versions of the whole boundary set.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(areas_app, name="areas")
 incidents_app = typer.Typer(help="Incidents: import and export.", no_args_is_help=True)
-gazetteer_app = typer.Typer(help="Address gazetteer for geocoding address-only reports.",
-                            no_args_is_help=True)
+gazetteer_app = typer.Typer(
+    help="Address gazetteer for geocoding address-only reports.", no_args_is_help=True
+)
 app.add_typer(gen_app, name="generations")
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(gazetteer_app, name="gazetteer")
@@ -35,9 +38,15 @@ console = Console()
 err = Console(stderr=True)
 
 LevelOpt = Annotated[str, typer.Option("--level", "-l", help=f"One of: {', '.join(LEVELS)}.")]
-GenerationOpt = Annotated[str | None, typer.Option(
-    "--generation", "-g", help="Generation label or id (default: the active one). A new label "
-    "creates an inactive generation.")]
+GenerationOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--generation",
+        "-g",
+        help="Generation label or id (default: the active one). A new label "
+        "creates an inactive generation.",
+    ),
+]
 
 
 def _engine(migrate: bool = True):
@@ -51,8 +60,9 @@ def _engine(migrate: bool = True):
 
 def _check_level(level: str) -> str:
     if level not in LEVELS:
-        raise typer.BadParameter(f"{level!r} is not a level; use one of {', '.join(LEVELS)}",
-                                 param_hint="--level")
+        raise typer.BadParameter(
+            f"{level!r} is not a level; use one of {', '.join(LEVELS)}", param_hint="--level"
+        )
     return level
 
 
@@ -79,28 +89,47 @@ def db_url(show_password: Annotated[bool, typer.Option(help="Print the password 
 # -- areas ---------------------------------------------------------------------------
 @areas_app.command("import")
 def areas_import(
-    file: Annotated[Path, typer.Argument(help="GeoJSON, GeoPackage, Shapefile or GeoParquet.",
-                                         exists=True, dir_okay=False)],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="GeoJSON, GeoPackage, Shapefile or GeoParquet.", exists=True, dir_okay=False
+        ),
+    ],
     level: LevelOpt,
-    code_field: Annotated[str | None, typer.Option(
-        help="Column with unified codes; without it codes are generated W→E, N→S.")] = None,
-    parent_field: Annotated[str | None, typer.Option(
-        help="Column with parent codes; without it the parent is the area holding most of "
-             "each polygon.")] = None,
-    parent_code: Annotated[str | None, typer.Option(
-        help="One parent code for every row (a layer loaded without its parents).")] = None,
+    code_field: Annotated[
+        str | None,
+        typer.Option(help="Column with unified codes; without it codes are generated W→E, N→S."),
+    ] = None,
+    parent_field: Annotated[
+        str | None,
+        typer.Option(
+            help="Column with parent codes; without it the parent is the area holding most of "
+            "each polygon."
+        ),
+    ] = None,
+    parent_code: Annotated[
+        str | None,
+        typer.Option(help="One parent code for every row (a layer loaded without its parents)."),
+    ] = None,
     name_field: Annotated[str | None, typer.Option(help="Column with names.")] = None,
-    kind_field: Annotated[str | None, typer.Option(
-        help="Column with the kind (comprehensive, dedicated, …).")] = None,
-    crs: Annotated[str | None, typer.Option(
-        help="CRS of the file when it has none: wgs84, cgcs2000, gcj02, bd09 or EPSG:n.")] = None,
+    kind_field: Annotated[
+        str | None, typer.Option(help="Column with the kind (comprehensive, dedicated, …).")
+    ] = None,
+    crs: Annotated[
+        str | None,
+        typer.Option(
+            help="CRS of the file when it has none: wgs84, cgcs2000, gcj02, bd09 or EPSG:n."
+        ),
+    ] = None,
     layer: Annotated[str | None, typer.Option(help="Layer of a GeoPackage.")] = None,
     generation: GenerationOpt = None,
     repair: Annotated[bool, typer.Option(help="Repair invalid geometries (make_valid).")] = False,
-    replace: Annotated[bool, typer.Option(
-        help="Replace this level of the generation instead of adding to it.")] = False,
-    report: Annotated[Path | None, typer.Option(
-        help="Also write the problems as JSON to this file.")] = None,
+    replace: Annotated[
+        bool, typer.Option(help="Replace this level of the generation instead of adding to it.")
+    ] = False,
+    report: Annotated[
+        Path | None, typer.Option(help="Also write the problems as JSON to this file.")
+    ] = None,
 ):
     """Validate a boundary file and store all of it, or nothing with a full report."""
     from app.imports import import_area_file
@@ -108,19 +137,35 @@ def areas_import(
     _check_level(level)
     with console.status(f"importing {file.name} as {level} areas…"):
         result = import_area_file(
-            _engine(), file, level, code_field=code_field, parent_field=parent_field,
-            parent_code=parent_code, name_field=name_field, kind_field=kind_field, crs=crs,
-            layer=layer, generation=generation, repair=repair, replace=replace)
+            _engine(),
+            file,
+            level,
+            code_field=code_field,
+            parent_field=parent_field,
+            parent_code=parent_code,
+            name_field=name_field,
+            kind_field=kind_field,
+            crs=crs,
+            layer=layer,
+            generation=generation,
+            repair=repair,
+            replace=replace,
+        )
     if report:
         report.write_text(json.dumps(result.problems, ensure_ascii=False, indent=1))
     if result.loaded:
         made = " (new generation)" if result.created_generation else ""
-        console.print(f"[green]stored {result.stored} {level} areas[/green] from {file.name} "
-                      f"into generation {result.generation!r}{made}; batch #{result.batch_id}")
+        console.print(
+            f"[green]stored {result.stored} {level} areas[/green] from {file.name} "
+            f"into generation {result.generation!r}{made}; batch #{result.batch_id}"
+        )
         return
-    _print_problems(result.problems, f"{file.name}: refused, nothing stored "
-                    f"({len(result.problems)} problems in {result.rows_in} rows; "
-                    f"kept as import batch #{result.batch_id})")
+    _print_problems(
+        result.problems,
+        f"{file.name}: refused, nothing stored "
+        f"({len(result.problems)} problems in {result.rows_in} rows; "
+        f"kept as import batch #{result.batch_id})",
+    )
     raise typer.Exit(1)
 
 
@@ -130,8 +175,9 @@ def _print_problems(problems: list[dict], title: str) -> None:
     table.add_column("code")
     table.add_column("reason", overflow="fold")
     for p in problems:
-        table.add_row("" if p.get("row") is None else str(p["row"]), p.get("code") or "",
-                      p["reason"])
+        table.add_row(
+            "" if p.get("row") is None else str(p["row"]), p.get("code") or "", p["reason"]
+        )
     err.print(table)
     duplicated = sorted({p["code"] for p in problems if p.get("kind") == "duplicate"})
     if duplicated:
@@ -141,8 +187,14 @@ def _print_problems(problems: list[dict], title: str) -> None:
 @areas_app.command("export")
 def areas_export(
     level: LevelOpt,
-    output: Annotated[Path, typer.Option("--output", "-o", help="File to write; the format "
-                                         "follows the suffix (.geojson .gpkg .shp .parquet).")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="File to write; the format follows the suffix (.geojson .gpkg .shp .parquet).",
+        ),
+    ],
     generation: GenerationOpt = None,
 ):
     """Write one level of a generation to a file."""
@@ -162,8 +214,11 @@ def _generation_or_exit(conn, ref: str | None):
 
     gen = repo.get_generation(conn, ref) if ref else repo.active_generation(conn)
     if gen is None:
-        err.print(f"[red]no generation {ref!r}[/red]" if ref else
-                  "[red]no active generation: import areas or run `gridmap demo` first[/red]")
+        err.print(
+            f"[red]no generation {ref!r}[/red]"
+            if ref
+            else "[red]no active generation: import areas or run `gridmap demo` first[/red]"
+        )
         raise typer.Exit(1)
     return gen
 
@@ -174,16 +229,26 @@ def generations_list():
     """List generations with their area counts."""
     from app.db import repo
 
-    short = {"district": "dist.", "street": "streets", "community": "comm.", "grid": "grids",
-             "micro_grid": "micro"}
+    short = {
+        "district": "dist.",
+        "street": "streets",
+        "community": "comm.",
+        "grid": "grids",
+        "micro_grid": "micro",
+    }
     table = Table("id", "label", "active", "created", *short.values(), "note")
     table.columns[1].no_wrap = True
     with _engine().connect() as conn:
         for gen in repo.list_generations(conn):
             counts = repo.counts_by_level(conn, gen.id)
-            table.add_row(str(gen.id), gen.label, "✔" if gen.is_active else "",
-                          f"{gen.created_at:%Y-%m-%d %H:%M}",
-                          *[str(counts.get(lv, 0)) for lv in LEVELS], _short_note(gen.note))
+            table.add_row(
+                str(gen.id),
+                gen.label,
+                "✔" if gen.is_active else "",
+                f"{gen.created_at:%Y-%m-%d %H:%M}",
+                *[str(counts.get(lv, 0)) for lv in LEVELS],
+                _short_note(gen.note),
+            )
     console.print(table)
 
 
@@ -198,45 +263,73 @@ def _short_note(note: str | None) -> str:
     if isinstance(data, dict) and "redesign_of" in data:
         cv = data.get("metrics", {}).get("cv")
         return f"{data.get('mode')} redesign of {data['redesign_of']}" + (
-            f", CV {cv:.3f}" if isinstance(cv, float) else "")
+            f", CV {cv:.3f}" if isinstance(cv, float) else ""
+        )
     return note[:60]
 
 
 # -- incidents -----------------------------------------------------------------------
 @incidents_app.command("import")
 def incidents_import(
-    file: Annotated[Path, typer.Argument(help="CSV, GeoJSON points or Open311 GeoReport v2 "
-                                         "JSON.", exists=True, dir_okay=False)],
-    source: Annotated[str | None, typer.Option(
-        help="Source of every row: hotline_12345, police_110, patrol, resident, petition, "
-             "other or a name of yours. Without it, a 'source' column.")] = None,
-    crs: Annotated[str | None, typer.Option(
-        help="CRS of the coordinates: wgs84 (default), cgcs2000, gcj02, bd09. A 'crs' column "
-             "overrides it per row.")] = None,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV, GeoJSON points or Open311 GeoReport v2 JSON.", exists=True, dir_okay=False
+        ),
+    ],
+    source: Annotated[
+        str | None,
+        typer.Option(
+            help="Source of every row: hotline_12345, police_110, patrol, resident, petition, "
+            "other or a name of yours. Without it, a 'source' column."
+        ),
+    ] = None,
+    crs: Annotated[
+        str | None,
+        typer.Option(
+            help="CRS of the coordinates: wgs84 (default), cgcs2000, gcj02, bd09. A 'crs' column "
+            "overrides it per row."
+        ),
+    ] = None,
     id_field: Annotated[str, typer.Option(help="Column with the external id.")] = "id",
     lon_field: Annotated[str, typer.Option(help="Column with the longitude.")] = "lon",
     lat_field: Annotated[str, typer.Option(help="Column with the latitude.")] = "lat",
-    time_field: Annotated[str, typer.Option(help="Column with the report time.")] =
-        "reported_at",
-    category_field: Annotated[str, typer.Option(
-        help="Column with the category (taxonomy code or name).")] = "category",
+    time_field: Annotated[str, typer.Option(help="Column with the report time.")] = "reported_at",
+    category_field: Annotated[
+        str, typer.Option(help="Column with the category (taxonomy code or name).")
+    ] = "category",
     address_field: Annotated[str, typer.Option(help="Column with the address.")] = "address",
-    description_field: Annotated[str, typer.Option(help="Column with the description.")] =
-        "description",
+    description_field: Annotated[
+        str, typer.Option(help="Column with the description.")
+    ] = "description",
     encoding: Annotated[str, typer.Option(help="Text encoding of the file.")] = "utf-8",
-    tolerance: Annotated[float, typer.Option(
-        help="Snap points within this many metres of a grid (GPS noise).")] = 0.0,
+    tolerance: Annotated[
+        float, typer.Option(help="Snap points within this many metres of a grid (GPS noise).")
+    ] = 0.0,
 ):
     """Import incidents: clean, geocode, assign to grids and store as one batch."""
     from app.incidents import import_incident_file
     from gis.incidents import FieldMap
 
-    fields = FieldMap(id=id_field, lon=lon_field, lat=lat_field, time=time_field,
-                      category=category_field, address=address_field,
-                      description=description_field)
+    fields = FieldMap(
+        id=id_field,
+        lon=lon_field,
+        lat=lat_field,
+        time=time_field,
+        category=category_field,
+        address=address_field,
+        description=description_field,
+    )
     with console.status(f"importing {file.name}…"):
-        report = import_incident_file(_engine(), file, fields=fields, source=source, crs=crs,
-                                      encoding=encoding, tolerance=tolerance)
+        report = import_incident_file(
+            _engine(),
+            file,
+            fields=fields,
+            source=source,
+            crs=crs,
+            encoding=encoding,
+            tolerance=tolerance,
+        )
     _print_incident_report(report, file.name)
 
 
@@ -263,8 +356,9 @@ def _print_incident_report(report, name: str) -> None:
 
 @incidents_app.command("export")
 def incidents_export(
-    output: Annotated[Path, typer.Option("--output", "-o", help="File to write: .csv, "
-                                         ".geojson or .parquet.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="File to write: .csv, .geojson or .parquet.")
+    ],
 ):
     """Write every incident with its assignment columns."""
     from app.db import repo
@@ -285,15 +379,18 @@ def incidents_export(
 
 @app.command()
 def assign(
-    all_: Annotated[bool, typer.Option("--all", help="Re-assign every located incident.")] =
-        False,
-    unassigned: Annotated[bool, typer.Option(
-        "--unassigned", help="Only incidents not assigned to the active generation.")] = False,
+    all_: Annotated[bool, typer.Option("--all", help="Re-assign every located incident.")] = False,
+    unassigned: Annotated[
+        bool,
+        typer.Option("--unassigned", help="Only incidents not assigned to the active generation."),
+    ] = False,
     tolerance: Annotated[float, typer.Option(help="Snap tolerance in metres.")] = 0.0,
     chunk_size: Annotated[int, typer.Option(help="Incidents per chunk.")] = 250_000,
     engine: Annotated[str, typer.Option(help="local (in this process) or dask.")] = "local",
-    scheduler: Annotated[str | None, typer.Option(
-        help="Dask scheduler address (tcp://host:8786); default a LocalCluster.")] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="Dask scheduler address (tcp://host:8786); default a LocalCluster."),
+    ] = None,
 ):
     """Assign stored incidents to the active generation's areas, in bulk."""
     if engine not in ("local", "dask"):
@@ -302,17 +399,28 @@ def assign(
 
     if all_ == unassigned:
         raise typer.BadParameter("give exactly one of --all or --unassigned")
-    with Progress(TextColumn("assigning"), BarColumn(), TextColumn("{task.completed:,}/"
-                  "{task.total:,}"), TimeElapsedColumn(), console=console) as bar:
+    with Progress(
+        TextColumn("assigning"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
         task = bar.add_task("assign", total=None)
-        report = assign_stored(_engine(), only_unassigned=unassigned, tolerance=tolerance,
-                               chunk_size=chunk_size, dask=engine == "dask",
-                               scheduler=scheduler,
-                               progress=lambda done, total: bar.update(task, completed=done,
-                                                                       total=total))
-    console.print(f"assigned {report.assigned:,} incidents to generation "
-                  f"{report.generation!r}: " + ", ".join(
-                      f"{k} {v:,}" for k, v in sorted(report.by_status.items())))
+        report = assign_stored(
+            _engine(),
+            only_unassigned=unassigned,
+            tolerance=tolerance,
+            chunk_size=chunk_size,
+            dask=engine == "dask",
+            scheduler=scheduler,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    console.print(
+        f"assigned {report.assigned:,} incidents to generation "
+        f"{report.generation!r}: "
+        + ", ".join(f"{k} {v:,}" for k, v in sorted(report.by_status.items()))
+    )
 
 
 @gen_app.command("activate")
@@ -325,14 +433,19 @@ def generations_activate(
 
     with console.status(f"activating {generation} and re-assigning incidents…"):
         report = activate_and_reassign(_engine(), generation, tolerance=tolerance)
-    console.print(f"generation {report.generation!r} is active; {report.assigned:,} incidents "
-                  "re-assigned")
+    console.print(
+        f"generation {report.generation!r} is active; {report.assigned:,} incidents re-assigned"
+    )
 
 
 @gazetteer_app.command("import")
 def gazetteer_import(
-    file: Annotated[Path, typer.Argument(help="CSV or Parquet with address, lon, lat "
-                                         "(WGS84).", exists=True, dir_okay=False)],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV or Parquet with address, lon, lat (WGS84).", exists=True, dir_okay=False
+        ),
+    ],
     replace: Annotated[bool, typer.Option(help="Replace the whole gazetteer.")] = False,
 ):
     """Load building / door-plate addresses used to geocode address-only incidents."""
@@ -370,8 +483,14 @@ def serve(
         import os
 
         os.environ["GRIDMAP_DATABASE_URL"] = url
-        uvicorn.run("app.main:create_app", factory=True, host=host, port=port,
-                    workers=workers, log_level="warning")
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+        )
     else:
         from app.main import create_app
 
@@ -389,8 +508,10 @@ def keys_create(
     if role not in ROLES:
         raise typer.BadParameter(f"use one of {', '.join(ROLES)}", param_hint="--role")
     key = create_api_key(_engine(), role=role, name=name)
-    console.print(f"[bold]{key}[/bold]\nrole {role}; send it as the X-API-Key header. It is "
-                  "not stored in clear and cannot be shown again.")
+    console.print(
+        f"[bold]{key}[/bold]\nrole {role}; send it as the X-API-Key header. It is "
+        "not stored in clear and cannot be shown again."
+    )
 
 
 @keys_app.command("list")
@@ -400,9 +521,14 @@ def keys_list():
 
     table = Table("id", "prefix", "role", "name", "created", "revoked")
     for key in list_api_keys(_engine()):
-        table.add_row(str(key["id"]), key["prefix"], key["role"], key.get("name") or "",
-                      f"{key['created_at']:%Y-%m-%d %H:%M}",
-                      f"{key['revoked_at']:%Y-%m-%d %H:%M}" if key.get("revoked_at") else "")
+        table.add_row(
+            str(key["id"]),
+            key["prefix"],
+            key["role"],
+            key.get("name") or "",
+            f"{key['created_at']:%Y-%m-%d %H:%M}",
+            f"{key['revoked_at']:%Y-%m-%d %H:%M}" if key.get("revoked_at") else "",
+        )
     console.print(table)
 
 
@@ -419,8 +545,9 @@ def keys_revoke(key_id: Annotated[int, typer.Argument(help="Id from `gridmap key
 @app.command()
 def demo(
     seed: Annotated[int, typer.Option(help="Seed of the synthetic district.")] = 411002,
-    defects: Annotated[bool, typer.Option(
-        help="Plant coverage defects (one gap, one overlap, unstaffed grids).")] = False,
+    defects: Annotated[
+        bool, typer.Option(help="Plant coverage defects (one gap, one overlap, unstaffed grids).")
+    ] = False,
     incidents: Annotated[int, typer.Option(help="Incidents to generate.")] = 50_000,
     reload: Annotated[bool, typer.Option(help="Replace a demo that is already loaded.")] = False,
 ):
@@ -432,8 +559,13 @@ def demo(
     engine = _engine()
     with console.status("generating the demo district…"):
         district = build_demo(seed=seed, defects=defects, n_incidents=incidents)
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
-                  "{task.total}"), TimeElapsedColumn(), console=console) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
         task = bar.add_task("loading", total=len(LEVELS) + 3)
 
         def step(what: str, done: int, total: int) -> None:
@@ -445,8 +577,10 @@ def demo(
 
 
 def _print_demo_summary(result, district, seconds: float) -> None:
-    table = Table(title=f"demo district 411002 — generation {result.generation!r}"
-                  + (" (already loaded)" if result.already_loaded else ""))
+    table = Table(
+        title=f"demo district 411002 — generation {result.generation!r}"
+        + (" (already loaded)" if result.already_loaded else "")
+    )
     table.add_column("what")
     table.add_column("count", justify="right")
     for level in LEVELS:
@@ -457,8 +591,9 @@ def _print_demo_summary(result, district, seconds: float) -> None:
     console.print(table)
     if result.incidents is not None:
         _print_incident_report(result.incidents, "demo incidents")
-    console.print(f"synthetic content on real coordinates around 113.82 E, 34.03 N; "
-                  f"done in {seconds:.1f} s")
+    console.print(
+        f"synthetic content on real coordinates around 113.82 E, 34.03 N; done in {seconds:.1f} s"
+    )
 
 
 def _register_plugins() -> None:

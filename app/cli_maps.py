@@ -10,15 +10,24 @@ from rich.table import Table
 
 __all__ = ["register"]
 
-StartOpt = Annotated[str | None, typer.Option(
-    help="Incidents reported from this date or time on (China Standard Time unless an "
-         "offset is given), e.g. 2023-01-01.")]
-EndOpt = Annotated[str | None, typer.Option(help="Incidents reported before this date or "
-                                                 "time (exclusive).")]
-CategoryOpt = Annotated[str | None, typer.Option(
-    help="Category codes, comma-separated; a major class (04) selects its items.")]
-SourceOpt = Annotated[str | None, typer.Option(
-    help="Sources, comma-separated (hotline_12345, police_110, patrol, …).")]
+StartOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Incidents reported from this date or time on (China Standard Time unless an "
+        "offset is given), e.g. 2023-01-01."
+    ),
+]
+EndOpt = Annotated[
+    str | None, typer.Option(help="Incidents reported before this date or time (exclusive).")
+]
+CategoryOpt = Annotated[
+    str | None,
+    typer.Option(help="Category codes, comma-separated; a major class (04) selects its items."),
+]
+SourceOpt = Annotated[
+    str | None,
+    typer.Option(help="Sources, comma-separated (hotline_12345, police_110, patrol, …)."),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -38,16 +47,26 @@ def _load(generation: str | None = None):
 
 # -- coverage --------------------------------------------------------------------------
 def coverage(
-    strict: Annotated[bool, typer.Option(
-        help="Exit with status 1 when any defect is found (for CI and cron checks).")] = False,
-    generation: Annotated[str | None, typer.Option(
-        "--generation", "-g", help="Generation label or id (default: the active one).")] = None,
-    sliver_m2: Annotated[float, typer.Option(help="Gaps/overlaps smaller than this (m²) "
-                                                  "are slivers.")] = 100.0,
-    incident_tolerance: Annotated[float, typer.Option(
-        help="Incidents this close (m) to a grid are not reported.")] = 0.0,
-    output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Also write the defects as GeoJSON to this file.")] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(help="Exit with status 1 when any defect is found (for CI and cron checks)."),
+    ] = False,
+    generation: Annotated[
+        str | None,
+        typer.Option(
+            "--generation", "-g", help="Generation label or id (default: the active one)."
+        ),
+    ] = None,
+    sliver_m2: Annotated[
+        float, typer.Option(help="Gaps/overlaps smaller than this (m²) are slivers.")
+    ] = 100.0,
+    incident_tolerance: Annotated[
+        float, typer.Option(help="Incidents this close (m) to a grid are not reported.")
+    ] = 0.0,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Also write the defects as GeoJSON to this file."),
+    ] = None,
     limit: Annotated[int, typer.Option(help="Defects listed at most.")] = 30,
 ):
     """Check full coverage: gaps, overlaps, slivers, nesting, unstaffed grids, stray incidents."""
@@ -57,17 +76,26 @@ def coverage(
 
     data = _load(generation)
     with console.status("checking coverage…"):
-        report = analysis.coverage(data, sliver_m2=sliver_m2,
-                                   incident_tolerance_m=incident_tolerance)
+        report = analysis.coverage(
+            data, sliver_m2=sliver_m2, incident_tolerance_m=incident_tolerance
+        )
     summary = coverage_summary_table(report)
     headers = [_SHORT.get(t, t) for t in DEFECT_TYPES]
-    table = Table("level", "areas", "covered", *headers,
-                  title=f"coverage of generation {data.generation['label']!r}")
+    table = Table(
+        "level",
+        "areas",
+        "covered",
+        *headers,
+        title=f"coverage of generation {data.generation['label']!r}",
+    )
     for level, row in zip(summary.index, summary.to_dict("records"), strict=True):
         ratio = row["coverage_ratio"]
-        table.add_row(str(level), f"{int(row['areas']):,}",
-                      "" if ratio != ratio else f"{ratio:.3%}",
-                      *[_count(int(row[t])) for t in DEFECT_TYPES])
+        table.add_row(
+            str(level),
+            f"{int(row['areas']):,}",
+            "" if ratio != ratio else f"{ratio:.3%}",
+            *[_count(int(row[t])) for t in DEFECT_TYPES],
+        )
     console.print(table)
     _print_defects(report.defects, limit)
     if output is not None:
@@ -104,15 +132,25 @@ def hotspots(
     end: EndOpt = None,
     category: CategoryOpt = None,
     source: SourceOpt = None,
-    permutations: Annotated[int, typer.Option(
-        min=0, max=99_999, help="Permutations for pseudo p-values; 0 for the normal "
-        "approximation (as ArcGIS).")] = 999,
-    fdr: Annotated[bool, typer.Option(help="Control the false discovery rate per "
-                                           "confidence level.")] = False,
+    permutations: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=99_999,
+            help="Permutations for pseudo p-values; 0 for the normal approximation (as ArcGIS).",
+        ),
+    ] = 999,
+    fdr: Annotated[
+        bool, typer.Option(help="Control the false discovery rate per confidence level.")
+    ] = False,
     seed: Annotated[int, typer.Option(help="Seed of the permutations.")] = 0,
     value: Annotated[str, typer.Option(help="count, rate_per_1000 or per_km2.")] = "count",
-    output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Write every grid with count, z, p and bin as GeoJSON.")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Write every grid with count, z, p and bin as GeoJSON."
+        ),
+    ] = None,
     top: Annotated[int, typer.Option(help="Hottest grids listed.")] = 15,
 ):
     """Getis-Ord Gi* hot and cold spots of incidents per grid (ArcGIS bins, ±3 = 99 %)."""
@@ -124,8 +162,10 @@ def hotspots(
     data = _load()
     with console.status(f"Gi* with {permutations} permutations…"):
         stats = analysis.grid_stats(data, selection, permutations, seed, fdr, 0.10, value)
-    console.print(f"{selection.describe()}: {stats.attrs['selected']:,} incidents, "
-                  f"{stats.attrs['unassigned']:,} outside every grid")
+    console.print(
+        f"{selection.describe()}: {stats.attrs['selected']:,} incidents, "
+        f"{stats.attrs['unassigned']:,} outside every grid"
+    )
     bins = Table("class", "grids", title="confidence bins")
     for b in (3, 2, 1, 0, -1, -2, -3):
         bins.add_row(HOT_LABELS[b], f"{int((stats['bin'] == b).sum()):,}")
@@ -133,8 +173,14 @@ def hotspots(
     hottest = stats.sort_values("z", ascending=False).head(top)
     table = Table("code", "name", value, "z", "p", "class", title=f"top {top} by z")
     for row in hottest.itertuples():
-        table.add_row(row.code, str(row.name), f"{getattr(row, value):,.2f}", f"{row.z:.2f}",
-                      f"{row.p:.3f}", HOT_LABELS[int(row.bin)])
+        table.add_row(
+            row.code,
+            str(row.name),
+            f"{getattr(row, value):,.2f}",
+            f"{row.z:.2f}",
+            f"{row.p:.3f}",
+            HOT_LABELS[int(row.bin)],
+        )
     console.print(table)
     if output is not None:
         out = stats.assign(**{"class": stats["bin"].map(HOT_LABELS)})
@@ -144,25 +190,37 @@ def hotspots(
 
 # -- map -------------------------------------------------------------------------------
 def map_page(
-    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.",
-                                         dir_okay=False)],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="HTML file to write.", dir_okay=False)
+    ],
     start: StartOpt = None,
     end: EndOpt = None,
     category: CategoryOpt = None,
     source: SourceOpt = None,
-    measure: Annotated[str, typer.Option(
-        help="Choropleth: count, rate_per_1000 or per_km2.")] = "count",
-    basemap: Annotated[str, typer.Option(
-        help="none (default), osm, amap (GCJ-02: geometries are converted), amap-satellite, "
-             "or a tile URL template with {z}/{x}/{y}.")] = "none",
-    basemap_crs: Annotated[str | None, typer.Option(
-        help="Datum of a basemap URL: wgs84 or gcj02.")] = None,
-    grid: Annotated[str | None, typer.Option(help="Map one grid (its code) instead of the "
-                                                  "district.")] = None,
-    assets: Annotated[str, typer.Option(
-        help="inline (default: one self-contained file, works offline anywhere) or a URL "
-             "prefix where a gridmap server serves them, e.g. "
-             "http://gridmap.intranet/static/vendor/.")] = "inline",
+    measure: Annotated[
+        str, typer.Option(help="Choropleth: count, rate_per_1000 or per_km2.")
+    ] = "count",
+    basemap: Annotated[
+        str,
+        typer.Option(
+            help="none (default), osm, amap (GCJ-02: geometries are converted), amap-satellite, "
+            "or a tile URL template with {z}/{x}/{y}."
+        ),
+    ] = "none",
+    basemap_crs: Annotated[
+        str | None, typer.Option(help="Datum of a basemap URL: wgs84 or gcj02.")
+    ] = None,
+    grid: Annotated[
+        str | None, typer.Option(help="Map one grid (its code) instead of the district.")
+    ] = None,
+    assets: Annotated[
+        str,
+        typer.Option(
+            help="inline (default: one self-contained file, works offline anywhere) or a URL "
+            "prefix where a gridmap server serves them, e.g. "
+            "http://gridmap.intranet/static/vendor/."
+        ),
+    ] = "inline",
 ):
     """Write the map page as a standalone HTML file (the page /map serves)."""
     from app.cli import console
@@ -174,21 +232,28 @@ def map_page(
 
     settings = MapSettings()
     selection = Selection.parse(start, end, category, source)
-    options = PageOptions(basemap=resolve_basemap(basemap, crs=basemap_crs),
-                          asset_prefix=None if assets == "inline" else assets,
-                          simplify_m=settings.simplify_m,
-                          cluster_points=settings.cluster_points,
-                          permutations=settings.permutations)
+    options = PageOptions(
+        basemap=resolve_basemap(basemap, crs=basemap_crs),
+        asset_prefix=None if assets == "inline" else assets,
+        simplify_m=settings.simplify_m,
+        cluster_points=settings.cluster_points,
+        permutations=settings.permutations,
+    )
     data = _load()
     with console.status("building the map…"):
         from app.maps.assets import AssetStore
 
         store = AssetStore(settings.asset_dir)
-        page = (build_grid_page(data, grid, selection, options, store) if grid else
-                build_map_page(data, selection, measure, options, store))
+        page = (
+            build_grid_page(data, grid, selection, options, store)
+            if grid
+            else build_map_page(data, selection, measure, options, store)
+        )
     output.write_text(page, encoding="utf-8")
     size = len(page.encode("utf-8"))
     needs = [u for u in (options.basemap.url, options.asset_prefix) if u]
-    console.print(f"wrote {output} ({size / 1e6:.1f} MB; {selection.describe()}; basemap "
-                  f"{options.basemap.name}); it loads "
-                  + (f"only from {', '.join(needs)}" if needs else "nothing from any network"))
+    console.print(
+        f"wrote {output} ({size / 1e6:.1f} MB; {selection.describe()}; basemap "
+        f"{options.basemap.name}); it loads "
+        + (f"only from {', '.join(needs)}" if needs else "nothing from any network")
+    )

@@ -10,10 +10,16 @@ import typer
 from rich.table import Table
 
 METRIC_LABELS = {
-    "k": "grids", "cv": "workload CV", "max_mean": "max / mean", "min_mean": "min / mean",
-    "within_band": "share within ±20 %", "pp_mean": "Polsby–Popper mean",
-    "pp_min": "Polsby–Popper min", "contiguity_violations": "contiguity violations",
-    "nesting_violations": "nesting violations", "households_kept": "households keeping grid",
+    "k": "grids",
+    "cv": "workload CV",
+    "max_mean": "max / mean",
+    "min_mean": "min / mean",
+    "within_band": "share within ±20 %",
+    "pp_mean": "Polsby–Popper mean",
+    "pp_min": "Polsby–Popper min",
+    "contiguity_violations": "contiguity violations",
+    "nesting_violations": "nesting violations",
+    "households_kept": "households keeping grid",
     "area_kept": "area keeping grid",
 }
 
@@ -35,26 +41,40 @@ def redesign_map(
     from app.redesign import compare_plan
 
     comparison = compare_plan(_engine(), plan)
-    page = build_redesign_page(comparison.before, comparison.after, comparison.metrics,
-                               comparison.baseline, f"{comparison.source} → {comparison.label}",
-                               AssetStore(MapSettings().asset_dir), None)
+    page = build_redesign_page(
+        comparison.before,
+        comparison.after,
+        comparison.metrics,
+        comparison.baseline,
+        f"{comparison.source} → {comparison.label}",
+        AssetStore(MapSettings().asset_dir),
+        None,
+    )
     output.write_text(page, encoding="utf-8")
     console.print(f"wrote {output} ({len(page) / 1e6:.1f} MB, assets inlined: works offline)")
 
 
 def redesign(
     target: Annotated[int, typer.Option(help="Number of grids wanted (e.g. 539).")],
-    mode: Annotated[str, typer.Option(
-        help="merge: unions of whole grids; reshape: micro-grids move between grids.")] =
-        "merge",
-    weights: Annotated[str | None, typer.Option(
-        help='Workload weights as JSON, e.g. \'{"households": 0.5, "incidents": 0.5}\'; '
-             "keys households, population, incidents, area.")] = None,
+    mode: Annotated[
+        str,
+        typer.Option(help="merge: unions of whole grids; reshape: micro-grids move between grids."),
+    ] = "merge",
+    weights: Annotated[
+        str | None,
+        typer.Option(
+            help='Workload weights as JSON, e.g. \'{"households": 0.5, "incidents": 0.5}\'; '
+            "keys households, population, incidents, area."
+        ),
+    ] = None,
     nest_within: Annotated[str, typer.Option(help="community or street.")] = "community",
-    band: Annotated[float | None, typer.Option(
-        help="Require every grid within ±BAND of the mean workload (e.g. 0.2).")] = None,
-    lock_dedicated: Annotated[bool, typer.Option(
-        help="Keep dedicated grids exactly as they are.")] = False,
+    band: Annotated[
+        float | None,
+        typer.Option(help="Require every grid within ±BAND of the mean workload (e.g. 0.2)."),
+    ] = None,
+    lock_dedicated: Annotated[
+        bool, typer.Option(help="Keep dedicated grids exactly as they are.")
+    ] = False,
     seed: Annotated[int, typer.Option(help="Seed of the search.")] = 0,
     label: Annotated[str | None, typer.Option(help="Label of the new generation.")] = None,
     dry_run: Annotated[bool, typer.Option(help="Compute and report; store nothing.")] = False,
@@ -70,12 +90,23 @@ def redesign(
     except json.JSONDecodeError as exc:
         raise typer.BadParameter(f"not JSON: {exc}", param_hint="--weights") from exc
     with console.status("redesigning…") as status:
-        result = plan_redesign(_engine(), target, mode=mode, weights=parsed,
-                               nest_within=nest_within, band=band,
-                               lock_dedicated=lock_dedicated, seed=seed, label=label,
-                               dry_run=dry_run, progress=lambda m: status.update(m))
-    table = Table(title=f"{mode} plan, {result.baseline['k']} → {result.metrics['k']} grids "
-                  f"({result.seconds:.1f} s)")
+        result = plan_redesign(
+            _engine(),
+            target,
+            mode=mode,
+            weights=parsed,
+            nest_within=nest_within,
+            band=band,
+            lock_dedicated=lock_dedicated,
+            seed=seed,
+            label=label,
+            dry_run=dry_run,
+            progress=lambda m: status.update(m),
+        )
+    table = Table(
+        title=f"{mode} plan, {result.baseline['k']} → {result.metrics['k']} grids "
+        f"({result.seconds:.1f} s)"
+    )
     table.add_column("metric")
     table.add_column("before", justify="right")
     table.add_column("after", justify="right")
@@ -83,9 +114,11 @@ def redesign(
         table.add_row(name, _fmt(result.baseline.get(key)), _fmt(result.metrics.get(key)))
     console.print(table)
     if result.generation:
-        console.print(f"stored as inactive generation [bold]{result.generation}[/bold] with "
-                      f"{result.lineage_rows} lineage rows; activate it with "
-                      f"`gridmap generations activate {result.generation}`")
+        console.print(
+            f"stored as inactive generation [bold]{result.generation}[/bold] with "
+            f"{result.lineage_rows} lineage rows; activate it with "
+            f"`gridmap generations activate {result.generation}`"
+        )
     else:
         console.print("dry run: nothing stored")
 

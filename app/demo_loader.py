@@ -32,8 +32,9 @@ class DemoLoadReport:
     incidents_stored: int = 0
 
 
-def load_demo(engine: Engine, demo, *, reload: bool = False,
-              progress: Progress | None = None) -> DemoLoadReport:
+def load_demo(
+    engine: Engine, demo, *, reload: bool = False, progress: Progress | None = None
+) -> DemoLoadReport:
     """Store ``demo`` (a gis.demo.DemoDistrict) as the active generation ``demo``.
 
     Areas, staff and the gazetteer go in one transaction; the incidents then go
@@ -51,11 +52,15 @@ def load_demo(engine: Engine, demo, *, reload: bool = False,
         report.incidents_stored = stored
         return report
     report.incidents = import_incidents(
-        engine, _incident_text(demo.incidents), label=f"gis.demo seed={demo.seed} incidents",
-        fields=FieldMap(id="external_id"))
+        engine,
+        _incident_text(demo.incidents),
+        label=f"gis.demo seed={demo.seed} incidents",
+        fields=FieldMap(id="external_id"),
+    )
     with engine.connect() as conn:
         report.incidents_stored = conn.execute(
-            select(func.count()).select_from(Incident)).scalar_one()
+            select(func.count()).select_from(Incident)
+        ).scalar_one()
     return report
 
 
@@ -64,27 +69,47 @@ def _load_boundaries(engine, demo, reload, progress, steps) -> DemoLoadReport:
         existing = repo.get_generation(conn, DEMO_GENERATION)
         if existing and not reload and _matches(conn, existing.id, demo):
             repo.activate_generation(conn, existing.id)
-            return DemoLoadReport(DEMO_GENERATION, repo.counts_by_level(conn, existing.id),
-                                  _staff_count(conn, existing.id), already_loaded=True,
-                                  gazetteer=_gazetteer_count(conn))
+            return DemoLoadReport(
+                DEMO_GENERATION,
+                repo.counts_by_level(conn, existing.id),
+                _staff_count(conn, existing.id),
+                already_loaded=True,
+                gazetteer=_gazetteer_count(conn),
+            )
         if existing is None:
-            gen = repo.create_generation(conn, DEMO_GENERATION, note=f"synthetic demo district, "
-                                         f"seed {demo.seed}", activate=True)
+            gen = repo.create_generation(
+                conn,
+                DEMO_GENERATION,
+                note=f"synthetic demo district, seed {demo.seed}",
+                activate=True,
+            )
         else:
             gen = existing
             repo.activate_generation(conn, gen.id)
             if reload:
                 conn.execute(Incident.__table__.delete())
-        frames = {"district": demo.district, "street": demo.streets,
-                  "community": demo.communities, "grid": demo.grids,
-                  "micro_grid": demo.micro_grids}
+        frames = {
+            "district": demo.district,
+            "street": demo.streets,
+            "community": demo.communities,
+            "grid": demo.grids,
+            "micro_grid": demo.micro_grids,
+        }
         for step, level in enumerate(LEVELS, start=1):
             if progress:
                 progress(f"areas: {level}", step, steps)
-            import_areas_on(conn, frames[level], level, source=f"gis.demo seed={demo.seed}",
-                            generation=DEMO_GENERATION, replace=True, code_field="code",
-                            parent_field="parent_code" if level != "district" else None,
-                            name_field="name", kind_field="kind")
+            import_areas_on(
+                conn,
+                frames[level],
+                level,
+                source=f"gis.demo seed={demo.seed}",
+                generation=DEMO_GENERATION,
+                replace=True,
+                code_field="code",
+                parent_field="parent_code" if level != "district" else None,
+                name_field="name",
+                kind_field="kind",
+            )
         if progress:
             progress("staff", len(LEVELS) + 1, steps)
         staff = _store_staff(conn, demo.staff, gen.id)
@@ -92,26 +117,34 @@ def _load_boundaries(engine, demo, reload, progress, steps) -> DemoLoadReport:
             progress("gazetteer", len(LEVELS) + 2, steps)
         conn.execute(AddressPoint.__table__.delete().where(AddressPoint.source == GAZETTEER))
         gazetteer = repo.store_gazetteer(conn, demo.gazetteer, source=GAZETTEER)
-        return DemoLoadReport(DEMO_GENERATION, repo.counts_by_level(conn, gen.id), staff,
-                              already_loaded=False, gazetteer=gazetteer)
+        return DemoLoadReport(
+            DEMO_GENERATION,
+            repo.counts_by_level(conn, gen.id),
+            staff,
+            already_loaded=False,
+            gazetteer=gazetteer,
+        )
 
 
 def _incident_text(incidents: pd.DataFrame) -> pd.DataFrame:
     """The demo's incidents as the text columns an export file would have."""
+
     def coord(values: pd.Series) -> pd.Series:
         return values.map(lambda v: "" if pd.isna(v) else repr(float(v)))
 
-    return pd.DataFrame({
-        "external_id": incidents["external_id"].astype(str),
-        "source": incidents["source"].astype(str),
-        "category": incidents["category"].astype(str),
-        "description": incidents["description"].fillna("").astype(str),
-        "address": incidents["address"].fillna("").astype(str),
-        "reported_at": incidents["reported_at"].map(lambda t: t.isoformat()),
-        "lon": coord(incidents["lon"]),
-        "lat": coord(incidents["lat"]),
-        "crs": incidents["crs"].fillna("").astype(str),
-    })
+    return pd.DataFrame(
+        {
+            "external_id": incidents["external_id"].astype(str),
+            "source": incidents["source"].astype(str),
+            "category": incidents["category"].astype(str),
+            "description": incidents["description"].fillna("").astype(str),
+            "address": incidents["address"].fillna("").astype(str),
+            "reported_at": incidents["reported_at"].map(lambda t: t.isoformat()),
+            "lon": coord(incidents["lon"]),
+            "lat": coord(incidents["lat"]),
+            "crs": incidents["crs"].fillna("").astype(str),
+        }
+    )
 
 
 def _gazetteer_count(conn) -> int:
@@ -119,21 +152,34 @@ def _gazetteer_count(conn) -> int:
 
 
 def _matches(conn, generation_id: int, demo) -> bool:
-    wanted = {"district": len(demo.district), "street": len(demo.streets),
-              "community": len(demo.communities), "grid": len(demo.grids),
-              "micro_grid": len(demo.micro_grids)}
-    return (repo.counts_by_level(conn, generation_id) == wanted
-            and _staff_count(conn, generation_id) == len(demo.staff))
+    wanted = {
+        "district": len(demo.district),
+        "street": len(demo.streets),
+        "community": len(demo.communities),
+        "grid": len(demo.grids),
+        "micro_grid": len(demo.micro_grids),
+    }
+    return repo.counts_by_level(conn, generation_id) == wanted and _staff_count(
+        conn, generation_id
+    ) == len(demo.staff)
 
 
 def _store_staff(conn, staff, generation_id: int) -> int:
     conn.execute(Staff.__table__.delete().where(Staff.generation_id == generation_id))
-    rows = zip(staff["name"], staff["role"], staff["area_code"], [generation_id] * len(staff),
-               staff["phone"], strict=True)
-    return repo.copy_rows(conn, "staff", ("name", "role", "area_code", "generation_id", "phone"),
-                          rows)
+    rows = zip(
+        staff["name"],
+        staff["role"],
+        staff["area_code"],
+        [generation_id] * len(staff),
+        staff["phone"],
+        strict=True,
+    )
+    return repo.copy_rows(
+        conn, "staff", ("name", "role", "area_code", "generation_id", "phone"), rows
+    )
 
 
 def _staff_count(conn, generation_id: int) -> int:
-    return conn.execute(select(func.count()).select_from(Staff).where(
-        Staff.generation_id == generation_id)).scalar_one()
+    return conn.execute(
+        select(func.count()).select_from(Staff).where(Staff.generation_id == generation_id)
+    ).scalar_one()

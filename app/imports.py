@@ -56,10 +56,21 @@ def import_area_file(
     """Read, validate and store one boundary file; see ``gridmap areas import --help``."""
     path = Path(path)
     gdf = read_areas(path, crs=crs, layer=layer)
-    return import_areas(engine, gdf, level, source=str(path), file_sha256=_sha256(path),
-                        code_field=code_field, parent_field=parent_field, name_field=name_field,
-                        kind_field=kind_field, parent_code=parent_code, generation=generation,
-                        repair=repair, replace=replace)
+    return import_areas(
+        engine,
+        gdf,
+        level,
+        source=str(path),
+        file_sha256=_sha256(path),
+        code_field=code_field,
+        parent_field=parent_field,
+        name_field=name_field,
+        kind_field=kind_field,
+        parent_code=parent_code,
+        generation=generation,
+        repair=repair,
+        replace=replace,
+    )
 
 
 def import_areas(
@@ -76,16 +87,30 @@ def import_areas(
     """Validate ``gdf`` against the target generation and COPY it in one transaction."""
     try:
         with engine.begin() as conn:
-            return import_areas_on(conn, gdf, level, source=source, file_sha256=file_sha256,
-                                   generation=generation, replace=replace, **prepare_options)
+            return import_areas_on(
+                conn,
+                gdf,
+                level,
+                source=source,
+                file_sha256=file_sha256,
+                generation=generation,
+                replace=replace,
+                **prepare_options,
+            )
     except ValidationError as exc:
-        report = AreaImportReport(source, level, generation or "(active)", len(gdf),
-                                  problems=exc.problems)
+        report = AreaImportReport(
+            source, level, generation or "(active)", len(gdf), problems=exc.problems
+        )
         with engine.begin() as conn:
             batch = repo.start_batch(conn, "areas", source, level, None, file_sha256, len(gdf))
             repo.add_rejected_rows(conn, batch, exc.problems)
-            repo.finish_batch(conn, batch, "rejected", rejected=len(gdf),
-                              report={"problems": len(exc.problems), "level": level})
+            repo.finish_batch(
+                conn,
+                batch,
+                "rejected",
+                rejected=len(gdf),
+                report={"problems": len(exc.problems), "level": level},
+            )
         report.batch_id = batch
         return report
 
@@ -110,18 +135,27 @@ def import_areas_on(
     above = parent_level(level)
     parents = repo.areas_frame(conn, gen.id, above, columns=("code",)) if above else None
     existing = set() if replace else repo.area_codes(conn, gen.id, level)
-    prepared = prepare_areas(gdf, level, parents=parents, existing_codes=existing,
-                             **prepare_options)
+    prepared = prepare_areas(
+        gdf, level, parents=parents, existing_codes=existing, **prepare_options
+    )
     if prepared.problems:
         raise ValidationError(f"{source}: refused", prepared.problems)
     if replace:
         repo.delete_level(conn, gen.id, level)
     batch = repo.start_batch(conn, "areas", source, level, gen.id, file_sha256, len(gdf))
     stored = repo.copy_areas(conn, prepared.areas, gen.id, batch)
-    repo.finish_batch(conn, batch, "loaded", stored=stored,
-                      report={"generation": gen.label, "level": level})
-    return AreaImportReport(source, level, gen.label, len(gdf), stored=stored, batch_id=batch,
-                            created_generation=created)
+    repo.finish_batch(
+        conn, batch, "loaded", stored=stored, report={"generation": gen.label, "level": level}
+    )
+    return AreaImportReport(
+        source,
+        level,
+        gen.label,
+        len(gdf),
+        stored=stored,
+        batch_id=batch,
+        created_generation=created,
+    )
 
 
 def _sha256(path: Path) -> str:

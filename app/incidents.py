@@ -25,9 +25,20 @@ from gis.incidents import FieldMap, clean_incidents, read_incident_file
 from gis.taxonomy import load_taxonomy
 
 INCIDENT_COPY_COLUMNS = (
-    "source", "external_id", "category", "description", "address", "reported_at",
-    "raw_lon", "raw_lat", "raw_crs", "location", "location_status", "unlocated_reason",
-    "batch_id")
+    "source",
+    "external_id",
+    "category",
+    "description",
+    "address",
+    "reported_at",
+    "raw_lon",
+    "raw_lat",
+    "raw_crs",
+    "location",
+    "location_status",
+    "unlocated_reason",
+    "batch_id",
+)
 
 
 @dataclass
@@ -47,46 +58,87 @@ class IncidentImportReport:
     unlocated_reasons: dict[str, int] = field(default_factory=dict)
 
 
-def import_incident_file(engine: Engine, path: str | Path, *, fields: FieldMap | None = None,
-                         source: str | None = None, crs: str | None = None,
-                         encoding: str = "utf-8", tolerance: float = 0.0
-                         ) -> IncidentImportReport:
+def import_incident_file(
+    engine: Engine,
+    path: str | Path,
+    *,
+    fields: FieldMap | None = None,
+    source: str | None = None,
+    crs: str | None = None,
+    encoding: str = "utf-8",
+    tolerance: float = 0.0,
+) -> IncidentImportReport:
     """Read a CSV / GeoJSON / Open311 file and import it as one batch."""
     path = Path(path)
     raw, fmt = read_incident_file(path, encoding=encoding)
     if fmt != "csv" and fields is None:
         fields = FieldMap()  # GeoJSON and Open311 rows are already mapped to gridmap names
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return import_incidents(engine, raw, label=str(path), fields=fields, source=source, crs=crs,
-                            tolerance=tolerance, file_sha256=digest)
+    return import_incidents(
+        engine,
+        raw,
+        label=str(path),
+        fields=fields,
+        source=source,
+        crs=crs,
+        tolerance=tolerance,
+        file_sha256=digest,
+    )
 
 
-def import_incidents(engine: Engine, raw: pd.DataFrame, *, label: str,
-                     fields: FieldMap | None = None, source: str | None = None,
-                     crs: str | None = None, tolerance: float = 0.0,
-                     file_sha256: str | None = None, index: HierarchyIndex | None = None
-                     ) -> IncidentImportReport:
+def import_incidents(
+    engine: Engine,
+    raw: pd.DataFrame,
+    *,
+    label: str,
+    fields: FieldMap | None = None,
+    source: str | None = None,
+    crs: str | None = None,
+    tolerance: float = 0.0,
+    file_sha256: str | None = None,
+    index: HierarchyIndex | None = None,
+) -> IncidentImportReport:
     """Import rows given as text columns (see :func:`gis.incidents.clean_incidents`)."""
     with engine.begin() as conn:
         gen = repo.active_generation(conn)
         if gen is not None and index is None:
             index = load_hierarchy(conn, gen.id)
         bounds = _jurisdiction_bounds(index)
-        cleaned = clean_incidents(raw, fields=fields, source=source, crs=crs,
-                                  categories=load_taxonomy(), expected_bounds=bounds)
+        cleaned = clean_incidents(
+            raw,
+            fields=fields,
+            source=source,
+            crs=crs,
+            categories=load_taxonomy(),
+            expected_bounds=bounds,
+        )
         frame = cleaned.frame
         geocoded = _geocode(conn, frame)
         _assign(frame, index, tolerance, gen.id if gen else None)
-        batch = repo.start_batch(conn, "incidents", label, generation_id=gen.id if gen else None,
-                                 file_sha256=file_sha256, rows_in=cleaned.rows_in)
+        batch = repo.start_batch(
+            conn,
+            "incidents",
+            label,
+            generation_id=gen.id if gen else None,
+            file_sha256=file_sha256,
+            rows_in=cleaned.rows_in,
+        )
         new = _store(conn, frame, batch)
         repo.add_rejected_rows(conn, batch, cleaned.rejected)
         report = _report(label, cleaned, frame, new, geocoded, batch)
-        repo.finish_batch(conn, batch, "loaded", stored=report.stored,
-                          rejected=report.rejected, unlocated=report.unlocated,
-                          report={"already_present": report.already_present,
-                                  "by_status": report.by_status,
-                                  "unlocated_reasons": report.unlocated_reasons})
+        repo.finish_batch(
+            conn,
+            batch,
+            "loaded",
+            stored=report.stored,
+            rejected=report.rejected,
+            unlocated=report.unlocated,
+            report={
+                "already_present": report.already_present,
+                "by_status": report.by_status,
+                "unlocated_reasons": report.unlocated_reasons,
+            },
+        )
     return report
 
 
@@ -102,8 +154,11 @@ def _geocode(conn: Connection, frame: pd.DataFrame) -> int:
     todo = np.flatnonzero(frame["location_status"].to_numpy() == "to_geocode")
     if len(todo) == 0:
         return 0
-    gazetteer_rows = conn.execute(text(
-        "SELECT address, lon, lat, micro_grid_code FROM address_point")).mappings().all()
+    gazetteer_rows = (
+        conn.execute(text("SELECT address, lon, lat, micro_grid_code FROM address_point"))
+        .mappings()
+        .all()
+    )
     if not gazetteer_rows:
         frame.loc[todo, "location_status"] = "unlocated"
         frame.loc[todo, "unlocated_reason"] = "address only, and no gazetteer is loaded"
@@ -119,8 +174,9 @@ def _geocode(conn: Connection, frame: pd.DataFrame) -> int:
     return int(ok.sum())
 
 
-def _assign(frame: pd.DataFrame, index: HierarchyIndex | None, tolerance: float,
-            generation_id: int | None) -> None:
+def _assign(
+    frame: pd.DataFrame, index: HierarchyIndex | None, tolerance: float, generation_id: int | None
+) -> None:
     for column in (*CODE_COLUMNS, "assign_status"):
         frame[column] = None
     frame["distance_m"] = np.nan
@@ -128,8 +184,11 @@ def _assign(frame: pd.DataFrame, index: HierarchyIndex | None, tolerance: float,
     located = frame["location_status"].isin(["located", "geocoded"]).to_numpy()
     if index is None or not located.any():
         return
-    result = index.assign_xy(frame.loc[located, "lon"].to_numpy(),
-                             frame.loc[located, "lat"].to_numpy(), tolerance=tolerance)
+    result = index.assign_xy(
+        frame.loc[located, "lon"].to_numpy(),
+        frame.loc[located, "lat"].to_numpy(),
+        tolerance=tolerance,
+    )
     for column in (*CODE_COLUMNS, "assign_status", "distance_m"):
         frame.loc[located, column] = result[column].to_numpy()
     frame.loc[located, "generation_id"] = generation_id
@@ -140,37 +199,65 @@ def _store(conn: Connection, frame: pd.DataFrame, batch_id: int) -> set[tuple[st
 
     Returns the (source, external_id) pairs that were new.
     """
-    conn.execute(text("CREATE TEMP TABLE incident_stage (LIKE incident INCLUDING DEFAULTS) "
-                      "ON COMMIT DROP"))
+    conn.execute(
+        text("CREATE TEMP TABLE incident_stage (LIKE incident INCLUDING DEFAULTS) ON COMMIT DROP")
+    )
     located = frame["location_status"].isin(["located", "geocoded"]).to_numpy()
-    points = np.where(located, shapely.to_wkb(
-        shapely.set_srid(shapely.points(frame["lon"].fillna(0), frame["lat"].fillna(0)), 4326),
-        hex=True, include_srid=True), None)
-    stage = frame[["source", "external_id", "category", "description", "address",
-                   "reported_at", "raw_lon", "raw_lat", "raw_crs"]].copy()
+    points = np.where(
+        located,
+        shapely.to_wkb(
+            shapely.set_srid(shapely.points(frame["lon"].fillna(0), frame["lat"].fillna(0)), 4326),
+            hex=True,
+            include_srid=True,
+        ),
+        None,
+    )
+    stage = frame[
+        [
+            "source",
+            "external_id",
+            "category",
+            "description",
+            "address",
+            "reported_at",
+            "raw_lon",
+            "raw_lat",
+            "raw_crs",
+        ]
+    ].copy()
     stage["reported_at"] = stage["reported_at"].map(
-        lambda t: None if t is None or pd.isna(t) else t.isoformat())
+        lambda t: None if t is None or pd.isna(t) else t.isoformat()
+    )
     stage["location"] = points
     stage["location_status"] = frame["location_status"]
     stage["unlocated_reason"] = frame["unlocated_reason"]
     stage["batch_id"] = batch_id
     repo.copy_frame(conn, "incident_stage", stage[list(INCIDENT_COPY_COLUMNS)])
     columns = ", ".join(INCIDENT_COPY_COLUMNS)
-    inserted = conn.execute(text(
-        f"INSERT INTO incident ({columns}) SELECT {columns} FROM incident_stage "
-        "ORDER BY external_id ON CONFLICT (source, external_id) DO NOTHING "
-        "RETURNING id, source, external_id")).all()
+    inserted = conn.execute(
+        text(
+            f"INSERT INTO incident ({columns}) SELECT {columns} FROM incident_stage "
+            "ORDER BY external_id ON CONFLICT (source, external_id) DO NOTHING "
+            "RETURNING id, source, external_id"
+        )
+    ).all()
     conn.execute(text("DROP TABLE incident_stage"))
     new_ids = {(s, e): i for i, s, e in inserted}
     _store_assignments(conn, frame, new_ids)
     return set(new_ids)
 
 
-def _store_assignments(conn: Connection, frame: pd.DataFrame,
-                       new_ids: dict[tuple[str, str], int]) -> None:
+def _store_assignments(
+    conn: Connection, frame: pd.DataFrame, new_ids: dict[tuple[str, str], int]
+) -> None:
     """Assignments of the incidents just inserted (re-imported ones keep theirs)."""
-    ids = np.array([new_ids.get((s, e), -1) for s, e in
-                    zip(frame["source"], frame["external_id"], strict=True)], dtype=np.int64)
+    ids = np.array(
+        [
+            new_ids.get((s, e), -1)
+            for s, e in zip(frame["source"], frame["external_id"], strict=True)
+        ],
+        dtype=np.int64,
+    )
     todo = (ids >= 0) & frame["assign_status"].notna().to_numpy()
     if not todo.any():
         return
@@ -181,11 +268,19 @@ def _store_assignments(conn: Connection, frame: pd.DataFrame,
 def _report(label, cleaned, frame, new, geocoded, batch) -> IncidentImportReport:
     unlocated = frame["location_status"] == "unlocated"
     report = IncidentImportReport(
-        source=label, rows_in=cleaned.rows_in, stored=int((~unlocated).sum()),
-        unlocated=int(unlocated.sum()), rejected=len(cleaned.rejected),
-        already_present=len(frame) - len(new), geocoded=geocoded, batch_id=batch,
+        source=label,
+        rows_in=cleaned.rows_in,
+        stored=int((~unlocated).sum()),
+        unlocated=int(unlocated.sum()),
+        rejected=len(cleaned.rejected),
+        already_present=len(frame) - len(new),
+        geocoded=geocoded,
+        batch_id=batch,
         rejected_rows=cleaned.rejected,
         by_status={str(k): int(v) for k, v in frame["assign_status"].value_counts().items()},
-        unlocated_reasons={str(k): int(v) for k, v in
-                           frame.loc[unlocated, "unlocated_reason"].value_counts().items()})
+        unlocated_reasons={
+            str(k): int(v)
+            for k, v in frame.loc[unlocated, "unlocated_reason"].value_counts().items()
+        },
+    )
     return report

@@ -42,50 +42,82 @@ from app.db.session import make_engine, upgrade
 log = logging.getLogger("gridmap.api")
 
 #: Routers of the API, in the order their paths appear in the docs.
-ROUTERS: list[APIRouter] = [ogc.router, lookup.router, grids.router, incidents.router,
-                            open311.router, generations.router, redesign.router,
-                            analysis.router, maps.router, system.router]
+ROUTERS: list[APIRouter] = [
+    ogc.router,
+    lookup.router,
+    grids.router,
+    incidents.router,
+    open311.router,
+    generations.router,
+    redesign.router,
+    analysis.router,
+    maps.router,
+    system.router,
+]
 #: Routers serving boundaries without a key; with GRIDMAP_PUBLIC_BOUNDARIES=false they are
 #: included behind a viewer check (a dependency only then: it costs on the lookup path).
 BOUNDARY_ROUTERS: list[APIRouter] = [lookup.router, grids.router, generations.router]
 
 TAGS = [
-    {"name": "OGC API – Features", "description": "Areas and incidents as GeoJSON "
-     "collections (pygeoapi / tipg style)."},
-    {"name": "lookup", "description": "Point → street, community, grid, micro-grid "
-     "(MapIt style), from memory."},
-    {"name": "grids", "description": "One area by unified code: staff, children, neighbours, "
-     "incidents, statistics."},
-    {"name": "incidents", "description": "Report, list and move incidents through the closed "
-     "loop."},
-    {"name": "Open311 GeoReport v2", "description": "Services and service requests for "
-     "Open311 clients."},
+    {
+        "name": "OGC API – Features",
+        "description": "Areas and incidents as GeoJSON collections (pygeoapi / tipg style).",
+    },
+    {
+        "name": "lookup",
+        "description": "Point → street, community, grid, micro-grid (MapIt style), from memory.",
+    },
+    {
+        "name": "grids",
+        "description": "One area by unified code: staff, children, neighbours, "
+        "incidents, statistics.",
+    },
+    {
+        "name": "incidents",
+        "description": "Report, list and move incidents through the closed loop.",
+    },
+    {
+        "name": "Open311 GeoReport v2",
+        "description": "Services and service requests for Open311 clients.",
+    },
     {"name": "generations", "description": "Versions of the boundary set."},
-    {"name": "redesign", "description": "Grid redesign plans (e.g. 620 → 539 with balanced "
-     "workload), computed in the background and stored as inactive generations."},
+    {
+        "name": "redesign",
+        "description": "Grid redesign plans (e.g. 620 → 539 with balanced "
+        "workload), computed in the background and stored as inactive generations.",
+    },
     {"name": "analysis", "description": "Coverage defects and Gi* hot spots as GeoJSON."},
     {"name": "maps", "description": "folium map pages that work offline."},
     {"name": "system", "description": "Health."},
 ]
 
 
-def create_app(settings: Settings | None = None, api_settings: ApiSettings | None = None,
-               extra_routers: Sequence[APIRouter] = ()) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    api_settings: ApiSettings | None = None,
+    extra_routers: Sequence[APIRouter] = (),
+) -> FastAPI:
     """Build the application; the database is opened by the lifespan, not here."""
     settings = settings or Settings()
     api_settings = api_settings or ApiSettings()
     app = FastAPI(
-        title="gridmap", version="0.1.0", lifespan=_lifespan(settings, api_settings),
+        title="gridmap",
+        version="0.1.0",
+        lifespan=_lifespan(settings, api_settings),
         description="GIS service for grid governance (网格化管理): unified-code grids in "
-                    "PostGIS, incident lookup and assignment, the closed loop of handling. "
-                    "Send API keys as `X-API-Key` (or `Authorization: Bearer`).",
-        openapi_tags=TAGS)
+        "PostGIS, incident lookup and assignment, the closed loop of handling. "
+        "Send API keys as `X-API-Key` (or `Authorization: Bearer`).",
+        openapi_tags=TAGS,
+    )
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=api_settings.max_body_bytes)
     if api_settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=api_settings.cors_origins,
-                           allow_methods=["GET", "POST"],
-                           allow_headers=["X-API-Key", "Authorization", "Content-Type"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=api_settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["X-API-Key", "Authorization", "Content-Type"],
+        )
     guard = [] if api_settings.public_boundaries else [Depends(requires("viewer"))]
     for router in [*ROUTERS, *extra_routers]:
         app.include_router(router, dependencies=guard if router in BOUNDARY_ROUTERS else [])
@@ -102,8 +134,11 @@ def _lifespan(settings: Settings, api_settings: ApiSettings):
         registry = AreaRegistry(engine)
         await run_in_threadpool(registry.refresh, True)
         app.state.gridmap = AppState(settings, api_settings, engine, registry, Taxonomy())
-        watcher = (asyncio.create_task(_watch(registry, api_settings.index_refresh_seconds))
-                   if api_settings.index_refresh_seconds > 0 else None)
+        watcher = (
+            asyncio.create_task(_watch(registry, api_settings.index_refresh_seconds))
+            if api_settings.index_refresh_seconds > 0
+            else None
+        )
         try:
             yield
         finally:

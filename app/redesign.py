@@ -48,32 +48,56 @@ class RedesignResult:
     lineage: pd.DataFrame | None = field(default=None, repr=False)
 
 
-def plan_redesign(engine: Engine, target: int, *, mode: str = "merge",
-                  weights: dict[str, float] | None = None, nest_within: str = "community",
-                  band: float | None = None, lock_dedicated: bool = False, seed: int = 0,
-                  label: str | None = None, dry_run: bool = False,
-                  progress: Progress | None = None) -> RedesignResult:
+def plan_redesign(
+    engine: Engine,
+    target: int,
+    *,
+    mode: str = "merge",
+    weights: dict[str, float] | None = None,
+    nest_within: str = "community",
+    band: float | None = None,
+    lock_dedicated: bool = False,
+    seed: int = 0,
+    label: str | None = None,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> RedesignResult:
     """Compute a redesign of the active generation and store it as an inactive generation."""
     say = progress or (lambda message: None)
     with engine.connect() as conn:
         source = repo.active_generation(conn)
         if source is None:
-            raise GridmapError("no active generation to redesign: run `gridmap demo` or import "
-                               "areas first")
+            raise GridmapError(
+                "no active generation to redesign: run `gridmap demo` or import areas first"
+            )
         say("reading grids, micro-grids and a year of incidents")
         grids, atoms = _workload_frames(conn, source.id)
     say(f"computing a {mode} plan: {len(grids)} → {target} grids")
-    model = Redesign(target=target, mode=mode, weights=weights, nest_within=nest_within,
-                     band=band, locked="dedicated" if lock_dedicated else None, seed=seed)
+    model = Redesign(
+        target=target,
+        mode=mode,
+        weights=weights,
+        nest_within=nest_within,
+        band=band,
+        locked="dedicated" if lock_dedicated else None,
+        seed=seed,
+    )
     started = datetime.now(UTC)
     model.fit(grids, atoms=atoms if mode == "reshape" else None)
     seconds = (datetime.now(UTC) - started).total_seconds()
     # The current grids scored by the same metric code: the "before" of before/after.
-    baseline = Redesign(target=len(grids), mode="merge", weights=weights,
-                        nest_within=nest_within, band=band).evaluate(
-        grids, pd.Series(grids["code"].to_numpy(), index=grids["code"].to_numpy()))
-    result = RedesignResult(target, mode, dict(model.metrics_), dict(baseline), seconds=seconds,
-                            new_grids=model.new_grids_, lineage=model.lineage_)
+    baseline = Redesign(
+        target=len(grids), mode="merge", weights=weights, nest_within=nest_within, band=band
+    ).evaluate(grids, pd.Series(grids["code"].to_numpy(), index=grids["code"].to_numpy()))
+    result = RedesignResult(
+        target,
+        mode,
+        dict(model.metrics_),
+        dict(baseline),
+        seconds=seconds,
+        new_grids=model.new_grids_,
+        lineage=model.lineage_,
+    )
     if dry_run:
         return result
     say("storing the plan as an inactive generation")
@@ -84,10 +108,19 @@ def plan_redesign(engine: Engine, target: int, *, mode: str = "merge",
     return result
 
 
-def _workload_frames(conn: Connection, generation_id: int
-                     ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
-    columns = ("code", "name", "level", "kind", "parent_code", "population", "households",
-               "responsible")
+def _workload_frames(
+    conn: Connection, generation_id: int
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    columns = (
+        "code",
+        "name",
+        "level",
+        "kind",
+        "parent_code",
+        "population",
+        "households",
+        "responsible",
+    )
     grids = repo.areas_frame(conn, generation_id, "grid", columns=columns)
     atoms = repo.areas_frame(conn, generation_id, "micro_grid", columns=columns)
     if len(grids) == 0:
@@ -102,37 +135,70 @@ def _workload_frames(conn: Connection, generation_id: int
 
 def _incident_counts(conn: Connection, generation_id: int) -> dict[str, pd.Series]:
     """Incidents of the last 12 months of data per grid and micro-grid (the casework load)."""
-    rows = conn.execute(text(
-        "SELECT a.grid_code, a.micro_grid_code FROM incident_assignment a "
-        "JOIN incident i ON i.id = a.incident_id WHERE a.generation_id = :g "
-        "AND i.reported_at > (SELECT max(reported_at) FROM incident) - interval '1 year'"),
-        {"g": generation_id}).all()
+    rows = conn.execute(
+        text(
+            "SELECT a.grid_code, a.micro_grid_code FROM incident_assignment a "
+            "JOIN incident i ON i.id = a.incident_id WHERE a.generation_id = :g "
+            "AND i.reported_at > (SELECT max(reported_at) FROM incident) - interval '1 year'"
+        ),
+        {"g": generation_id},
+    ).all()
     frame = pd.DataFrame(rows, columns=["grid_code", "micro_grid_code"])
     return {key: frame[key].value_counts() for key in ("grid_code", "micro_grid_code")}
 
 
-def _store_plan(conn: Connection, source: repo.GenerationInfo, label: str, model: Redesign,
-                atoms: gpd.GeoDataFrame, result: RedesignResult) -> int:
-    note = json.dumps({"redesign_of": source.label, "mode": result.mode,
-                       "target": result.target, "weights": dict(model.weights),
-                       "metrics": result.metrics,
-                       "baseline": result.baseline}, default=float)
+def _store_plan(
+    conn: Connection,
+    source: repo.GenerationInfo,
+    label: str,
+    model: Redesign,
+    atoms: gpd.GeoDataFrame,
+    result: RedesignResult,
+) -> int:
+    note = json.dumps(
+        {
+            "redesign_of": source.label,
+            "mode": result.mode,
+            "target": result.target,
+            "weights": dict(model.weights),
+            "metrics": result.metrics,
+            "baseline": result.baseline,
+        },
+        default=float,
+    )
     target = repo.create_generation(conn, label, note=note)
     repo.carry_areas(conn, source.id, target.id, CARRIED_LEVELS)
     grids = model.new_grids_.to_crs(4326)
-    import_areas_on(conn, grids, "grid", source=f"redesign of {source.label}",
-                    generation=label, code_field="code", parent_field="parent_code",
-                    name_field="name", kind_field="kind")
+    import_areas_on(
+        conn,
+        grids,
+        "grid",
+        source=f"redesign of {source.label}",
+        generation=label,
+        code_field="code",
+        parent_field="parent_code",
+        name_field="name",
+        kind_field="kind",
+    )
     micro = _renumbered_micro_grids(atoms, model, result.mode)
-    import_areas_on(conn, micro, "micro_grid", source=f"redesign of {source.label}",
-                    generation=label, code_field="code", parent_field="parent_code",
-                    name_field="name", kind_field="kind")
+    import_areas_on(
+        conn,
+        micro,
+        "micro_grid",
+        source=f"redesign of {source.label}",
+        generation=label,
+        code_field="code",
+        parent_field="parent_code",
+        name_field="name",
+        kind_field="kind",
+    )
     _carry_staff(conn, source.id, target.id, model.lineage_, micro)
     return _store_lineage(conn, source.id, target.id, model.lineage_)
 
 
-def _renumbered_micro_grids(atoms: gpd.GeoDataFrame, model: Redesign, mode: str
-                            ) -> gpd.GeoDataFrame:
+def _renumbered_micro_grids(
+    atoms: gpd.GeoDataFrame, model: Redesign, mode: str
+) -> gpd.GeoDataFrame:
     """Micro-grids under their new grid, numbered W→E, N→S inside it."""
     micro = atoms.copy()
     micro["old_code"] = micro["code"]
@@ -150,25 +216,33 @@ def _renumbered_micro_grids(atoms: gpd.GeoDataFrame, model: Redesign, mode: str
     return micro
 
 
-def _carry_staff(conn: Connection, source_id: int, target_id: int, lineage: pd.DataFrame,
-                 micro: gpd.GeoDataFrame) -> None:
+def _carry_staff(
+    conn: Connection, source_id: int, target_id: int, lineage: pd.DataFrame, micro: gpd.GeoDataFrame
+) -> None:
     """Grid staff go to the new grid holding most of their old grid; micro-grid staff follow
     their micro-grid."""
-    main = (lineage.sort_values("area_share", ascending=False)
-            .drop_duplicates("old_code").set_index("old_code")["new_code"])
+    main = (
+        lineage.sort_values("area_share", ascending=False)
+        .drop_duplicates("old_code")
+        .set_index("old_code")["new_code"]
+    )
     moves = {**main.to_dict(), **dict(zip(micro["old_code"], micro["code"], strict=True))}
-    staff = pd.DataFrame(conn.execute(text(
-        "SELECT name, role, area_code, phone FROM staff WHERE generation_id = :g"),
-        {"g": source_id}).mappings().all(), columns=["name", "role", "area_code", "phone"])
+    staff = pd.DataFrame(
+        conn.execute(
+            text("SELECT name, role, area_code, phone FROM staff WHERE generation_id = :g"),
+            {"g": source_id},
+        )
+        .mappings()
+        .all(),
+        columns=["name", "role", "area_code", "phone"],
+    )
     staff["area_code"] = staff["area_code"].map(moves)
     staff = staff.dropna(subset=["area_code"])
     staff["generation_id"] = target_id
-    repo.copy_frame(conn, "staff", staff[["name", "role", "area_code", "generation_id",
-                                          "phone"]])
+    repo.copy_frame(conn, "staff", staff[["name", "role", "area_code", "generation_id", "phone"]])
 
 
-def _store_lineage(conn: Connection, source_id: int, target_id: int,
-                   lineage: pd.DataFrame) -> int:
+def _store_lineage(conn: Connection, source_id: int, target_id: int, lineage: pd.DataFrame) -> int:
     rows = lineage[["old_code", "new_code", "area_share", "household_share"]].copy()
     rows["area_share"] = np.clip(rows["area_share"].astype(float), 0.0, 1.0)
     rows.insert(0, "to_generation", target_id)
@@ -200,17 +274,26 @@ def compare_plan(engine: Engine, ref: str) -> PlanComparison:
             raise repo.NotFoundError(f"no redesign plan {ref!r}")
         source = repo.get_generation(conn, note["redesign_of"])
         if source is None:
-            raise repo.NotFoundError(f"plan {ref!r} redesigned {note['redesign_of']!r}, "
-                                     "which no longer exists")
+            raise repo.NotFoundError(
+                f"plan {ref!r} redesigned {note['redesign_of']!r}, which no longer exists"
+            )
         before, _ = _workload_frames(conn, source.id)
         after = repo.areas_frame(conn, plan.id, "grid")
-        points = conn.execute(text(
-            "SELECT ST_X(location), ST_Y(location) FROM incident i WHERE location IS NOT NULL "
-            "AND reported_at > (SELECT max(reported_at) FROM incident) - interval '1 year'")
+        points = conn.execute(
+            text(
+                "SELECT ST_X(location), ST_Y(location) FROM incident i WHERE location IS NOT NULL "
+                "AND reported_at > (SELECT max(reported_at) FROM incident) - interval '1 year'"
+            )
         ).all()
-        lineage = pd.DataFrame(conn.execute(text(
-            "SELECT old_code, new_code, area_share FROM lineage WHERE to_generation = :g"),
-            {"g": plan.id}).mappings().all(), columns=["old_code", "new_code", "area_share"])
+        lineage = pd.DataFrame(
+            conn.execute(
+                text("SELECT old_code, new_code, area_share FROM lineage WHERE to_generation = :g"),
+                {"g": plan.id},
+            )
+            .mappings()
+            .all(),
+            columns=["old_code", "new_code", "area_share"],
+        )
     lon = np.array([p[0] for p in points], dtype=float)
     lat = np.array([p[1] for p in points], dtype=float)
     codes = GridIndex(after, code="code").assign_xy(lon, lat)["code"]
@@ -219,11 +302,13 @@ def compare_plan(engine: Engine, ref: str) -> PlanComparison:
     scale = {k: _mean_of(before, k) for k in weights}
     used = {k: w for k, w in weights.items() if scale[k] > 0}  # e.g. no incidents yet
     for frame in (before, after):
-        frame["workload"] = sum(w * _column(frame, k) / scale[k]
-                                for k, w in used.items()) / sum(used.values())
+        frame["workload"] = sum(w * _column(frame, k) / scale[k] for k, w in used.items()) / sum(
+            used.values()
+        )
     after["changed"] = ~after["code"].isin(_unchanged(lineage))
-    return PlanComparison(plan.label, source.label, before, after, note.get("metrics", {}),
-                          note.get("baseline", {}))
+    return PlanComparison(
+        plan.label, source.label, before, after, note.get("metrics", {}), note.get("baseline", {})
+    )
 
 
 def _plan_note(gen: repo.GenerationInfo | None) -> dict | None:

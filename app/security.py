@@ -21,8 +21,17 @@ from app.db.models import ApiKey
 from app.db.repo import NotFoundError
 from gis.errors import GridmapError
 
-__all__ = ["ROLES", "ApiKey", "Principal", "authenticate", "create_api_key", "hash_key",
-           "list_api_keys", "revoke_api_key", "role_allows"]
+__all__ = [
+    "ROLES",
+    "ApiKey",
+    "Principal",
+    "authenticate",
+    "create_api_key",
+    "hash_key",
+    "list_api_keys",
+    "revoke_api_key",
+    "role_allows",
+]
 
 #: Roles, weakest first.
 ROLES = ("viewer", "operator", "admin")
@@ -64,15 +73,19 @@ def create_api_key(engine: Engine, role: str, name: str | None = None) -> str:
         raise GridmapError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     with engine.begin() as conn:
-        conn.execute(insert(ApiKey).values(key_hash=hash_key(key), prefix=key[:_PREFIX_CHARS],
-                                           role=role, name=name))
+        conn.execute(
+            insert(ApiKey).values(
+                key_hash=hash_key(key), prefix=key[:_PREFIX_CHARS], role=role, name=name
+            )
+        )
     return key
 
 
 def list_api_keys(engine: Engine) -> list[dict]:
     """Every key (revoked ones too) as dicts: id, prefix, role, name, created_at, revoked_at."""
-    query = select(ApiKey.id, ApiKey.prefix, ApiKey.role, ApiKey.name, ApiKey.created_at,
-                   ApiKey.revoked_at).order_by(ApiKey.id)
+    query = select(
+        ApiKey.id, ApiKey.prefix, ApiKey.role, ApiKey.name, ApiKey.created_at, ApiKey.revoked_at
+    ).order_by(ApiKey.id)
     with engine.connect() as conn:
         return [dict(row) for row in conn.execute(query).mappings()]
 
@@ -89,14 +102,18 @@ def revoke_api_key(engine: Engine, key_id: int) -> None:
         found = conn.execute(select(ApiKey.id).where(ApiKey.id == key_id)).first()
         if found is None:
             raise NotFoundError(f"no API key with id {key_id}")
-        conn.execute(update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
-                     .values(revoked_at=func.now()))
+        conn.execute(
+            update(ApiKey)
+            .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+            .values(revoked_at=func.now())
+        )
 
 
 def authenticate(engine: Engine, key: str) -> Principal | None:
     """The principal of a valid key; None for an unknown or revoked key."""
     query = select(ApiKey.id, ApiKey.prefix, ApiKey.role, ApiKey.name).where(
-        ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
+        ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None)
+    )
     with engine.connect() as conn:
         row = conn.execute(query).first()
     return None if row is None else Principal(row.id, row.prefix, row.role, row.name)

@@ -47,8 +47,9 @@ class Connection:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def request(self, method: str, path: str, body: bytes = b"",
-                      content_type: str = "application/json") -> tuple[int, bytes]:
+    async def request(
+        self, method: str, path: str, body: bytes = b"", content_type: str = "application/json"
+    ) -> tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
@@ -69,8 +70,9 @@ class Connection:
             self.writer.close()
 
 
-async def throughput(host: str, port: int, paths: list[str], seconds: float,
-                     concurrency: int) -> float:
+async def throughput(
+    host: str, port: int, paths: list[str], seconds: float, concurrency: int
+) -> float:
     """Requests/s over ``concurrency`` connections cycling through ``paths``."""
     deadline = time.perf_counter() + seconds
     counts = [0] * concurrency
@@ -91,8 +93,9 @@ async def throughput(host: str, port: int, paths: list[str], seconds: float,
     return sum(counts) / (time.perf_counter() - start)
 
 
-async def latencies(host: str, port: int, method: str, path: str, n: int,
-                    body: bytes = b"") -> list[float]:
+async def latencies(
+    host: str, port: int, method: str, path: str, n: int, body: bytes = b""
+) -> list[float]:
     conn = Connection(host, port)
     out = []
     for _ in range(n):
@@ -132,14 +135,13 @@ async def run(host: str, port: int, args: argparse.Namespace) -> dict:
     await throughput(host, port, lookup_paths, 1.0, args.concurrency)
     trivial, lookup = [], []
     for _ in range(args.rounds):
-        trivial.append(await throughput(host, port, ["/health"], args.seconds,
-                                        args.concurrency))
-        lookup.append(await throughput(host, port, lookup_paths, args.seconds,
-                                       args.concurrency))
+        trivial.append(await throughput(host, port, ["/health"], args.seconds, args.concurrency))
+        lookup.append(await throughput(host, port, lookup_paths, args.seconds, args.concurrency))
     results["health_rps"] = statistics.median(trivial)
     results["lookup_rps"] = statistics.median(lookup)
     results["lookup_share"] = statistics.median(
-        [a / b for a, b in zip(lookup, trivial, strict=True)])
+        [a / b for a, b in zip(lookup, trivial, strict=True)]
+    )
 
     # 2. POST /lookup with 10,000 points
     body = json.dumps({"lon": [p[0] for p in points], "lat": [p[1] for p in points]}).encode()
@@ -183,11 +185,15 @@ def free_port() -> int:
 
 def start_server(port: int) -> subprocess.Popen:
     gridmap = Path(sys.executable).with_name("gridmap")
-    command = ([str(gridmap)] if gridmap.exists() else
-               [sys.executable, "-c", "from app.cli import main; main()"])
+    command = (
+        [str(gridmap)]
+        if gridmap.exists()
+        else [sys.executable, "-c", "from app.cli import main; main()"]
+    )
     env = {**os.environ, "GRIDMAP_INDEX_REFRESH_SECONDS": "0"}
-    server = subprocess.Popen([*command, "serve", "--host", "127.0.0.1", "--port", str(port)],
-                              cwd=ROOT, env=env)
+    server = subprocess.Popen(
+        [*command, "serve", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -209,15 +215,21 @@ def report(results: dict) -> None:
 
     share = results["lookup_share"]
     print(f"GET /health                      {results['health_rps']:8.0f} req/s")
-    print(f"GET /lookup                      {results['lookup_rps']:8.0f} req/s  "
-          f"= {share:.0%} of /health (target >= 80 %: {verdict(share >= 0.8)})")
+    print(
+        f"GET /lookup                      {results['lookup_rps']:8.0f} req/s  "
+        f"= {share:.0%} of /health (target >= 80 %: {verdict(share >= 0.8)})"
+    )
     post = results["post_10k_median_ms"]
-    print(f"POST /lookup, 10,000 points      median {post:6.1f} ms, p95 "
-          f"{results['post_10k_p95_ms']:6.1f} ms (target <= 200 ms: {verdict(post <= 200)})")
+    print(
+        f"POST /lookup, 10,000 points      median {post:6.1f} ms, p95 "
+        f"{results['post_10k_p95_ms']:6.1f} ms (target <= 200 ms: {verdict(post <= 200)})"
+    )
     items = results["items_p95_ms"]
-    print(f"GET /collections/grids/items     {results['items_returned']} grids, median "
-          f"{results['items_median_ms']:5.1f} ms, p95 {items:5.1f} ms "
-          f"(target <= 50 ms: {verdict(items <= 50)})  bbox={results['items_bbox']}")
+    print(
+        f"GET /collections/grids/items     {results['items_returned']} grids, median "
+        f"{results['items_median_ms']:5.1f} ms, p95 {items:5.1f} ms "
+        f"(target <= 50 ms: {verdict(items <= 50)})  bbox={results['items_bbox']}"
+    )
 
 
 def main() -> None:

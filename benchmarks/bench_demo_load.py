@@ -38,8 +38,9 @@ def fresh_engine():
     cluster = EmbeddedPostgres(PROJECT_ROOT / "var" / "pg")
     admin = cluster.ensure("postgres").replace("postgresql+psycopg", "postgresql")
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(BENCH_DB)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB))
+        )
     url = cluster.ensure(BENCH_DB)
     upgrade(url)
     return make_engine(url)
@@ -66,12 +67,16 @@ def main() -> None:
         report = load_demo(engine, demo)
         loads.append(time.perf_counter() - started)
         engine.dispose()
-    print(f"build_demo(): median {statistics.median(builds):.1f} s "
-          f"(runs {', '.join(f'{t:.1f}' for t in builds)})")
-    print(f"load_demo() into a fresh PostGIS: median {statistics.median(loads):.1f} s "
-          f"(runs {', '.join(f'{t:.1f}' for t in loads)}) — "
-          f"{sum(report.counts.values()):,} areas, {report.staff:,} staff, "
-          f"{report.gazetteer:,} addresses, {report.incidents_stored:,} incidents")
+    print(
+        f"build_demo(): median {statistics.median(builds):.1f} s "
+        f"(runs {', '.join(f'{t:.1f}' for t in builds)})"
+    )
+    print(
+        f"load_demo() into a fresh PostGIS: median {statistics.median(loads):.1f} s "
+        f"(runs {', '.join(f'{t:.1f}' for t in loads)}) — "
+        f"{sum(report.counts.values()):,} areas, {report.staff:,} staff, "
+        f"{report.gazetteer:,} addresses, {report.incidents_stored:,} incidents"
+    )
 
     # Both write into the real `area` table, with its constraints and indexes; only the
     # way rows travel differs.
@@ -93,8 +98,10 @@ def main() -> None:
         rows.to_postgis("area", engine, if_exists="append", index=False)
         peers.append(time.perf_counter() - started)
     copy_s, peer_s = statistics.median(copies), statistics.median(peers)
-    print(f"{len(micro):,} micro-grids: gridmap COPY {copy_s:.2f} s, "
-          f"GeoDataFrame.to_postgis {peer_s:.2f} s → COPY is {peer_s / copy_s:.1f}× faster")
+    print(
+        f"{len(micro):,} micro-grids: gridmap COPY {copy_s:.2f} s, "
+        f"GeoDataFrame.to_postgis {peer_s:.2f} s → COPY is {peer_s / copy_s:.1f}× faster"
+    )
 
 
 if __name__ == "__main__":

@@ -90,23 +90,36 @@ def load(database: bool) -> tuple[Callable[[], MapData], str]:
 def bench_gridmap(loader: Callable[[], MapData], store: AssetStore, repeat: int) -> dict:
     options = PageOptions(asset_prefix=PREFIX, grid_url="/map/grids/{code}", map_url="/map")
     cold, (data, html) = timed(lambda: _cold(loader, options, store))
-    windows = [Selection.parse(f"2023-{m:02d}-01", f"2023-{m + 3:02d}-01") for m in
-               range(1, 1 + repeat)]
-    fresh = [timed(lambda w=w: build_map_page(data, w, "count", options, store))[0]
-             for w in windows]
-    again = [timed(lambda: build_map_page(data, Selection(), "count", options, store))[0]
-             for _ in range(repeat)]
-    service = MapService(engine=None, settings=MapSettings(warm_on_startup=False),  # type: ignore[arg-type]
-                         store=store)
+    windows = [
+        Selection.parse(f"2023-{m:02d}-01", f"2023-{m + 3:02d}-01") for m in range(1, 1 + repeat)
+    ]
+    fresh = [
+        timed(lambda w=w: build_map_page(data, w, "count", options, store))[0] for w in windows
+    ]
+    again = [
+        timed(lambda: build_map_page(data, Selection(), "count", options, store))[0]
+        for _ in range(repeat)
+    ]
+    service = MapService(
+        engine=None,
+        settings=MapSettings(warm_on_startup=False),  # type: ignore[arg-type]
+        store=store,
+    )
     service._data[None] = data  # noqa: SLF001 - the cache as a running app holds it
     service.fingerprint = lambda: data.fingerprint[1:]  # type: ignore[method-assign]
     service.page("k", lambda d: html)
     hits = [timed(lambda: service.page("k", lambda d: html))[0] for _ in range(repeat)]
     inline = build_map_page(data, Selection(), "count", PageOptions(), store)
-    return {"data": data, "html": html, "bytes": len(html.encode()),
-            "inline_bytes": len(inline.encode()), "cold": cold,
-            "new_selection": statistics.median(fresh), "page_only": statistics.median(again),
-            "cached": statistics.median(hits)}
+    return {
+        "data": data,
+        "html": html,
+        "bytes": len(html.encode()),
+        "inline_bytes": len(inline.encode()),
+        "cold": cold,
+        "new_selection": statistics.median(fresh),
+        "page_only": statistics.median(again),
+        "cached": statistics.median(hits),
+    }
 
 
 def _cold(loader, options, store) -> tuple[MapData, str]:
@@ -121,34 +134,50 @@ def peer_page(data: MapData, store: AssetStore) -> str:
     report = analysis.coverage(data)
     heat = analysis.heat_points(data, Selection())
     west, south, east, north = data.all_areas().total_bounds
-    m = folium.Map(location=[(south + north) / 2, (west + east) / 2], zoom_start=13,
-                   tiles=None)
+    m = folium.Map(location=[(south + north) / 2, (west + east) / 2], zoom_start=13, tiles=None)
     m.options["max_zoom"] = 19
     for level in ("street", "community"):
-        folium.GeoJson(data.level(level)[["code", "name", "geometry"]], name=level,
-                       style_function=lambda f: {"fill": False, "color": "#222"}).add_to(m)
+        folium.GeoJson(
+            data.level(level)[["code", "name", "geometry"]],
+            name=level,
+            style_function=lambda f: {"fill": False, "color": "#222"},
+        ).add_to(m)
     classes = np.quantile(stats["count"], [0.2, 0.4, 0.6, 0.8])
     palette = ["#ffffcc", "#a1dab4", "#41b6c4", "#2c7fb8", "#253494"]
-    colour = dict(zip(stats["code"], [palette[int(np.searchsorted(classes, v))]
-                                      for v in stats["count"]], strict=True))
+    colour = dict(
+        zip(
+            stats["code"],
+            [palette[int(np.searchsorted(classes, v))] for v in stats["count"]],
+            strict=True,
+        )
+    )
     grids = stats[["code", "name", "count", "rate_per_1000", "bin", "geometry"]]
-    folium.GeoJson(grids, name="grids", tooltip=folium.GeoJsonTooltip(
-        ["code", "name", "count", "rate_per_1000", "bin"]),
-        style_function=lambda f: {"fillColor": colour[f["properties"]["code"]],
-                                  "color": "#555", "weight": 0.8, "fillOpacity": 0.6}
+    folium.GeoJson(
+        grids,
+        name="grids",
+        tooltip=folium.GeoJsonTooltip(["code", "name", "count", "rate_per_1000", "bin"]),
+        style_function=lambda f: {
+            "fillColor": colour[f["properties"]["code"]],
+            "color": "#555",
+            "weight": 0.8,
+            "fillOpacity": 0.6,
+        },
     ).add_to(m)
-    folium.GeoJson(data.level("micro_grid")[["code", "name", "households", "geometry"]],
-                   name="micro-grids", show=False,
-                   tooltip=folium.GeoJsonTooltip(["code", "name", "households"])).add_to(m)
+    folium.GeoJson(
+        data.level("micro_grid")[["code", "name", "households", "geometry"]],
+        name="micro-grids",
+        show=False,
+        tooltip=folium.GeoJsonTooltip(["code", "name", "households"]),
+    ).add_to(m)
     defects = report.defects[report.defects["type"] != "outside_incident"]
     if len(defects):
         folium.GeoJson(defects[["type", "detail", "geometry"]], name="defects").add_to(m)
     chosen = analysis.select_incidents(data, Selection())
     sample = chosen.sample(min(5000, len(chosen)), random_state=0)
-    FastMarkerCluster(sample[["lat", "lon"]].to_numpy().tolist(), name="incidents",
-                      show=False).add_to(m)
-    HeatMap(heat[["lat", "lon", "weight"]].to_numpy().tolist(), name="heat",
-            show=False).add_to(m)
+    FastMarkerCluster(
+        sample[["lat", "lon"]].to_numpy().tolist(), name="incidents", show=False
+    ).add_to(m)
+    HeatMap(heat[["lat", "lon", "weight"]].to_numpy().tolist(), name="heat", show=False).add_to(m)
     folium.LayerControl().add_to(m)
     localize(m.get_root(), store, PREFIX)
     return m.get_root().render()
@@ -163,8 +192,11 @@ class _Pages(BaseHTTPRequestHandler):
         if self.path in self.pages:
             self._send(self.pages[self.path], "text/html; charset=utf-8")
             return
-        found = self.store.file(self.path.removeprefix(PREFIX)) if \
-            self.path.startswith(PREFIX) else None
+        found = (
+            self.store.file(self.path.removeprefix(PREFIX))
+            if self.path.startswith(PREFIX)
+            else None
+        )
         if found is None:
             self.send_error(404)
             return
@@ -198,10 +230,19 @@ def bench_browser(pages: dict[str, str], store: AssetStore, repeat: int) -> dict
     try:
         with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
             context = playwright.chromium.launch_persistent_context(
-                profile, executable_path=CHROMIUM, headless=True,
-                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                      "--disable-component-update", "--disable-sync", "--no-first-run"],
-                viewport={"width": 1400, "height": 900})
+                profile,
+                executable_path=CHROMIUM,
+                headless=True,
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                ],
+                viewport={"width": 1400, "height": 900},
+            )
             context.add_init_script(_DRAWN)
             for _ in range(repeat + 1):  # the first load warms the HTTP cache of the assets
                 for path in pages:
@@ -219,8 +260,9 @@ def bench_browser(pages: dict[str, str], store: AssetStore, repeat: int) -> dict
 # -- report ----------------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--database", action="store_true",
-                        help="Read the demo from the database gridmap uses.")
+    parser.add_argument(
+        "--database", action="store_true", help="Read the demo from the database gridmap uses."
+    )
     parser.add_argument("--repeat", type=int, default=3, help="Runs per measurement.")
     parser.add_argument("--no-browser", action="store_true", help="Skip the Chromium runs.")
     args = parser.parse_args()
@@ -231,22 +273,32 @@ def main() -> None:
     data = ours["data"]
     peer_time, peer = timed(lambda: peer_page(data, store))
     peer_bytes = len(peer.encode())
-    print(f"demo map from the {source}: {len(data.level('grid'))} grids, "
-          f"{len(data.level('micro_grid')):,} micro-grids, {len(data.incidents):,} incidents")
-    print(f"html, served page       {ours['bytes'] / 1e6:6.2f} MB   (target <= 3 MB)   "
-          f"peer {peer_bytes / 1e6:6.2f} MB   ratio {ours['bytes'] / peer_bytes:.2f}")
+    print(
+        f"demo map from the {source}: {len(data.level('grid'))} grids, "
+        f"{len(data.level('micro_grid')):,} micro-grids, {len(data.incidents):,} incidents"
+    )
+    print(
+        f"html, served page       {ours['bytes'] / 1e6:6.2f} MB   (target <= 3 MB)   "
+        f"peer {peer_bytes / 1e6:6.2f} MB   ratio {ours['bytes'] / peer_bytes:.2f}"
+    )
     print(f"html, standalone file   {ours['inline_bytes'] / 1e6:6.2f} MB   (assets inlined)")
-    print(f"build, cold             {ours['cold']:6.2f} s    (load, coverage, Gi*, page; once "
-          "per data change, at start-up)")
-    print(f"build, new selection    {ours['new_selection']:6.2f} s    (target <= 1 s)   "
-          f"peer {peer_time:6.2f} s   ratio {ours['new_selection'] / peer_time:.2f}")
+    print(
+        f"build, cold             {ours['cold']:6.2f} s    (load, coverage, Gi*, page; once "
+        "per data change, at start-up)"
+    )
+    print(
+        f"build, new selection    {ours['new_selection']:6.2f} s    (target <= 1 s)   "
+        f"peer {peer_time:6.2f} s   ratio {ours['new_selection'] / peer_time:.2f}"
+    )
     print(f"build, page only        {ours['page_only']:6.2f} s    (analyses cached)")
     print(f"build, cached page      {ours['cached'] * 1e3:6.2f} ms")
     if args.no_browser or not Path(CHROMIUM).exists():
         return
     drawn = bench_browser({"/map": ours["html"], "/peer": peer}, store, args.repeat)
-    print(f"render in Chromium      {drawn['/map'] / 1e3:6.2f} s    (target <= 2 s)   "
-          f"peer {drawn['/peer'] / 1e3:6.2f} s   ratio {drawn['/map'] / drawn['/peer']:.2f}")
+    print(
+        f"render in Chromium      {drawn['/map'] / 1e3:6.2f} s    (target <= 2 s)   "
+        f"peer {drawn['/peer'] / 1e3:6.2f} s   ratio {drawn['/map'] / drawn['/peer']:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -300,8 +300,9 @@ class GridIndex:
         rank, status, distance = self._ranks(x, y, _checked_tolerance(tolerance))
         return self._codes_or_none[rank], _STATUS_NAMES[status], distance
 
-    def assign_point(self, x: float, y: float, tolerance: float = 0.0
-                     ) -> tuple[str | None, str, float]:
+    def assign_point(
+        self, x: float, y: float, tolerance: float = 0.0
+    ) -> tuple[str | None, str, float]:
         """One point as ``(code, status, distance_m)``, the fast way for a web lookup.
 
         Most points fall in a raster cell no boundary crosses: their answer is

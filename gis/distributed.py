@@ -41,13 +41,23 @@ def dask_client(scheduler: str | None = None, n_workers: int = 2) -> Iterator[An
         finally:
             client.close()
         return
-    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         yield client
 
 
-def assign_dask(lon: np.ndarray, lat: np.ndarray, index: HierarchyIndex, client,
-                tolerance: float = 0.0, npartitions: int | None = None) -> pd.DataFrame:
+def assign_dask(
+    lon: np.ndarray,
+    lat: np.ndarray,
+    index: HierarchyIndex,
+    client,
+    tolerance: float = 0.0,
+    npartitions: int | None = None,
+) -> pd.DataFrame:
     """Assign WGS84 points on the cluster behind ``client``.
 
     Parameters
@@ -77,8 +87,9 @@ def assign_dask(lon: np.ndarray, lat: np.ndarray, index: HierarchyIndex, client,
         return index.assign_xy(lon, lat, tolerance=tolerance)
     threads = sum(client.nthreads().values()) or 1
     npartitions = npartitions or max(1, min(2 * threads, len(lon)))
-    points = gpd.GeoDataFrame({"lon": lon, "lat": lat},
-                              geometry=gpd.points_from_xy(lon, lat), crs=4326)
+    points = gpd.GeoDataFrame(
+        {"lon": lon, "lat": lat}, geometry=gpd.points_from_xy(lon, lat), crs=4326
+    )
     frame = dask_geopandas.from_geopandas(points, npartitions=npartitions)
     [shared] = client.scatter([index], broadcast=True)
     meta = pd.DataFrame({c: pd.Series(dtype=object) for c in RESULT_COLUMNS[:-1]})
@@ -88,9 +99,9 @@ def assign_dask(lon: np.ndarray, lat: np.ndarray, index: HierarchyIndex, client,
     return out.sort_index().reset_index(drop=True)[RESULT_COLUMNS]
 
 
-def _assign_partition(part: gpd.GeoDataFrame, index: HierarchyIndex, tolerance: float
-                      ) -> pd.DataFrame:
-    result = index.assign_xy(part["lon"].to_numpy(), part["lat"].to_numpy(),
-                             tolerance=tolerance)
+def _assign_partition(
+    part: gpd.GeoDataFrame, index: HierarchyIndex, tolerance: float
+) -> pd.DataFrame:
+    result = index.assign_xy(part["lon"].to_numpy(), part["lat"].to_numpy(), tolerance=tolerance)
     result.index = part.index
     return result

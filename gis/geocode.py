@@ -90,25 +90,61 @@ _FULL_WIDTH_CHAR = re.compile("[\uff01-\uff5e\u3000]")
 _FULL_WIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 # Traditional forms of the address words, and dash look-alikes NFKC leaves alone.
 _CHAR_MAP = str.maketrans(
-    {"號": "号", "樓": "楼", "棟": "栋", "單": "单", "層": "层", "門": "门", "區": "区",
-     "縣": "县", "鎮": "镇", "鄉": "乡",
-     "‐": "-", "‒": "-", "–": "-", "—": "-", "―": "-", "−": "-", "ー": "-", "─": "-",
-     # "3/2/201" and "12~14号" separate numbers: deleting the mark would merge them.
-     "/": "-", "~": "-"})
+    {
+        "號": "号",
+        "樓": "楼",
+        "棟": "栋",
+        "單": "单",
+        "層": "层",
+        "門": "门",
+        "區": "区",
+        "縣": "县",
+        "鎮": "镇",
+        "鄉": "乡",
+        "‐": "-",
+        "‒": "-",
+        "–": "-",
+        "—": "-",
+        "―": "-",
+        "−": "-",
+        "ー": "-",
+        "─": "-",
+        # "3/2/201" and "12~14号" separate numbers: deleting the mark would merge them.
+        "/": "-",
+        "~": "-",
+    }
+)
 _MAPPED_CHAR = re.compile("[" + re.escape("".join(map(chr, _CHAR_MAP))) + "]")
 # Deleted: whitespace (after NFKC every space is U+0020; the rest of Python's \s
 # is control characters), zero-width characters and punctuation.
-_DELETED = re.compile("[" + re.escape(
-    " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\u2028\u2029\u200b\u200c\u200d\u2060\ufeff"
-    ",.;:!?'\"、。·•“”‘’《》「」『』()[]【】〔〕<>{}*_\\|") + "]+")
+_DELETED = re.compile(
+    "["
+    + re.escape(
+        " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\u2028\u2029\u200b\u200c\u200d\u2060\ufeff"
+        ",.;:!?'\"、。·•“”‘’《》「」『』()[]【】〔〕<>{}*_\\|"
+    )
+    + "]+"
+)
 _BRACKET = re.compile(r"[(\[【〔]")
 _BRACKETED = re.compile(r"\([^()]*\)|\[[^\[\]]*\]|【[^【】]*】|〔[^〔〕]*〕")
 _HASH = re.compile(r"(?<=[0-9A-Z])#")
 _DASHES = re.compile(r"-+")
 _LOOSE_DASH = re.compile(r"(?<![0-9A-Z])-|-(?![0-9A-Z])")
 
-_CN_DIGITS = {"〇": 0, "零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5,
-              "六": 6, "七": 7, "八": 8, "九": 9}
+_CN_DIGITS = {
+    "〇": 0,
+    "零": 0,
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+}
 _CN = "〇零一二两三四五六七八九十百"
 _CN_ANY = re.compile(f"[{_CN}]")
 # Numerals are converted only in front of an address word; 门 and 楼 are words
@@ -130,9 +166,9 @@ _ROOM_TAIL_END = frozenset("0123456789室户房楼层")
 _ROOM_TAIL = re.compile(
     r"(?:(?<=号楼)|(?<=单元)|(?<=号))"
     r"(?:-?\d+[楼层](?:-?\d+[室户房]?)?"  # floor, maybe with a room: 2楼, 2层201
-    r"|-?\d+-\d{3,}[室户房]?"             # floor-room: 2-201
-    r"|-?\d+[室户房]"                     # room: 201室
-    r"|-?\d{3,})$"                        # bare room: 201, 1203
+    r"|-?\d+-\d{3,}[室户房]?"  # floor-room: 2-201
+    r"|-?\d+[室户房]"  # room: 201室
+    r"|-?\d{3,})$"  # bare room: 201, 1203
 )
 
 _PROVINCE = re.compile(
@@ -143,8 +179,10 @@ _PROVINCE = re.compile(
 # there the 市 belongs to a name, not to a city.
 # The name before 市 never holds an address word: "金桥社区市宁巷" is a community
 # followed by 市宁巷 (a lane), not a city called 金桥社区.
-_CITY = re.compile(r"^(?:(?![区街路巷里村镇乡道社])[\u4e00-\u9fff]){2,4}?(?:市|自治州)"
-                   r"(?![场政府委民花中])(?=.)")
+_CITY = re.compile(
+    r"^(?:(?![区街路巷里村镇乡道社])[\u4e00-\u9fff]){2,4}?(?:市|自治州)"
+    r"(?![场政府委民花中])(?=.)"
+)
 
 # -- parsing tables ------------------------------------------------------------------
 _PARTS = re.compile(
@@ -157,8 +195,15 @@ _PARTS = re.compile(
 _ADMIN = re.compile(
     r"[\u4e00-\u9fff]{2,8}?(?P<suffix>社区|街道|(?<![小园校景厂矿片])区|县|旗|镇|乡)"
 )
-_ADMIN_LEVEL = {"社区": "community", "街道": "street", "镇": "street", "乡": "street",
-                "区": "district", "县": "district", "旗": "district"}
+_ADMIN_LEVEL = {
+    "社区": "community",
+    "街道": "street",
+    "镇": "street",
+    "乡": "street",
+    "区": "district",
+    "县": "district",
+    "旗": "district",
+}
 _ADMIN_LEVELS = ("district", "street", "community")
 
 
@@ -214,12 +259,17 @@ def normalize_addresses(addresses: pd.Series | Sequence[str | None]) -> pd.Serie
     """
     series = _as_series(addresses, "addresses")
     codes, normalized, _ = _normalize_distinct(series)
-    return pd.Series(np.asarray(normalized + [""], dtype=object)[codes], index=series.index,
-                     name=series.name, dtype=object)
+    return pd.Series(
+        np.asarray(normalized + [""], dtype=object)[codes],
+        index=series.index,
+        name=series.name,
+        dtype=object,
+    )
 
 
-def _normalize_distinct(series: pd.Series, *, strict: bool = True
-                        ) -> tuple[np.ndarray, list[str], list[tuple[int, object]]]:
+def _normalize_distinct(
+    series: pd.Series, *, strict: bool = True
+) -> tuple[np.ndarray, list[str], list[tuple[int, object]]]:
     """Codes into the distinct values, their normalised forms and the non-strings.
 
     Hotline data repeats addresses a lot: each distinct one is normalised once.
@@ -231,13 +281,18 @@ def _normalize_distinct(series: pd.Series, *, strict: bool = True
     bad = {i for i, u in enumerate(uniques) if not isinstance(u, str)}
     problems = [(int(np.flatnonzero(codes == i)[0]), uniques[i]) for i in sorted(bad)]
     if problems and strict:
-        raise ValidationError("addresses must be strings", [
-            {"row": _plain(series.index[pos]), "reason": f"not a string: {type(value).__name__} "
-                                                 f"{value!r}"}
-            for pos, value in problems])
+        raise ValidationError(
+            "addresses must be strings",
+            [
+                {
+                    "row": _plain(series.index[pos]),
+                    "reason": f"not a string: {type(value).__name__} {value!r}",
+                }
+                for pos, value in problems
+            ],
+        )
     # tolist() first: iterating an Arrow-backed array element by element is slow.
-    normalized = ["" if i in bad else normalize_address(u)
-                  for i, u in enumerate(uniques.tolist())]
+    normalized = ["" if i in bad else normalize_address(u) for i, u in enumerate(uniques.tolist())]
     return codes, normalized, problems
 
 
@@ -357,8 +412,9 @@ class AddressParts(NamedTuple):
 
     def admin(self) -> dict[str, str]:
         """The administrative names present, by level."""
-        return {level: name for level in _ADMIN_LEVELS
-                if (name := getattr(self, level)) is not None}
+        return {
+            level: name for level in _ADMIN_LEVELS if (name := getattr(self, level)) is not None
+        }
 
 
 def parse_address(text: str | None) -> AddressParts:
@@ -377,8 +433,15 @@ def _parse(normalized: str) -> AddressParts:
     match = _PARTS.match(normalized)
     assert match is not None  # every group is optional and the head is ".*?"
     admin, place = _split_admin(match["head"])
-    return AddressParts(admin.get("district"), admin.get("street"), admin.get("community"),
-                        place, match["door"], match["building"], match["unit"])
+    return AddressParts(
+        admin.get("district"),
+        admin.get("street"),
+        admin.get("community"),
+        place,
+        match["door"],
+        match["building"],
+        match["unit"],
+    )
 
 
 def _split_admin(head: str) -> tuple[dict[str, str], str]:
@@ -440,8 +503,13 @@ class Gazetteer:
         such row with its reason.
     """
 
-    def __init__(self, frame: pd.DataFrame, *, duplicate_tolerance_m: float = 50.0,
-                 spread_tolerance_m: float = 100.0):
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        *,
+        duplicate_tolerance_m: float = 50.0,
+        spread_tolerance_m: float = 100.0,
+    ):
         _check_tolerance("duplicate_tolerance_m", duplicate_tolerance_m)
         _check_tolerance("spread_tolerance_m", spread_tolerance_m)
         self.duplicate_tolerance_m = float(duplicate_tolerance_m)
@@ -451,8 +519,7 @@ class Gazetteer:
         self._build_index()
 
     @classmethod
-    def from_file(cls, path: str | Path, *, encoding: str = "utf-8-sig",
-                  **kwargs) -> Gazetteer:
+    def from_file(cls, path: str | Path, *, encoding: str = "utf-8-sig", **kwargs) -> Gazetteer:
         """Load a gazetteer from a CSV (UTF-8, BOM allowed) or Parquet file.
 
         Parameters
@@ -469,18 +536,23 @@ class Gazetteer:
             raise GridmapError(f"gazetteer file not found: {path}")
         suffix = path.suffix.lower()
         if suffix not in (".csv", ".parquet", ".pq"):
-            raise ValidationError(f"gazetteer file {path.name}: unknown format {suffix!r}; "
-                                  "expected .csv, .parquet or .pq")
+            raise ValidationError(
+                f"gazetteer file {path.name}: unknown format {suffix!r}; "
+                "expected .csv, .parquet or .pq"
+            )
         try:
             if suffix == ".csv":
                 # Codes are text: read as numbers they would lose leading zeros.
-                frame = pd.read_csv(path, encoding=encoding,
-                                    dtype={"address": str, "micro_grid_code": str})
+                frame = pd.read_csv(
+                    path, encoding=encoding, dtype={"address": str, "micro_grid_code": str}
+                )
             else:
                 frame = pd.read_parquet(path)
         except UnicodeDecodeError as exc:
-            raise GridmapError(f"cannot read {path.name}: not {encoding} text ({exc.reason}); "
-                               "for a GBK file pass encoding='gb18030'") from exc
+            raise GridmapError(
+                f"cannot read {path.name}: not {encoding} text ({exc.reason}); "
+                "for a GBK file pass encoding='gb18030'"
+            ) from exc
         except (ValueError, OSError) as exc:  # pandas/arrow parse errors derive from these
             raise GridmapError(f"cannot read {path.name}: {exc}") from exc
         return cls(frame, **kwargs)
@@ -489,8 +561,10 @@ class Gazetteer:
         return len(self.entries)
 
     def __repr__(self) -> str:
-        return (f"Gazetteer({len(self)} entries, {len(self.duplicates)} duplicates merged, "
-                f"spread_tolerance_m={self.spread_tolerance_m:g})")
+        return (
+            f"Gazetteer({len(self)} entries, {len(self.duplicates)} duplicates merged, "
+            f"spread_tolerance_m={self.spread_tolerance_m:g})"
+        )
 
     # -- lookup ----------------------------------------------------------------------
     def geocode(self, addresses: pd.Series | Sequence[str | None]) -> pd.DataFrame:
@@ -520,22 +594,26 @@ class Gazetteer:
         series = _as_series(addresses, "addresses")
         codes, normalized, _ = _normalize_distinct(series)
         cache: dict[str, _Hit] = {}
-        hits = [cache[k] if k in cache else cache.setdefault(k, self._resolve(k))
-                for k in normalized]
+        hits = [
+            cache[k] if k in cache else cache.setdefault(k, self._resolve(k)) for k in normalized
+        ]
         hits.append(_miss("empty address"))  # for code -1: a missing input
         return self._to_frame(hits, codes, series.index)
 
     def _to_frame(self, hits: list[_Hit], codes: np.ndarray, index: pd.Index) -> pd.DataFrame:
         columns = list(zip(*hits, strict=True))
-        out: dict[str, object] = {"lon": np.asarray(columns[0], dtype=float)[codes],
-                                  "lat": np.asarray(columns[1], dtype=float)[codes]}
+        out: dict[str, object] = {
+            "lon": np.asarray(columns[0], dtype=float)[codes],
+            "lat": np.asarray(columns[1], dtype=float)[codes],
+        }
         names = ["match", "matched_address", "reason"]
         if self._codes is not None:
             names.append("micro_grid_code")
         for name in names:
             # object dtype keeps None as None (a str dtype would turn it into NaN)
-            out[name] = pd.Series(np.asarray(columns[_Hit._fields.index(name)],
-                                             dtype=object)[codes], dtype=object)
+            out[name] = pd.Series(
+                np.asarray(columns[_Hit._fields.index(name)], dtype=object)[codes], dtype=object
+            )
         frame = pd.DataFrame(out)
         frame.index = index  # set, not aligned on: input labels may repeat
         return frame
@@ -584,14 +662,22 @@ class Gazetteer:
         lat = [self._lat[i] for i in ids]
         spread = _diameter_m(lon, lat)
         if spread > self.spread_tolerance_m:
-            return _miss(f"ambiguous: {len(ids)} entries match '{level_key}' "
-                         f"({spread:.0f} m apart)")
-        return _Hit(sum(lon) / len(lon), sum(lat) / len(lat), level, level_key, None,
-                    self._common_code(ids))
+            return _miss(
+                f"ambiguous: {len(ids)} entries match '{level_key}' ({spread:.0f} m apart)"
+            )
+        return _Hit(
+            sum(lon) / len(lon), sum(lat) / len(lat), level, level_key, None, self._common_code(ids)
+        )
 
     def _hit(self, i: int, level: str) -> _Hit:
-        return _Hit(self._lon[i], self._lat[i], level, self._raw[i], None,
-                    None if self._codes is None else self._codes[i])
+        return _Hit(
+            self._lon[i],
+            self._lat[i],
+            level,
+            self._raw[i],
+            None,
+            None if self._codes is None else self._codes[i],
+        )
 
     def _common_code(self, ids: list[int]) -> str | None:
         if self._codes is None:
@@ -599,8 +685,9 @@ class Gazetteer:
         codes = {self._codes[i] for i in ids}
         return codes.pop() if len(codes) == 1 else None
 
-    def _not_found_reason(self, key: str, admin: dict[str, str],
-                          elsewhere: tuple[str, list[int]] | None) -> str:
+    def _not_found_reason(
+        self, key: str, admin: dict[str, str], elsewhere: tuple[str, list[int]] | None
+    ) -> str:
         reason = f"no gazetteer entry for '{key}'"
         if elsewhere is None:
             return reason
@@ -620,7 +707,8 @@ class Gazetteer:
         self._lat: list[float] = entries["lat"].tolist()
         self._picks: dict[tuple[str, str, tuple[int, ...]], _Hit] = {}
         self._codes: list[str | None] | None = (
-            entries["micro_grid_code"].tolist() if "micro_grid_code" in entries else None)
+            entries["micro_grid_code"].tolist() if "micro_grid_code" in entries else None
+        )
         parts = [_parse(k) for k in self._keys]
         self._admin = [p.admin() for p in parts]
         self._locators = [p.locator for p in parts]
@@ -647,15 +735,17 @@ def _as_series(values: pd.Series | Sequence[str | None], name: str) -> pd.Series
     if isinstance(values, pd.Series):
         return values
     if isinstance(values, str | bytes):
-        raise ValidationError(f"{name} must be a sequence of addresses, not one string; "
-                              "wrap it in a list")
+        raise ValidationError(
+            f"{name} must be a sequence of addresses, not one string; wrap it in a list"
+        )
     if isinstance(values, pd.DataFrame):
         raise ValidationError(f"{name} must be one column (a Series), not a DataFrame")
     try:
         return pd.Series(list(values), dtype=object)
     except TypeError as exc:
-        raise ValidationError(f"{name} must be a sequence of strings, "
-                              f"got {type(values).__name__}") from exc
+        raise ValidationError(
+            f"{name} must be a sequence of strings, got {type(values).__name__}"
+        ) from exc
 
 
 def _check_tolerance(name: str, value: float) -> None:
@@ -669,8 +759,10 @@ def _validated(frame: pd.DataFrame) -> pd.DataFrame:
         raise ValidationError(f"frame must be a pandas DataFrame, got {type(frame).__name__}")
     missing = [c for c in GAZETTEER_COLUMNS if c not in frame.columns]
     if missing:
-        raise ValidationError(f"gazetteer lacks column(s) {', '.join(missing)}; it has "
-                              f"{', '.join(map(str, frame.columns)) or 'none'}")
+        raise ValidationError(
+            f"gazetteer lacks column(s) {', '.join(missing)}; it has "
+            f"{', '.join(map(str, frame.columns)) or 'none'}"
+        )
     if frame.empty:
         raise ValidationError("gazetteer is empty: no addresses to match against")
     keep = [*GAZETTEER_COLUMNS] + (["micro_grid_code"] if "micro_grid_code" in frame else [])
@@ -685,8 +777,10 @@ def _validated(frame: pd.DataFrame) -> pd.DataFrame:
         work["micro_grid_code"] = [_code_text(c) for c in work["micro_grid_code"]]
     if problems:
         problems.sort(key=lambda p: p[0])  # stable: a row's problems stay in check order
-        raise ValidationError("gazetteer refused", [
-            {"row": _plain(work["row"].iat[pos]), "reason": reason} for pos, reason in problems])
+        raise ValidationError(
+            "gazetteer refused",
+            [{"row": _plain(work["row"].iat[pos]), "reason": reason} for pos, reason in problems],
+        )
     return work
 
 
@@ -695,13 +789,20 @@ def _checked_keys(work: pd.DataFrame, problems: list[tuple[int, str]]) -> np.nda
     keys = np.asarray(normalized + [""], dtype=object)[codes]
     is_text = ~np.isin(codes, [codes[pos] for pos, _ in not_text])
     for pos in np.flatnonzero(~is_text | (keys == "")):
-        problems.append((int(pos), "empty address" if is_text[pos] else
-                         f"address is not text: {_plain(work['address'].iat[pos])!r}"))
+        problems.append(
+            (
+                int(pos),
+                "empty address"
+                if is_text[pos]
+                else f"address is not text: {_plain(work['address'].iat[pos])!r}",
+            )
+        )
     return keys
 
 
-def _checked_coordinate(work: pd.DataFrame, axis: str, limit: float,
-                        problems: list[tuple[int, str]]) -> pd.Series:
+def _checked_coordinate(
+    work: pd.DataFrame, axis: str, limit: float, problems: list[tuple[int, str]]
+) -> pd.Series:
     values = pd.to_numeric(work[axis], errors="coerce").astype(float)
     array = values.to_numpy()
     finite = np.isfinite(array)
@@ -730,8 +831,7 @@ def _plain(value: object) -> object:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _merge_duplicates(work: pd.DataFrame, tolerance_m: float
-                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _merge_duplicates(work: pd.DataFrame, tolerance_m: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Keep the first of each normalised address; refuse copies far from it."""
     dups = work[work["key"].duplicated(keep=False)]
     if dups.empty:
@@ -739,23 +839,33 @@ def _merge_duplicates(work: pd.DataFrame, tolerance_m: float
     grouped = dups.groupby("key", sort=False)
     is_first = grouped.cumcount().to_numpy() == 0
     first_row = grouped["row"].transform("first").to_numpy()
-    distance = _distance_m(dups["lon"].to_numpy(), dups["lat"].to_numpy(),
-                           grouped["lon"].transform("first").to_numpy(),
-                           grouped["lat"].transform("first").to_numpy())
+    distance = _distance_m(
+        dups["lon"].to_numpy(),
+        dups["lat"].to_numpy(),
+        grouped["lon"].transform("first").to_numpy(),
+        grouped["lat"].transform("first").to_numpy(),
+    )
     far = distance > tolerance_m
     if far.any():
-        raise ValidationError("gazetteer refused: the same address at different places", [
-            {"row": _plain(row), "reason": f"'{key}' is {d:.0f} m from row {kept}, "
-                                           f"more than {tolerance_m:g} m"}
-            for row, key, d, kept in zip(dups["row"][far], dups["key"][far], distance[far],
-                                         first_row[far], strict=True)])
+        raise ValidationError(
+            "gazetteer refused: the same address at different places",
+            [
+                {
+                    "row": _plain(row),
+                    "reason": f"'{key}' is {d:.0f} m from row {kept}, more than {tolerance_m:g} m",
+                }
+                for row, key, d, kept in zip(
+                    dups["row"][far], dups["key"][far], distance[far], first_row[far], strict=True
+                )
+            ],
+        )
     dropped = dups[~is_first].assign(duplicate_of=first_row[~is_first])
-    return (work.drop(index=dropped.index).reset_index(drop=True),
-            dropped.reset_index(drop=True))
+    return (work.drop(index=dropped.index).reset_index(drop=True), dropped.reset_index(drop=True))
 
 
-def _distance_m(lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray,
-                lat2: np.ndarray) -> np.ndarray:
+def _distance_m(
+    lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: np.ndarray
+) -> np.ndarray:
     # Equirectangular: exact to well under a metre at the 100 m scale used here.
     mean_lat = np.radians((lat1 + lat2) / 2)
     dx = np.radians(lon2 - lon1) * np.cos(mean_lat)
@@ -773,8 +883,10 @@ def _diameter_m(lon: list[float], lat: list[float]) -> float:
     """
     if len(lon) > 200:
         return _pair_distance_m(min(lon), min(lat), max(lon), max(lat))
-    return max(_pair_distance_m(lon[a], lat[a], lon[b], lat[b])
-               for a, b in itertools.combinations(range(len(lon)), 2))
+    return max(
+        _pair_distance_m(lon[a], lat[a], lon[b], lat[b])
+        for a, b in itertools.combinations(range(len(lon)), 2)
+    )
 
 
 def _pair_distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:

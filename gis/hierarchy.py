@@ -20,8 +20,12 @@ from gis.errors import GridmapError
 __all__ = ["ASSIGNED_LEVELS", "HierarchyIndex"]
 
 #: Levels an incident is assigned to, with the column each fills.
-ASSIGNED_LEVELS = {"street": "street_code", "community": "community_code",
-                   "grid": "grid_code", "micro_grid": "micro_grid_code"}
+ASSIGNED_LEVELS = {
+    "street": "street_code",
+    "community": "community_code",
+    "grid": "grid_code",
+    "micro_grid": "micro_grid_code",
+}
 
 
 class HierarchyIndex:
@@ -71,15 +75,15 @@ class HierarchyIndex:
         out: dict = {}
         for level, column in ASSIGNED_LEVELS.items():
             index = self.indexes.get(level)
-            code, status, distance = (index.assign_point(lon, lat, tolerance) if index
-                                      else (None, None, math.nan))
+            code, status, distance = (
+                index.assign_point(lon, lat, tolerance) if index else (None, None, math.nan)
+            )
             out[column] = code
             if level == "grid":
                 out["assign_status"], out["distance_m"] = status, distance
         return out
 
-    def assign_xy(self, lon: np.ndarray, lat: np.ndarray, tolerance: float = 0.0
-                  ) -> pd.DataFrame:
+    def assign_xy(self, lon: np.ndarray, lat: np.ndarray, tolerance: float = 0.0) -> pd.DataFrame:
         """Codes of every level for WGS84 points, plus the grid's status and distance.
 
         Returns a DataFrame with one column per :data:`ASSIGNED_LEVELS` value and

@@ -26,8 +26,18 @@ os.environ.setdefault("GRIDMAP_MAP_WARM_ON_STARTUP", "false")
 TEST_DB = "gridmap_test"
 DEMO_DB = "gridmap_test_demo"
 CHICAGO = PROJECT_ROOT.parent / "shared" / "data" / "real" / "chicago"
-TABLES = ("api_key", "address_point", "lineage", "incident_assignment", "incident", "staff",
-          "area", "rejected_row", "import_batch", "generation")
+TABLES = (
+    "api_key",
+    "address_point",
+    "lineage",
+    "incident_assignment",
+    "incident",
+    "staff",
+    "area",
+    "rejected_row",
+    "import_batch",
+    "generation",
+)
 
 
 def _fresh_embedded_database(name: str = TEST_DB) -> str:
@@ -36,8 +46,9 @@ def _fresh_embedded_database(name: str = TEST_DB) -> str:
     cluster = EmbeddedPostgres(PROJECT_ROOT / "var" / "pg")
     admin = cluster.ensure("postgres").replace("postgresql+psycopg", "postgresql")
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
     return cluster.ensure(name)
 
 

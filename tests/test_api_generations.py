@@ -24,8 +24,10 @@ OLD_GRID, NEW_GRID = "411002003001003", "411002003002001"
 def two_generations(clean_db, demo):
     load_generation(clean_db, "g1", small_district(demo, OLD))
     load_generation(clean_db, "g2", small_district(demo, NEW))
-    keys = {role: {"X-API-Key": create_api_key(clean_db, role, f"gen-test-{role}")}
-            for role in ("operator", "admin")}
+    keys = {
+        role: {"X-API-Key": create_api_key(clean_db, role, f"gen-test-{role}")}
+        for role in ("operator", "admin")
+    }
     yield clean_db, keys
     with clean_db.begin() as conn:
         conn.execute(text("DELETE FROM api_key WHERE name LIKE 'gen-test-%'"))
@@ -46,13 +48,20 @@ def test_activation_switches_lookups_and_reassigns(two_generations, demo):
         inactive = client.get("/lookup", params={"lon": lon, "lat": lat, "generation": "g2"})
         assert inactive.json()["grid"]["code"] == NEW_GRID
 
-        made = client.post("/incidents", headers=keys["operator"], json={
-            "source": "patrol", "external_id": "gen-1", "category": "0104",
-            "lon": lon, "lat": lat}).json()
+        made = client.post(
+            "/incidents",
+            headers=keys["operator"],
+            json={
+                "source": "patrol",
+                "external_id": "gen-1",
+                "category": "0104",
+                "lon": lon,
+                "lat": lat,
+            },
+        ).json()
         assert made["assignment"]["status"] == "outside"
 
-        assert client.post("/generations/g2/activate",
-                           headers=keys["operator"]).status_code == 403
+        assert client.post("/generations/g2/activate", headers=keys["operator"]).status_code == 403
         report = client.post("/generations/g2/activate", headers=keys["admin"]).json()
         assert report == {"generation": "g2", "assigned": 1, "by_status": {"inside": 1}}
 
@@ -64,9 +73,12 @@ def test_activation_switches_lookups_and_reassigns(two_generations, demo):
         assert old.status_code == 200
         assert client.get(f"/grids/{OLD_GRID}").status_code == 404  # not in g2
     with engine.connect() as conn:
-        rows = conn.execute(text("SELECT g.label, a.assign_status FROM incident_assignment a "
-                                 "JOIN generation g ON g.id = a.generation_id ORDER BY g.id")
-                            ).all()
+        rows = conn.execute(
+            text(
+                "SELECT g.label, a.assign_status FROM incident_assignment a "
+                "JOIN generation g ON g.id = a.generation_id ORDER BY g.id"
+            )
+        ).all()
     assert [tuple(r) for r in rows] == [("g1", "outside"), ("g2", "inside")]  # history kept
 
 
@@ -79,8 +91,10 @@ def test_activation_elsewhere_is_picked_up(two_generations, demo):
         with engine.begin() as conn:  # as `gridmap generations activate` would
             repo.activate_generation(conn, repo.get_generation(conn, "g2").id)
         assert registry.refresh() is True
-        assert client.get("/lookup", params={"lon": lon, "lat": lat}).json()["grid"][
-            "code"] == NEW_GRID
+        assert (
+            client.get("/lookup", params={"lon": lon, "lat": lat}).json()["grid"]["code"]
+            == NEW_GRID
+        )
 
 
 def test_without_a_generation_the_api_says_what_to_do(clean_db):

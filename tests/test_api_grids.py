@@ -35,8 +35,9 @@ def test_a_grid_with_staff_counts_and_links(demo_client, demo):
 def test_incident_counts_with_a_viewer_key(demo_client, demo_keys, demo_engine):
     props = demo_client.get(f"/grids/{GRID}", headers=demo_keys["viewer"]).json()["properties"]
     with demo_engine.connect() as conn:
-        total = conn.execute(text("SELECT count(*) FROM incident_current WHERE grid_code = :g"),
-                             {"g": GRID}).scalar_one()
+        total = conn.execute(
+            text("SELECT count(*) FROM incident_current WHERE grid_code = :g"), {"g": GRID}
+        ).scalar_one()
     assert props["counts"]["incidents"]["total"] == total > 0
 
 
@@ -63,19 +64,18 @@ def test_neighbours_share_a_boundary_both_ways(demo_client, demo):
     first, length = next(iter(neighbours.items()))
     assert length == max(neighbours.values()) > 50
     back = demo_client.get(f"/grids/{first}/neighbors").json()
-    assert {n["code"]: n["shared_boundary_m"] for n in back["neighbours"]}[GRID] == \
-        pytest.approx(length, rel=1e-3)
+    assert {n["code"]: n["shared_boundary_m"] for n in back["neighbours"]}[GRID] == pytest.approx(
+        length, rel=1e-3
+    )
 
 
 def test_grid_incidents_need_a_key_and_are_newest_first(demo_client, demo_keys):
     assert demo_client.get(f"/grids/{GRID}/incidents").status_code == 401
-    doc = demo_client.get(f"/grids/{GRID}/incidents?limit=50",
-                          headers=demo_keys["viewer"]).json()
+    doc = demo_client.get(f"/grids/{GRID}/incidents?limit=50", headers=demo_keys["viewer"]).json()
     times = [f["properties"]["reported_at"] for f in doc["features"]]
     assert times == sorted(times, reverse=True)
     assert all(f["properties"]["grid_code"] == GRID for f in doc["features"])
-    community = demo_client.get(f"/grids/{GRID[:12]}/incidents",
-                                headers=demo_keys["viewer"]).json()
+    community = demo_client.get(f"/grids/{GRID[:12]}/incidents", headers=demo_keys["viewer"]).json()
     assert community["numberMatched"] >= doc["numberMatched"]
 
 
@@ -90,16 +90,21 @@ def test_stats_add_up(demo_client, demo_keys, demo_engine):
     # The demo's incidents are from 2023 and still open: all past their deadline.
     assert doc["overdue"]["open_past_deadline"] == total
     assert doc["handling"]["self_handled_share"] is None  # nothing dispatched yet
-    march = demo_client.get(f"/grids/{GRID}/stats", headers=demo_keys["viewer"], params={
-        "datetime": "2023-03-01/2023-03-31", "interval": "day"}).json()
+    march = demo_client.get(
+        f"/grids/{GRID}/stats",
+        headers=demo_keys["viewer"],
+        params={"datetime": "2023-03-01/2023-03-31", "interval": "day"},
+    ).json()
     assert all(p["period"].startswith("2023-03") for p in march["by_period"])
     assert march["totals"]["incidents"] <= total
 
 
 def test_district_stats_cover_every_incident(demo_client, demo_keys, demo_engine):
-    doc = demo_client.get("/grids/411002/stats", headers=demo_keys["viewer"],
-                          params={"category": "0401"}).json()
+    doc = demo_client.get(
+        "/grids/411002/stats", headers=demo_keys["viewer"], params={"category": "0401"}
+    ).json()
     with demo_engine.connect() as conn:
-        expected = conn.execute(text(
-            "SELECT count(*) FROM incident WHERE category = '0401'")).scalar_one()
+        expected = conn.execute(
+            text("SELECT count(*) FROM incident WHERE category = '0401'")
+        ).scalar_one()
     assert doc["totals"]["incidents"] == expected

@@ -36,16 +36,17 @@ def test_a_point_gets_the_whole_hierarchy_with_staff(demo_client, demo):
     assert doc["generation"]["label"] == "demo"
 
 
-def test_gcj02_coordinates_of_a_demo_incident_give_the_grid_of_its_wgs84_ones(demo_client,
-                                                                              demo):
+def test_gcj02_coordinates_of_a_demo_incident_give_the_grid_of_its_wgs84_ones(demo_client, demo):
     """Tried as a new user would: the Amap/WeChat coordinates of a real demo report."""
     reported = demo.incidents[demo.incidents["crs"] == "gcj02"].iloc[:25]
     for row in reported.itertuples():
         wgs_lon, wgs_lat = crs_mod.to_wgs84(row.lon, row.lat, "gcj02")
-        by_gcj = demo_client.get("/lookup", params={"lon": row.lon, "lat": row.lat,
-                                                     "crs": "gcj02"}).json()
-        by_wgs = demo_client.get("/lookup", params={"lon": float(wgs_lon),
-                                                     "lat": float(wgs_lat)}).json()
+        by_gcj = demo_client.get(
+            "/lookup", params={"lon": row.lon, "lat": row.lat, "crs": "gcj02"}
+        ).json()
+        by_wgs = demo_client.get(
+            "/lookup", params={"lon": float(wgs_lon), "lat": float(wgs_lat)}
+        ).json()
         assert by_gcj["grid"] == by_wgs["grid"] and by_gcj["grid"] is not None
         assert by_gcj["wgs84"]["lon"] == pytest.approx(float(wgs_lon), abs=1e-9)
 
@@ -54,8 +55,7 @@ def test_gcj02_coordinates_of_a_demo_incident_give_the_grid_of_its_wgs84_ones(de
 def test_other_systems(demo_client, demo, crs):
     lon, lat = demo_point(demo, GRID)
     x, y = crs_mod.from_wgs84(lon, lat, crs)
-    doc = demo_client.get("/lookup", params={"lon": float(x), "lat": float(y),
-                                             "crs": crs}).json()
+    doc = demo_client.get("/lookup", params={"lon": float(x), "lat": float(y), "crs": crs}).json()
     assert doc["grid"]["code"] == GRID and doc["crs"] == crs
 
 
@@ -67,20 +67,28 @@ def test_outside_every_grid_and_snapping(demo_client, demo):
     west = coords[coords[:, 0].argmin()]  # the westmost vertex of the district
     near = (west[0] - 0.0002, west[1])  # ~18 m further west: outside, near a grid
     plain = demo_client.get("/lookup", params={"lon": near[0], "lat": near[1]}).json()
-    snapped = demo_client.get("/lookup", params={"lon": near[0], "lat": near[1],
-                                                 "tolerance": 100}).json()
+    snapped = demo_client.get(
+        "/lookup", params={"lon": near[0], "lat": near[1], "tolerance": 100}
+    ).json()
     assert plain["status"] == "outside"
     assert snapped["status"] == "snapped" and 0 < snapped["distance_m"] <= 100
     assert snapped["grid"] is not None
-    nothing_near = demo_client.get("/lookup", params={"lon": minx - 0.5, "lat": miny,
-                                                      "tolerance": 100}).json()
+    nothing_near = demo_client.get(
+        "/lookup", params={"lon": minx - 0.5, "lat": miny, "tolerance": 100}
+    ).json()
     assert nothing_near["status"] == "outside"
 
 
-@pytest.mark.parametrize(("params", "field"), [
-    ({"lon": 200, "lat": 34}, "lon"), ({"lon": 113, "lat": -91}, "lat"),
-    ({"lon": 113, "lat": 34, "crs": "mars"}, "crs"), ({"lon": "x", "lat": 34}, "lon"),
-    ({"lat": 34}, "lon")])
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"lon": 200, "lat": 34}, "lon"),
+        ({"lon": 113, "lat": -91}, "lat"),
+        ({"lon": 113, "lat": 34, "crs": "mars"}, "crs"),
+        ({"lon": "x", "lat": 34}, "lon"),
+        ({"lat": 34}, "lon"),
+    ],
+)
 def test_bad_parameters_are_422_naming_the_parameter(demo_client, params, field):
     response = demo_client.get("/lookup", params=params)
     assert response.status_code == 422
@@ -117,9 +125,15 @@ def test_batch_answers_like_single_lookups(demo_client, demo):
 
 def test_batch_in_gcj02_with_tolerance(demo_client, demo):
     reported = demo.incidents[demo.incidents["crs"] == "gcj02"].iloc[:100]
-    doc = demo_client.post("/lookup", json={
-        "lon": reported["lon"].tolist(), "lat": reported["lat"].tolist(), "crs": "gcj02",
-        "tolerance": 30}).json()
+    doc = demo_client.post(
+        "/lookup",
+        json={
+            "lon": reported["lon"].tolist(),
+            "lat": reported["lat"].tolist(),
+            "crs": "gcj02",
+            "tolerance": 30,
+        },
+    ).json()
     assert sum(code is not None for code in doc["grid_code"]) >= 95
 
 
@@ -145,8 +159,13 @@ def test_the_fast_path_matches_the_hierarchy_index(demo_client, demo):
     for tolerance in (0.0, 40.0):
         fast = assign_hierarchy(index, lon, lat, tolerance)
         reference = index.assign_xy(lon, lat, tolerance)
-        for column in ("street_code", "community_code", "grid_code", "micro_grid_code",
-                       "assign_status"):
+        for column in (
+            "street_code",
+            "community_code",
+            "grid_code",
+            "micro_grid_code",
+            "assign_status",
+        ):
             expected = [None if v is None or v != v else v for v in reference[column]]
             assert list(fast[column]) == expected, column
         np.testing.assert_allclose(fast["distance_m"], reference["distance_m"].to_numpy())
@@ -164,10 +183,8 @@ def test_the_single_point_path_matches_the_hierarchy_index(demo_client, demo):
     lon = np.concatenate([lon, ring[:, 0], (ring[:-1, 0] + ring[1:, 0]) / 2])
     lat = np.concatenate([lat, ring[:, 1], (ring[:-1, 1] + ring[1:, 1]) / 2])
     reference = index.assign_xy(lon, lat)
-    columns = ("street_code", "community_code", "grid_code", "micro_grid_code",
-               "assign_status")
+    columns = ("street_code", "community_code", "grid_code", "micro_grid_code", "assign_status")
     for i in range(len(lon)):
         one = assign_point(index, float(lon[i]), float(lat[i]))
-        expected = [None if (v := reference[c].iat[i]) is None or v != v else v
-                    for c in columns]
+        expected = [None if (v := reference[c].iat[i]) is None or v != v else v for c in columns]
         assert [one[c] for c in columns] == expected, (lon[i], lat[i])

@@ -77,11 +77,11 @@ def test_bbox_in_cgcs2000_takes_latitude_first(demo_client):
     minx, miny, maxx, maxy = BBOX.split(",")
     lat_first = ",".join((miny, minx, maxy, maxx))
     plain = demo_client.get(f"/collections/grids/items?bbox={BBOX}&limit=1").json()
-    cgcs = demo_client.get("/collections/grids/items",
-                           params={"bbox": lat_first, "limit": 1, "bbox-crs": CGCS2000}).json()
+    cgcs = demo_client.get(
+        "/collections/grids/items", params={"bbox": lat_first, "limit": 1, "bbox-crs": CGCS2000}
+    ).json()
     assert cgcs["numberMatched"] == plain["numberMatched"]
-    wrong = demo_client.get("/collections/grids/items",
-                            params={"bbox": BBOX, "bbox-crs": CGCS2000})
+    wrong = demo_client.get("/collections/grids/items", params={"bbox": BBOX, "bbox-crs": CGCS2000})
     assert wrong.status_code == 422 and "latitude first" in wrong.json()["detail"]
 
 
@@ -92,8 +92,7 @@ def test_malformed_bbox_is_422(demo_client, bbox):
 
 def test_output_crs_flips_axes_and_says_so(demo_client):
     plain = demo_client.get("/collections/grids/items/411002001001001").json()
-    flipped = demo_client.get("/collections/grids/items/411002001001001",
-                              params={"crs": CGCS2000})
+    flipped = demo_client.get("/collections/grids/items/411002001001001", params={"crs": CGCS2000})
     assert flipped.headers["content-crs"] == f"<{CGCS2000}>"
     x, y = plain["geometry"]["coordinates"][0][0][0]
     assert flipped.json()["geometry"]["coordinates"][0][0][0] == [y, x]
@@ -103,7 +102,8 @@ def test_area_filters(demo_client, demo):
     community = "411002003001"
     doc = demo_client.get(f"/collections/grids/items?parent={community}&limit=100").json()
     assert {f["id"] for f in doc["features"]} == set(
-        demo.grids.loc[demo.grids["parent_code"] == community, "code"])
+        demo.grids.loc[demo.grids["parent_code"] == community, "code"]
+    )
     one = demo_client.get("/collections/grids/items?code=411002003001003").json()
     assert [f["id"] for f in one["features"]] == ["411002003001003"]
     kinds = demo_client.get("/collections/grids/items?kind=dedicated&limit=100").json()
@@ -114,8 +114,9 @@ def test_area_filters(demo_client, demo):
 
 def test_filters_of_the_other_kind_are_refused(demo_client, demo_keys):
     assert demo_client.get("/collections/grids/items?status=closed").status_code == 422
-    response = demo_client.get("/collections/incidents/items?parent=411002",
-                               headers=demo_keys["viewer"])
+    response = demo_client.get(
+        "/collections/incidents/items?parent=411002", headers=demo_keys["viewer"]
+    )
     assert response.status_code == 422 and "parent" in response.json()["detail"]
 
 
@@ -144,36 +145,45 @@ def test_incident_items_with_filters(demo_client, demo_keys, demo_engine):
     from sqlalchemy import text
 
     viewer = demo_keys["viewer"]
-    params = {"category": "04", "source": "police_110", "datetime": "2023-03-01/2023-03-31",
-              "limit": 1000}
-    doc = demo_client.get("/collections/incidents/items", params=params,
-                          headers=viewer).json()
+    params = {
+        "category": "04",
+        "source": "police_110",
+        "datetime": "2023-03-01/2023-03-31",
+        "limit": 1000,
+    }
+    doc = demo_client.get("/collections/incidents/items", params=params, headers=viewer).json()
     with demo_engine.connect() as conn:
-        expected = conn.execute(text(
-            "SELECT count(*) FROM incident WHERE category LIKE '04%' AND source = 'police_110' "
-            "AND reported_at >= '2023-03-01T00:00:00+08:00' "
-            "AND reported_at < '2023-04-01T00:00:00+08:00'")).scalar_one()
+        expected = conn.execute(
+            text(
+                "SELECT count(*) FROM incident WHERE category LIKE '04%' AND source = 'police_110' "
+                "AND reported_at >= '2023-03-01T00:00:00+08:00' "
+                "AND reported_at < '2023-04-01T00:00:00+08:00'"
+            )
+        ).scalar_one()
     assert doc["numberMatched"] == expected > 0
     for feature in doc["features"]:
         assert feature["properties"]["category"].startswith("04")
         assert feature["properties"]["source"] == "police_110"
     grid = doc["features"][0]["properties"]["grid_code"]
-    in_grid = demo_client.get("/collections/incidents/items", params={"grid": grid},
-                              headers=viewer).json()
+    in_grid = demo_client.get(
+        "/collections/incidents/items", params={"grid": grid}, headers=viewer
+    ).json()
     assert all(f["properties"]["grid_code"] == grid for f in in_grid["features"])
-    one = demo_client.get(f"/collections/incidents/items/{doc['features'][0]['id']}",
-                          headers=viewer).json()
+    one = demo_client.get(
+        f"/collections/incidents/items/{doc['features'][0]['id']}", headers=viewer
+    ).json()
     assert one["id"] == doc["features"][0]["id"]
     assert demo_client.get("/collections/incidents/items/abc", headers=viewer).status_code == 404
 
 
 def test_incident_bbox_and_unlocated(demo_client, demo_keys):
     viewer = demo_keys["viewer"]
-    doc = demo_client.get(f"/collections/incidents/items?bbox={BBOX}&limit=50",
-                          headers=viewer).json()
+    doc = demo_client.get(
+        f"/collections/incidents/items?bbox={BBOX}&limit=50", headers=viewer
+    ).json()
     window = box(*map(float, BBOX.split(",")))
-    assert all(window.intersects(shapely.geometry.shape(f["geometry"]))
-               for f in doc["features"])
-    unlocated = demo_client.get("/collections/incidents/items?location_status=unlocated",
-                                headers=viewer).json()
+    assert all(window.intersects(shapely.geometry.shape(f["geometry"])) for f in doc["features"])
+    unlocated = demo_client.get(
+        "/collections/incidents/items?location_status=unlocated", headers=viewer
+    ).json()
     assert all(f["geometry"] is None for f in unlocated["features"])

@@ -18,8 +18,10 @@ COMMUNITIES = ["411002003001", "411002003002", "411002003003"]
 @pytest.fixture
 def district(clean_db, demo):
     load_generation(clean_db, "g1", small_district(demo, COMMUNITIES))
-    keys = {role: {"X-API-Key": create_api_key(clean_db, role, f"redesign-{role}")}
-            for role in ("viewer", "operator", "admin")}
+    keys = {
+        role: {"X-API-Key": create_api_key(clean_db, role, f"redesign-{role}")}
+        for role in ("viewer", "operator", "admin")
+    }
     yield clean_db, keys
     with clean_db.begin() as conn:
         conn.execute(text("DELETE FROM api_key WHERE name LIKE 'redesign-%'"))
@@ -41,10 +43,17 @@ def test_plan_in_background_then_activate(district, demo):
     target = grids - 3
     with make_client(engine) as client:
         assert client.post("/redesign/plans", json={"target": target}).status_code == 401
-        assert client.post("/redesign/plans", json={"target": target},
-                           headers=keys["viewer"]).status_code == 403
-        accepted = client.post("/redesign/plans", headers=keys["operator"],
-                               json={"target": target, "mode": "merge", "label": "plan-a"})
+        assert (
+            client.post(
+                "/redesign/plans", json={"target": target}, headers=keys["viewer"]
+            ).status_code
+            == 403
+        )
+        accepted = client.post(
+            "/redesign/plans",
+            headers=keys["operator"],
+            json={"target": target, "mode": "merge", "label": "plan-a"},
+        )
         assert accepted.status_code == 202
         job = _wait(client, accepted.json()["id"], keys["viewer"])
         assert job["status"] == "done", job
@@ -61,18 +70,19 @@ def test_plan_in_background_then_activate(district, demo):
             shares[row["old_code"]] = shares.get(row["old_code"], 0) + row["area_share"]
         assert len(shares) == grids and all(abs(s - 1) < 1e-3 for s in shares.values())
 
-        assert client.post("/generations/plan-a/activate",
-                           headers=keys["operator"]).status_code == 403
-        assert client.post("/generations/plan-a/activate",
-                           headers=keys["admin"]).status_code == 200
+        assert (
+            client.post("/generations/plan-a/activate", headers=keys["operator"]).status_code == 403
+        )
+        assert client.post("/generations/plan-a/activate", headers=keys["admin"]).status_code == 200
         assert client.get("/redesign/plans/plan-a").json()["active"]
 
 
 def test_infeasible_plan_fails_with_the_feasible_range(district):
     engine, keys = district
     with make_client(engine) as client:
-        accepted = client.post("/redesign/plans", headers=keys["operator"],
-                               json={"target": 1})  # below the number of communities
+        accepted = client.post(
+            "/redesign/plans", headers=keys["operator"], json={"target": 1}
+        )  # below the number of communities
         job = _wait(client, accepted.json()["id"], keys["viewer"])
         assert job["status"] == "failed" and "feasible" in job["error"]
 
@@ -80,8 +90,12 @@ def test_infeasible_plan_fails_with_the_feasible_range(district):
 def test_bad_requests_are_422_and_unknown_ids_404(district):
     engine, keys = district
     with make_client(engine) as client:
-        for body in ({"target": 0}, {"target": 10, "mode": "split"},
-                     {"target": 10, "label": "bad label!"}, {"target": 10, "band": -1}):
+        for body in (
+            {"target": 0},
+            {"target": 10, "mode": "split"},
+            {"target": 10, "label": "bad label!"},
+            {"target": 10, "band": -1},
+        ):
             response = client.post("/redesign/plans", headers=keys["operator"], json=body)
             assert response.status_code == 422, body
             assert "detail" in response.json()

@@ -35,14 +35,24 @@ pytestmark = [pytest.mark.db, pytest.mark.slow]
 demo_client = support.demo_client
 demo_keys = support.demo_keys
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]
-BOUNDED = settings(max_examples=10, deadline=None, derandomize=True, database=None,
-                   suppress_health_check=list(HealthCheck))
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+BOUNDED = settings(
+    max_examples=10,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 
 # The schema needs no database: create_app opens nothing until its lifespan starts.
 SCHEMA = schemathesis.openapi.from_dict(
-    create_app(Settings(database_url="postgresql://unused/"), ApiSettings()).openapi())
+    create_app(Settings(database_url="postgresql://unused/"), ApiSettings()).openapi()
+)
 
 
 @pytest.fixture(scope="module")

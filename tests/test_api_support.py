@@ -54,14 +54,17 @@ def demo_client(demo_engine: Engine) -> Iterator[TestClient]:
 @pytest.fixture(scope="session")
 def demo_keys(demo_engine: Engine) -> Iterator[dict[str, dict[str, str]]]:
     """Headers with a key of each role on the demo database (deleted afterwards)."""
-    names = {role: f"api-test-{role}-{uuid.uuid4().hex[:8]}"
-             for role in ("viewer", "operator", "admin")}
-    keys = {role: {"X-API-Key": create_api_key(demo_engine, role, name)}
-            for role, name in names.items()}
+    names = {
+        role: f"api-test-{role}-{uuid.uuid4().hex[:8]}" for role in ("viewer", "operator", "admin")
+    }
+    keys = {
+        role: {"X-API-Key": create_api_key(demo_engine, role, name)} for role, name in names.items()
+    }
     yield keys
     with demo_engine.begin() as conn:
-        conn.execute(text("DELETE FROM api_key WHERE name = ANY(:names)"),
-                     {"names": list(names.values())})
+        conn.execute(
+            text("DELETE FROM api_key WHERE name = ANY(:names)"), {"names": list(names.values())}
+        )
 
 
 @pytest.fixture
@@ -98,10 +101,18 @@ def load_generation(engine: Engine, label: str, frames: dict[str, gpd.GeoDataFra
 
     with engine.begin() as conn:
         for level, frame in frames.items():
-            import_areas_on(conn, frame, level, source=f"api-test {label}", generation=label,
-                            replace=True, code_field="code",
-                            parent_field="parent_code" if level != "district" else None,
-                            name_field="name", kind_field="kind")
+            import_areas_on(
+                conn,
+                frame,
+                level,
+                source=f"api-test {label}",
+                generation=label,
+                replace=True,
+                code_field="code",
+                parent_field="parent_code" if level != "district" else None,
+                name_field="name",
+                kind_field="kind",
+            )
 
 
 def test_small_district_nests(demo):

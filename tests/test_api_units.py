@@ -33,9 +33,17 @@ def test_every_step_moves_one_forward():
     assert level == "grid"  # dispatched without a level: the grid handles it
 
 
-@pytest.mark.parametrize(("status", "target"), [
-    ("reported", "dispatched"), ("reported", "closed"), ("registered", "handled"),
-    ("dispatched", "verified"), ("verified", "registered"), ("dispatched", "reported")])
+@pytest.mark.parametrize(
+    ("status", "target"),
+    [
+        ("reported", "dispatched"),
+        ("reported", "closed"),
+        ("registered", "handled"),
+        ("dispatched", "verified"),
+        ("verified", "registered"),
+        ("dispatched", "reported"),
+    ],
+)
 def test_skipping_or_going_back_is_refused_with_the_next_step(status, target):
     with pytest.raises(IllegalTransitionError, match="the next step is"):
         plan_transition(status, "grid", target)
@@ -102,25 +110,37 @@ def test_intervals():
     assert instant.start == instant.end == datetime(2023, 3, 1, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("text", ["yesterday", "2023-13-01", "2023-03-02/2023-03-01",
-                                  "a/b/c", ".."])
+@pytest.mark.parametrize(
+    "text", ["yesterday", "2023-13-01", "2023-03-02/2023-03-01", "a/b/c", ".."]
+)
 def test_bad_intervals_are_validation_errors(text):
     with pytest.raises(ValidationError):
         parse_interval(text)
 
 
 def test_last_day_of_the_calendar_does_not_overflow():
-    assert parse_interval("../9999-12-31").end == datetime(9999, 12, 31, 23, 59, 59, 999999,
-                                                           tzinfo=LOCAL_TZ)
+    assert parse_interval("../9999-12-31").end == datetime(
+        9999, 12, 31, 23, 59, 59, 999999, tzinfo=LOCAL_TZ
+    )
 
 
 # -- errors ----------------------------------------------------------------------------
-@pytest.mark.parametrize(("error", "status"), [
-    (NotFoundError("x"), 404), (AuthenticationError("x"), 401),
-    (PermissionDeniedError("x"), 403), (IllegalTransitionError("x"), 409),
-    (NotReadyError("x"), 409), (PayloadTooLargeError("x"), 413), (ValidationError("x"), 422),
-    (InvalidCodeError("x"), 422), (CRSError("x"), 422), (GridmapError("x"), 400),
-    (RuntimeError("x"), 500)])
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (NotFoundError("x"), 404),
+        (AuthenticationError("x"), 401),
+        (PermissionDeniedError("x"), 403),
+        (IllegalTransitionError("x"), 409),
+        (NotReadyError("x"), 409),
+        (PayloadTooLargeError("x"), 413),
+        (ValidationError("x"), 422),
+        (InvalidCodeError("x"), 422),
+        (CRSError("x"), 422),
+        (GridmapError("x"), 400),
+        (RuntimeError("x"), 500),
+    ],
+)
 def test_one_table_maps_errors_to_status(error, status):
     assert status_for(error) == status
 
@@ -133,8 +153,7 @@ def test_roles_are_ordered():
 # -- GeoJSON ---------------------------------------------------------------------------
 def test_feature_collection_bytes_are_valid_geojson():
     features = ['{"type":"Feature","id":1,"geometry":null,"properties":{"a":1}}'] * 2
-    doc = json.loads(feature_collection(features, matched=5, links=[{"href": "x",
-                                                                      "rel": "self"}]))
+    doc = json.loads(feature_collection(features, matched=5, links=[{"href": "x", "rel": "self"}]))
     assert doc["type"] == "FeatureCollection" and len(doc["features"]) == 2
     assert (doc["numberMatched"], doc["numberReturned"]) == (5, 2)
     assert json.loads(feature_collection([], matched=0, links=[]))["features"] == []

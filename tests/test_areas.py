@@ -29,34 +29,49 @@ def reasons(prepared):
 
 
 def test_clean_layer_gets_codes_numbered_in_reading_order_and_spatial_parents():
-    layer = _layer([_box(0.005, 0, 0.01, 0.005), _box(0, 0.005, 0.005, 0.01),
-                    _box(0.011, 0.001, 0.019, 0.009)])
+    layer = _layer(
+        [_box(0.005, 0, 0.01, 0.005), _box(0, 0.005, 0.005, 0.01), _box(0.011, 0.001, 0.019, 0.009)]
+    )
     prepared = prepare_areas(layer, "grid", parents=PARENTS)
     assert prepared.ok, prepared.problems
     assert list(prepared.areas["parent_code"]) == [COMMUNITY, COMMUNITY, "411002001002"]
     # In community 001 the north-west box is first, the south-east one second.
-    assert list(prepared.areas["code"]) == [COMMUNITY + "002", COMMUNITY + "001",
-                                            "411002001002001"]
+    assert list(prepared.areas["code"]) == [COMMUNITY + "002", COMMUNITY + "001", "411002001002001"]
     assert (prepared.areas.geometry.geom_type == "MultiPolygon").all()
     assert prepared.areas["area_m2"].between(2.5e5, 2.8e5).iloc[0]  # 0.005° × 0.005° here
 
 
 def test_auto_numbering_continues_after_existing_codes():
     layer = _layer([_box(0, 0, 0.005, 0.005)])
-    prepared = prepare_areas(layer, "grid", parents=PARENTS,
-                             existing_codes={COMMUNITY + "001", COMMUNITY + "007"})
+    prepared = prepare_areas(
+        layer, "grid", parents=PARENTS, existing_codes={COMMUNITY + "001", COMMUNITY + "007"}
+    )
     assert list(prepared.areas["code"]) == [COMMUNITY + "008"]
 
 
 def test_every_problem_is_reported_not_just_the_first():
-    bowtie = shapely.Polygon([(113.801, 34.001), (113.803, 34.003), (113.803, 34.001),
-                              (113.801, 34.003)])
+    bowtie = shapely.Polygon(
+        [(113.801, 34.001), (113.803, 34.003), (113.803, 34.001), (113.801, 34.003)]
+    )
     layer = _layer(
-        [_box(0, 0, 0.004, 0.004), bowtie, shapely.Point(113.805, 34.005), shapely.Polygon(),
-         _box(0.005, 0.005, 0.009, 0.009), _box(0.03, 0.03, 0.04, 0.04),
-         _box(0.001, 0.006, 0.002, 0.007)],
-        code=[COMMUNITY + "001", COMMUNITY + "002", COMMUNITY + "003", COMMUNITY + "004",
-              COMMUNITY + "001", COMMUNITY + "006", "411002009009007"],
+        [
+            _box(0, 0, 0.004, 0.004),
+            bowtie,
+            shapely.Point(113.805, 34.005),
+            shapely.Polygon(),
+            _box(0.005, 0.005, 0.009, 0.009),
+            _box(0.03, 0.03, 0.04, 0.04),
+            _box(0.001, 0.006, 0.002, 0.007),
+        ],
+        code=[
+            COMMUNITY + "001",
+            COMMUNITY + "002",
+            COMMUNITY + "003",
+            COMMUNITY + "004",
+            COMMUNITY + "001",
+            COMMUNITY + "006",
+            "411002009009007",
+        ],
     )
     prepared = prepare_areas(layer, "grid", code_field="code", parents=PARENTS)
     by_row = {}
@@ -73,8 +88,9 @@ def test_every_problem_is_reported_not_just_the_first():
 
 
 def test_repair_applies_make_valid_and_keeps_the_polygonal_part():
-    bowtie = shapely.Polygon([(113.801, 34.001), (113.803, 34.003), (113.803, 34.001),
-                              (113.801, 34.003)])
+    bowtie = shapely.Polygon(
+        [(113.801, 34.001), (113.803, 34.003), (113.803, 34.001), (113.801, 34.003)]
+    )
     refused = prepare_areas(_layer([bowtie]), "grid", parents=PARENTS)
     assert "use --repair" in reasons(refused)[0]
     repaired = prepare_areas(_layer([bowtie]), "grid", parents=PARENTS, repair=True)
@@ -84,15 +100,22 @@ def test_repair_applies_make_valid_and_keeps_the_polygonal_part():
 
 
 def test_malformed_code_names_segment_and_length():
-    prepared = prepare_areas(_layer([_box(0, 0, 0.004, 0.004)], code=["1723"]), "grid",
-                             code_field="code", parents=PARENTS)
-    assert "a grid code has 15 (district 6 + street 3 + community 3 + grid 3)" in \
-        reasons(prepared)[0]
+    prepared = prepare_areas(
+        _layer([_box(0, 0, 0.004, 0.004)], code=["1723"]),
+        "grid",
+        code_field="code",
+        parents=PARENTS,
+    )
+    assert (
+        "a grid code has 15 (district 6 + street 3 + community 3 + grid 3)" in reasons(prepared)[0]
+    )
 
 
 def test_named_parent_must_exist_and_hold_the_polygon():
-    layer = _layer([_box(0, 0, 0.004, 0.004), _box(0, 0, 0.004, 0.004)],
-                   parent=["411002001099", "411002001002"])
+    layer = _layer(
+        [_box(0, 0, 0.004, 0.004), _box(0, 0, 0.004, 0.004)],
+        parent=["411002001099", "411002001002"],
+    )
     prepared = prepare_areas(layer, "grid", parent_field="parent", parents=PARENTS)
     text = " | ".join(reasons(prepared))
     assert "parent community '411002001099' does not exist" in text

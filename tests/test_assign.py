@@ -525,15 +525,15 @@ def test_overlapping_grids_agree_with_brute_force(seed):
 
 def test_snapping_with_no_grid_in_reach_leaves_points_outside():
     # Regression: an empty tree query used to raise IndexError.
-    grids = gpd.GeoDataFrame({"code": ["a"]}, geometry=[shapely.box(0, 0, 0.001, 0.001)],
-                             crs=4326)
+    grids = gpd.GeoDataFrame({"code": ["a"]}, geometry=[shapely.box(0, 0, 0.001, 0.001)], crs=4326)
     result = GridIndex(grids).assign_xy([1.0], [1.0], tolerance=10)
     assert list(result["status"]) == ["outside"]
 
 
 def test_assign_arrays_matches_assign_xy():
-    grids = gpd.GeoDataFrame({"code": ["a", "b"]},
-                             geometry=[shapely.box(0, 0, 1, 1), shapely.box(1, 0, 2, 1)], crs=4326)
+    grids = gpd.GeoDataFrame(
+        {"code": ["a", "b"]}, geometry=[shapely.box(0, 0, 1, 1), shapely.box(1, 0, 2, 1)], crs=4326
+    )
     index = GridIndex(grids)
     x, y = np.array([0.5, 1.0, 1.5, 3.0]), np.array([0.5, 0.5, 0.5, 0.5])
     codes, status, distance = index.assign_arrays(x, y)

@@ -24,9 +24,15 @@ from app.config import PROJECT_ROOT
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SCREENSHOTS = PROJECT_ROOT / "var" / "screenshots"
 LOOPBACK = {"127.0.0.1", "localhost", "[::1]"}
 # Until app/main.py includes the map routers, `gridmap serve` has no /map: serve the
@@ -52,8 +58,16 @@ def _serve_command(port: int) -> list[str]:
     from app.api import maps
 
     if maps.router in main.ROUTERS:
-        return [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1",
-                "--port", str(port)]
+        return [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
     return [sys.executable, "-c", _SERVE_WITH_MAPS, str(port)]
 
 
@@ -67,8 +81,9 @@ def server(demo_engine, tmp_path_factory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     env = {**os.environ, "GRIDMAP_DATABASE_URL": url, "GRIDMAP_INDEX_REFRESH_SECONDS": "0"}
     with log.open("w") as out:
-        process = subprocess.Popen(_serve_command(port), cwd=PROJECT_ROOT, env=env,
-                                   stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            _serve_command(port), cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_for(f"{base}/map", process, log)
@@ -99,8 +114,12 @@ def browser(tmp_path_factory):
 
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM,
-            headless=True, args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 900})
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 900},
+        )
         yield context
         context.close()
 
@@ -112,13 +131,11 @@ class Visit:
         self.errors: list[str] = []
         self.remote: list[str] = []
         self.page = browser.new_page()
-        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error"
-                     else None)
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.route("**/*", self._guard)
         self.page.goto(url)
-        self.page.wait_for_selector("html[data-gridmap-ready]", state="attached",
-                                    timeout=60_000)
+        self.page.wait_for_selector("html[data-gridmap-ready]", state="attached", timeout=60_000)
 
     def _guard(self, route) -> None:
         parts = urlsplit(route.request.url)
@@ -132,8 +149,9 @@ class Visit:
         return self.page.locator(f".leaflet-{pane}-pane path").count()
 
     def toggle(self, label: str) -> None:
-        self.page.locator(".leaflet-control-layers-overlays label", has_text=label) \
-            .locator("input").click()
+        self.page.locator(".leaflet-control-layers-overlays label", has_text=label).locator(
+            "input"
+        ).click()
         self.page.wait_for_timeout(300)
 
     def close(self) -> None:
@@ -185,8 +203,11 @@ def test_a_tooltip_shows_the_grid_code_name_and_staff(visit, demo):
     code = grids.loc[metric.distance(metric.union_all().centroid).idxmin(), "code"]
     inside = grids.set_index("code").geometry[code].representative_point()
     box = v.page.locator(".folium-map").bounding_box()
-    x, y = v.page.evaluate("([lat, lon]) => { const p = gridmap.map.latLngToContainerPoint("
-                           "[lat, lon]); return [p.x, p.y]; }", [inside.y, inside.x])
+    x, y = v.page.evaluate(
+        "([lat, lon]) => { const p = gridmap.map.latLngToContainerPoint("
+        "[lat, lon]); return [p.x, p.y]; }",
+        [inside.y, inside.x],
+    )
     v.page.mouse.move(box["x"] + x, box["y"] + y)
     tooltip = v.page.locator(".leaflet-tooltip")
     tooltip.wait_for(timeout=5000)

@@ -17,29 +17,40 @@ def test_parse_splits_segments_and_reads_level_from_length():
     parsed = parse("411002001012003007")
     assert parsed.level == "micro_grid"
     assert (parsed.district, parsed.street, parsed.community, parsed.grid, parsed.micro_grid) == (
-        "411002", "001", "012", "003", "007")
+        "411002",
+        "001",
+        "012",
+        "003",
+        "007",
+    )
     assert level_of("411002001") == "street"
 
 
-@pytest.mark.parametrize("code, parent", [
-    ("411002001012003007", "411002001012003"),
-    ("411002001012003", "411002001012"),
-    ("411002001", "411002"),
-    ("411002", None),
-])
+@pytest.mark.parametrize(
+    "code, parent",
+    [
+        ("411002001012003007", "411002001012003"),
+        ("411002001012003", "411002001012"),
+        ("411002001", "411002"),
+        ("411002", None),
+    ],
+)
 def test_parent_is_the_prefix(code, parent):
     assert parent_code(code) == parent
 
 
-@pytest.mark.parametrize("code, words", [
-    ("41100200", ["8 digits"]),
-    ("411002000", ["street segment '000'", "digits 7–9"]),
-    ("411002001000", ["community segment '000'", "digits 10–12"]),
-    ("411002001001000", ["grid segment '000'", "digits 13–15"]),
-    ("41100200100a", ["digits only"]),
-    ("000002001", ["district segment '000002'"]),
-    ("410000001", ["district segment '410000'"]),
-])
+@pytest.mark.parametrize(
+    "code, words",
+    [
+        ("41100200", ["8 digits"]),
+        ("411002000", ["street segment '000'", "digits 7–9"]),
+        ("411002001000", ["community segment '000'", "digits 10–12"]),
+        ("411002001001000", ["grid segment '000'", "digits 13–15"]),
+        ("41100200100a", ["digits only"]),
+        ("000002001", ["district segment '000002'"]),
+        ("410000001", ["district segment '410000'"]),
+    ],
+)
 def test_malformed_codes_name_the_wrong_segment(code, words):
     with pytest.raises(InvalidCodeError) as info:
         parse(code)
@@ -70,8 +81,11 @@ def test_configurable_widths_cj_t_213_style():
 
 def test_numbering_runs_west_to_east_then_north_to_south():
     # A 3 × 2 block of unit squares, given shuffled; reading order is row by row from the top.
-    cells = {(col, row): shapely.box(col, -row, col + 1, -row + 1)
-             for col in range(3) for row in range(2)}
+    cells = {
+        (col, row): shapely.box(col, -row, col + 1, -row + 1)
+        for col in range(3)
+        for row in range(2)
+    }
     order = [(2, 1), (0, 0), (1, 1), (2, 0), (0, 1), (1, 0)]
     codes = number_children("411002001012", [cells[k] for k in order])
     expected = {(0, 0): 1, (1, 0): 2, (2, 0): 3, (0, 1): 4, (1, 1): 5, (2, 1): 6}

@@ -337,9 +337,9 @@ def flawed() -> DemoDistrict:
 
 def test_the_clean_demo_has_no_defects(clean):
     report = check_coverage(clean.areas(), clean.staff, clean.incidents)
-    assert report.counts == dict.fromkeys(DEFECT_TYPES, 0), (
-        report.defects.drop(columns="geometry").to_string()
-    )
+    assert report.counts == dict.fromkeys(DEFECT_TYPES, 0), report.defects.drop(
+        columns="geometry"
+    ).to_string()
     assert report.ok
     assert report.metric_crs.to_epsg() == 32649
     for ratio in report.coverage_ratio.values():
@@ -350,8 +350,9 @@ def test_an_incident_a_hair_outside_is_found_and_tolerance_forgives_it(clean):
     # A point 3 cm east of the district's easternmost vertex.
     outline = clean.district.geometry.iloc[0]
     x, y = max(outline.exterior.coords, key=lambda c: c[0])
-    row = pd.DataFrame({"external_id": ["edge-1"], "lon": [x + 0.03 / 92_000], "lat": [y],
-                        "crs": ["wgs84"]})
+    row = pd.DataFrame(
+        {"external_id": ["edge-1"], "lon": [x + 0.03 / 92_000], "lat": [y], "crs": ["wgs84"]}
+    )
     strict = check_coverage(clean.grids, incidents=row)
     (lost,) = of_type(strict, "outside_incident").itertuples()
     assert "0.03 m away" in lost.detail

@@ -15,18 +15,34 @@ def _scalar(engine, sql):
 
 def test_demo_loads_every_level_staff_gazetteer_and_incidents(demo_engine, demo):
     with demo_engine.connect() as conn:
-        counts = dict(conn.execute(text(
-            "SELECT a.level, count(*) FROM area a JOIN generation g ON g.is_active "
-            "AND a.generation_low <= g.id AND a.generation_high >= g.id GROUP BY a.level")).all())
-    assert counts == {"district": 1, "street": 8, "community": 89, "grid": 620,
-                      "micro_grid": len(demo.micro_grids)}
+        counts = dict(
+            conn.execute(
+                text(
+                    "SELECT a.level, count(*) FROM area a JOIN generation g ON g.is_active "
+                    "AND a.generation_low <= g.id AND a.generation_high >= g.id GROUP BY a.level"
+                )
+            ).all()
+        )
+    assert counts == {
+        "district": 1,
+        "street": 8,
+        "community": 89,
+        "grid": 620,
+        "micro_grid": len(demo.micro_grids),
+    }
     assert 5000 <= counts["micro_grid"] <= 6000
     assert _scalar(demo_engine, "SELECT count(*) FROM staff") == len(demo.staff)
     assert _scalar(demo_engine, "SELECT count(*) FROM address_point") == len(demo.gazetteer)
     # Every incident row is stored: located, geocoded or unlocated with a reason.
     assert _scalar(demo_engine, "SELECT count(*) FROM incident") == len(demo.incidents)
-    assert _scalar(demo_engine, "SELECT count(*) FROM incident WHERE location_status = "
-                                "'unlocated' AND unlocated_reason IS NULL") == 0
+    assert (
+        _scalar(
+            demo_engine,
+            "SELECT count(*) FROM incident WHERE location_status = "
+            "'unlocated' AND unlocated_reason IS NULL",
+        )
+        == 0
+    )
     assert _scalar(demo_engine, "SELECT count(*) FROM area WHERE NOT ST_IsValid(geom)") == 0
 
 
@@ -42,16 +58,25 @@ def test_demo_incidents_land_in_the_grid_of_their_true_position(demo_engine, dem
     from gis.assign import GridIndex
 
     truth = GridIndex(demo.grids, code="code").assign_xy(
-        demo.incidents["true_lon"].to_numpy(), demo.incidents["true_lat"].to_numpy())
+        demo.incidents["true_lon"].to_numpy(), demo.incidents["true_lat"].to_numpy()
+    )
     keys = demo.incidents["external_id"] + "|" + demo.incidents["source"]
     expected = dict(zip(keys, truth["code"], strict=True))
-    true_point = dict(zip(keys, shapely.points(demo.incidents["true_lon"],
-                                               demo.incidents["true_lat"]), strict=True))
+    true_point = dict(
+        zip(
+            keys,
+            shapely.points(demo.incidents["true_lon"], demo.incidents["true_lat"]),
+            strict=True,
+        )
+    )
     boundary = dict(zip(demo.grids["code"], demo.grids.geometry.boundary, strict=True))
     with demo_engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT external_id || '|' || source, grid_code, raw_crs, location_status "
-            "FROM incident_current WHERE location_status <> 'unlocated'")).all()
+        rows = conn.execute(
+            text(
+                "SELECT external_id || '|' || source, grid_code, raw_crs, location_status "
+                "FROM incident_current WHERE location_status <> 'unlocated'"
+            )
+        ).all()
     gcj = [r for r in rows if r[2] == "gcj02"]
     assert len(gcj) > 0.1 * len(rows)
     for key, grid, _, _ in gcj:

@@ -52,65 +52,74 @@ def located(result: pd.DataFrame, row=0) -> tuple[float, float]:
 CANONICAL = "建设路12号3号楼2单元"
 
 
-@pytest.mark.parametrize("variant", [
-    "建设路12号3号楼2单元",
-    "建设路１２号３号楼２单元",          # full-width digits
-    "建设路１２号３栋２单元",            # full-width + 栋
-    "建设路12号3幢2单元",
-    "建设路12号3座2单元",
-    "建设路12号3号栋2单元",
-    "建设路12号三号楼二单元",           # Chinese numerals
-    "建设路十二号三栋2单元",
-    "建设路 12 号　3 号楼\t2 单元",      # spaces, ideographic space, tab
-    "河南省许昌市建设路12号3号楼2单元",  # province and city prefixes
-    "许昌市建设路12号3号楼2单元",
-    "建设路12#3#楼2单元",              # "#" for 号
-    "建设路12＃3＃楼2单元",
-    "建设路12号3号楼2门",              # 门 for 单元
-    "建设路12号三号楼二门",
-    "建设路12号院3号楼2单元",           # courtyard number is the door plate
-    "建设路12号3号楼2单元201室",        # room dropped
-    "建设路12号3号楼2单元2楼",          # floor dropped
-    "建设路12号3号楼2单元2层201",
-    "建设路12号三号楼二单元三楼",
-    "建设路12号3号楼2单元1203",
-    "建设路12号3-2-201",              # building-unit-room short form
-    "建设路12号3号楼2-201",
-    "建设路12號3棟2單元",              # traditional address words
-    "建设路12号(原纺织厂)3号楼2单元",    # comment in brackets
-    "建设路12号（原纺织厂）3号楼，2单元。",
-])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "建设路12号3号楼2单元",
+        "建设路１２号３号楼２单元",  # full-width digits
+        "建设路１２号３栋２单元",  # full-width + 栋
+        "建设路12号3幢2单元",
+        "建设路12号3座2单元",
+        "建设路12号3号栋2单元",
+        "建设路12号三号楼二单元",  # Chinese numerals
+        "建设路十二号三栋2单元",
+        "建设路 12 号　3 号楼\t2 单元",  # spaces, ideographic space, tab
+        "河南省许昌市建设路12号3号楼2单元",  # province and city prefixes
+        "许昌市建设路12号3号楼2单元",
+        "建设路12#3#楼2单元",  # "#" for 号
+        "建设路12＃3＃楼2单元",
+        "建设路12号3号楼2门",  # 门 for 单元
+        "建设路12号三号楼二门",
+        "建设路12号院3号楼2单元",  # courtyard number is the door plate
+        "建设路12号3号楼2单元201室",  # room dropped
+        "建设路12号3号楼2单元2楼",  # floor dropped
+        "建设路12号3号楼2单元2层201",
+        "建设路12号三号楼二单元三楼",
+        "建设路12号3号楼2单元1203",
+        "建设路12号3-2-201",  # building-unit-room short form
+        "建设路12号3号楼2-201",
+        "建设路12號3棟2單元",  # traditional address words
+        "建设路12号(原纺织厂)3号楼2单元",  # comment in brackets
+        "建设路12号（原纺织厂）3号楼，2单元。",
+    ],
+)
 def test_variants_normalise_to_one_key(variant):
     assert normalize_address(variant) == CANONICAL
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("阳光小区Ａ座", "阳光小区A号楼"),
-    ("阳光小区a栋", "阳光小区A号楼"),
-    ("建设路一百零五号", "建设路105号"),
-    ("建设路二十三号", "建设路23号"),
-    ("建设路十号", "建设路10号"),
-    ("建设路12－1号", "建设路12-1号"),
-    ("建设路12—1号", "建设路12-1号"),
-    ("魏都区-建设路12号", "魏都区建设路12号"),    # a dash between words is noise
-    ("建设路12号2楼", "建设路12号"),
-    ("建设路12号3/2/201", "建设路12号3号楼2单元"),  # "/" separates numbers like "-"
-    ("建设路12～14号", "建设路12-14号"),
-    ("建设路12号3", "建设路12号3"),              # too short for a room: maybe building 3
-    ("广西壮族自治区南宁市青秀区民族大道1号", "青秀区民族大道1号"),
-    ("许昌市长葛市建设路1号", "建设路1号"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("阳光小区Ａ座", "阳光小区A号楼"),
+        ("阳光小区a栋", "阳光小区A号楼"),
+        ("建设路一百零五号", "建设路105号"),
+        ("建设路二十三号", "建设路23号"),
+        ("建设路十号", "建设路10号"),
+        ("建设路12－1号", "建设路12-1号"),
+        ("建设路12—1号", "建设路12-1号"),
+        ("魏都区-建设路12号", "魏都区建设路12号"),  # a dash between words is noise
+        ("建设路12号2楼", "建设路12号"),
+        ("建设路12号3/2/201", "建设路12号3号楼2单元"),  # "/" separates numbers like "-"
+        ("建设路12～14号", "建设路12-14号"),
+        ("建设路12号3", "建设路12号3"),  # too short for a room: maybe building 3
+        ("广西壮族自治区南宁市青秀区民族大道1号", "青秀区民族大道1号"),
+        ("许昌市长葛市建设路1号", "建设路1号"),
+    ],
+)
 def test_normalisation_rules(text, expected):
     assert normalize_address(text) == expected
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("五一路街道八一路7号", "五一路街道八一路7号"),  # numerals in names are not numbers
-    ("三门峡市湖滨区建设路1号", "湖滨区建设路1号"),   # 门 after a numeral, but no building
-    ("许昌市场路1号", "许昌市场路1号"),             # 市场 is a market, not a city
-    ("许昌市", "许昌市"),                         # nothing follows: the city is the address
-    ("魏都区新兴街道裴山庙社区建设路12号", "魏都区新兴街道裴山庙社区建设路12号"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("五一路街道八一路7号", "五一路街道八一路7号"),  # numerals in names are not numbers
+        ("三门峡市湖滨区建设路1号", "湖滨区建设路1号"),  # 门 after a numeral, but no building
+        ("许昌市场路1号", "许昌市场路1号"),  # 市场 is a market, not a city
+        ("许昌市", "许昌市"),  # nothing follows: the city is the address
+        ("魏都区新兴街道裴山庙社区建设路12号", "魏都区新兴街道裴山庙社区建设路12号"),
+    ],
+)
 def test_names_are_left_alone(text, expected):
     assert normalize_address(text) == expected
 
@@ -126,8 +135,9 @@ def test_non_text_is_refused():
 
 
 def test_vectorised_normalisation_keeps_index_and_name():
-    series = pd.Series(["建设路１２号３栋", None, "建设路12号3幢", np.nan], index=[7, 3, 9, 1],
-                       name="address")
+    series = pd.Series(
+        ["建设路１２号３栋", None, "建设路12号3幢", np.nan], index=[7, 3, 9, 1], name="address"
+    )
     result = normalize_addresses(series)
     assert list(result.index) == [7, 3, 9, 1]
     assert result.name == "address"
@@ -207,14 +217,17 @@ def test_door_plate_with_far_apart_buildings_is_ambiguous(gazetteer):
 
 
 def test_administrative_prefix_disambiguates(gazetteer):
-    result = gazetteer.geocode(["魏都区七里店街道健康路3号", "丁庄街道健康路3号", "健康路3号",
-                                "高桥营街道健康路3号"])
+    result = gazetteer.geocode(
+        ["魏都区七里店街道健康路3号", "丁庄街道健康路3号", "健康路3号", "高桥营街道健康路3号"]
+    )
     assert located(result, 0) == (113.8000, 34.0000)
     assert located(result, 1) == (113.8200, 34.0000)
     assert result["reason"].iloc[2].startswith("ambiguous: 2 entries match '健康路3号'")
     assert result["match"].iloc[3] is None
-    assert result["reason"].iloc[3] == ("no gazetteer entry for '高桥营街道健康路3号'; "
-                                        "'健康路3号' exists only in 丁庄街道、七里店街道")
+    assert result["reason"].iloc[3] == (
+        "no gazetteer entry for '高桥营街道健康路3号'; "
+        "'健康路3号' exists only in 丁庄街道、七里店街道"
+    )
 
 
 def test_unknown_address_says_what_was_looked_up(gazetteer):
@@ -232,14 +245,23 @@ def test_empty_inputs_are_reported_not_refused(gazetteer):
 
 
 def test_output_is_aligned_with_the_input_order_and_index(gazetteer):
-    inputs = pd.Series(["建设路14号", "解放路99号", "建设路12号3栋2单元", None, "建设路14号"],
-                       index=[50, 10, 40, 20, 30], name="address")
+    inputs = pd.Series(
+        ["建设路14号", "解放路99号", "建设路12号3栋2单元", None, "建设路14号"],
+        index=[50, 10, 40, 20, 30],
+        name="address",
+    )
     result = gazetteer.geocode(inputs)
     assert list(result.index) == [50, 10, 40, 20, 30]
     assert list(result["match"]) == ["exact", None, "exact", None, "exact"]
     assert list(result["lon"].round(4).fillna(0)) == [113.823, 0, 113.82, 0, 113.823]
-    assert list(result.columns) == ["lon", "lat", "match", "matched_address", "reason",
-                                    "micro_grid_code"]
+    assert list(result.columns) == [
+        "lon",
+        "lat",
+        "match",
+        "matched_address",
+        "reason",
+        "micro_grid_code",
+    ]
     assert list(gazetteer.geocode(("建设路14号", "八一路7号")).index) == [0, 1]
     repeated = gazetteer.geocode(pd.Series(["建设路14号", "八一路7号"], index=["x", "x"]))
     assert list(repeated.index) == ["x", "x"]
@@ -249,8 +271,9 @@ def test_output_is_aligned_with_the_input_order_and_index(gazetteer):
 
 def test_large_batch_is_aligned(gazetteer):
     rng = np.random.default_rng(0)
-    pool = np.array(["建设路14号", "建设路12号3栋2单元", "八一路7号", "解放路99号", None],
-                    dtype=object)
+    pool = np.array(
+        ["建设路14号", "建设路12号3栋2单元", "八一路7号", "解放路99号", None], dtype=object
+    )
     picks = rng.integers(0, len(pool), 20_000)
     result = gazetteer.geocode(pd.Series(pool[picks]))
     expected = np.array(["exact", "exact", None, None, None], dtype=object)[picks]
@@ -305,19 +328,25 @@ def test_every_bad_row_is_reported(frame):
 
 
 def test_non_numeric_coordinates_and_non_text_addresses_are_reported():
-    frame = pd.DataFrame({"address": ["建设路1号", 17], "lon": ["113.8", "东经113"],
-                          "lat": [34.0, 34.0]})
+    frame = pd.DataFrame(
+        {"address": ["建设路1号", 17], "lon": ["113.8", "东经113"], "lat": [34.0, 34.0]}
+    )
     with pytest.raises(ValidationError) as info:
         Gazetteer(frame)
     assert [p["row"] for p in info.value.problems] == [1, 1]
     assert {p["reason"] for p in info.value.problems} == {
-        "address is not text: 17", "lon is not a finite number: '东经113'"}
+        "address is not text: 17",
+        "lon is not a finite number: '东经113'",
+    }
 
 
-@pytest.mark.parametrize("bad, message", [
-    ([("建设路1号", 113.8, 34.0)], "must be a pandas DataFrame"),
-    (pd.DataFrame(columns=["address", "lon", "lat"]), "empty"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ([("建设路1号", 113.8, 34.0)], "must be a pandas DataFrame"),
+        (pd.DataFrame(columns=["address", "lon", "lat"]), "empty"),
+    ],
+)
 def test_unusable_frames_are_refused(bad, message):
     with pytest.raises(ValidationError, match=message):
         Gazetteer(bad)
@@ -334,11 +363,14 @@ def test_no_duplicates_gives_an_empty_table(gazetteer):
 
 
 def test_near_duplicates_keep_the_first_and_are_counted():
-    frame = pd.DataFrame({
-        "address": ["建设路14号", "建设路１４号", "许昌市建设路14号201室", "建设路16号"],
-        "lon": [LON, LON + 0.0001, LON, LON + 0.001],
-        "lat": [LAT, LAT, LAT + 0.0001, LAT],
-    }, index=[101, 102, 103, 104])
+    frame = pd.DataFrame(
+        {
+            "address": ["建设路14号", "建设路１４号", "许昌市建设路14号201室", "建设路16号"],
+            "lon": [LON, LON + 0.0001, LON, LON + 0.001],
+            "lat": [LAT, LAT, LAT + 0.0001, LAT],
+        },
+        index=[101, 102, 103, 104],
+    )
     gazetteer = Gazetteer(frame)
     assert len(gazetteer) == 2
     assert list(gazetteer.duplicates["row"]) == [102, 103]
@@ -349,8 +381,9 @@ def test_near_duplicates_keep_the_first_and_are_counted():
 
 
 def test_duplicates_far_apart_are_refused():
-    frame = pd.DataFrame({"address": ["建设路14号", "建设路１４号"],
-                          "lon": [LON, LON + 0.001], "lat": [LAT, LAT]})  # ~92 m apart
+    frame = pd.DataFrame(
+        {"address": ["建设路14号", "建设路１４号"], "lon": [LON, LON + 0.001], "lat": [LAT, LAT]}
+    )  # ~92 m apart
     with pytest.raises(ValidationError, match="same address at different places") as info:
         Gazetteer(frame)
     assert info.value.problems[0]["row"] == 1

@@ -30,24 +30,48 @@ def small_district(clean_db):
         ("district", [_box(0, 0, 0.02, 0.01)], ["411002"]),
         ("street", [_box(0, 0, 0.02, 0.01)], ["411002001"]),
         ("community", [_box(0, 0, 0.02, 0.01)], [COMMUNITY]),
-        ("grid", [_box(0, 0, 0.01, 0.01), _box(0.01, 0, 0.02, 0.01)],
-         [COMMUNITY + "001", COMMUNITY + "002"]),
-        ("micro_grid", [_box(0, 0, 0.005, 0.01), _box(0.005, 0, 0.01, 0.01),
-                        _box(0.01, 0, 0.015, 0.01), _box(0.015, 0, 0.02, 0.01)],
-         [COMMUNITY + "001001", COMMUNITY + "001002", COMMUNITY + "002001",
-          COMMUNITY + "002002"]),
+        (
+            "grid",
+            [_box(0, 0, 0.01, 0.01), _box(0.01, 0, 0.02, 0.01)],
+            [COMMUNITY + "001", COMMUNITY + "002"],
+        ),
+        (
+            "micro_grid",
+            [
+                _box(0, 0, 0.005, 0.01),
+                _box(0.005, 0, 0.01, 0.01),
+                _box(0.01, 0, 0.015, 0.01),
+                _box(0.015, 0, 0.02, 0.01),
+            ],
+            [
+                COMMUNITY + "001001",
+                COMMUNITY + "001002",
+                COMMUNITY + "002001",
+                COMMUNITY + "002002",
+            ],
+        ),
     ]
     for level, geoms, codes in layers:
         parents = [c[:-3] if level != "district" else None for c in codes]
         layer = gpd.GeoDataFrame({"code": codes, "parent": parents}, geometry=geoms, crs=4326)
-        report = import_areas(clean_db, layer, level, source="test", code_field="code",
-                              parent_field="parent" if level != "district" else None,
-                              generation="g1")
+        report = import_areas(
+            clean_db,
+            layer,
+            level,
+            source="test",
+            code_field="code",
+            parent_field="parent" if level != "district" else None,
+            generation="g1",
+        )
         assert report.loaded, report.problems
     with clean_db.begin() as conn:
-        repo.store_gazetteer(conn, pd.DataFrame({
-            "address": ["魏都区建设路12号3号楼"], "lon": [113.8025], "lat": [34.005]}),
-            source="test")
+        repo.store_gazetteer(
+            conn,
+            pd.DataFrame(
+                {"address": ["魏都区建设路12号3号楼"], "lon": [113.8025], "lat": [34.005]}
+            ),
+            source="test",
+        )
     return clean_db
 
 
@@ -63,18 +87,24 @@ def _incidents(engine):
 
 
 def test_counts_add_up_and_every_row_is_somewhere(small_district, tmp_path):
-    path = _write(tmp_path, "\n".join([
-        "1,113.805,34.005,2023-01-01 09:00,0101,",      # grid 001, inside
-        "2,113.815,34.005,2023-01-01 09:00,0101,",      # grid 002
-        "3,113.81,34.005,2023-01-01 09:00,0101,",       # on the shared edge → boundary, 001
-        "4,113.90,34.005,2023-01-01 09:00,0101,",       # outside every grid
-        "5,,,2023-01-01 09:00,0101,魏都区建设路１２号３栋",  # geocoded (full-width, 栋)
-        "6,,,2023-01-01 09:00,0101,不存在的路99号",         # unlocated: unknown address
-        "7,34.005,113.805,2023-01-01 09:00,0101,",      # rejected: swapped
-        "8,113.805,34.005,not a time,0101,",            # rejected: time
-        "9,113.805,34.005,2023-01-01 09:00,XXXX,",      # rejected: category
-        "1,113.805,34.005,2023-01-01 09:00,0101,",      # rejected: duplicate id
-    ]) + "\n")
+    path = _write(
+        tmp_path,
+        "\n".join(
+            [
+                "1,113.805,34.005,2023-01-01 09:00,0101,",  # grid 001, inside
+                "2,113.815,34.005,2023-01-01 09:00,0101,",  # grid 002
+                "3,113.81,34.005,2023-01-01 09:00,0101,",  # on the shared edge → boundary, 001
+                "4,113.90,34.005,2023-01-01 09:00,0101,",  # outside every grid
+                "5,,,2023-01-01 09:00,0101,魏都区建设路１２号３栋",  # geocoded (full-width, 栋)
+                "6,,,2023-01-01 09:00,0101,不存在的路99号",  # unlocated: unknown address
+                "7,34.005,113.805,2023-01-01 09:00,0101,",  # rejected: swapped
+                "8,113.805,34.005,not a time,0101,",  # rejected: time
+                "9,113.805,34.005,2023-01-01 09:00,XXXX,",  # rejected: category
+                "1,113.805,34.005,2023-01-01 09:00,0101,",  # rejected: duplicate id
+            ]
+        )
+        + "\n",
+    )
     report = import_incident_file(small_district, path, source="hotline_12345")
     assert (report.stored, report.unlocated, report.rejected) == (5, 1, 4)
     assert report.stored + report.unlocated + report.rejected == report.rows_in == 10
@@ -85,22 +115,26 @@ def test_counts_add_up_and_every_row_is_somewhere(small_district, tmp_path):
     assert rows.loc["1", "street_code"] == "411002001"
     assert rows.loc["2", "grid_code"] == COMMUNITY + "002"
     assert (rows.loc["3", "grid_code"], rows.loc["3", "assign_status"]) == (
-        COMMUNITY + "001", "boundary")
+        COMMUNITY + "001",
+        "boundary",
+    )
     assert rows.loc["4", "assign_status"] == "outside" and pd.isna(rows.loc["4", "grid_code"])
     assert rows.loc["5", "location_status"] == "geocoded"
     assert rows.loc["5", "grid_code"] == COMMUNITY + "001"
     assert rows.loc["6", "location_status"] == "unlocated"
     assert "不存在的路99号" in rows.loc["6", "unlocated_reason"]
     with small_district.connect() as conn:
-        kept = conn.execute(text("SELECT row_number, reason FROM rejected_row "
-                                 "ORDER BY row_number")).all()
+        kept = conn.execute(
+            text("SELECT row_number, reason FROM rejected_row ORDER BY row_number")
+        ).all()
     assert [r[0] for r in kept] == [8, 9, 10, 11]
     assert "swapped" in kept[0][1] and "duplicate id '1'" in kept[3][1]
 
 
 def test_reimport_is_idempotent(small_district, tmp_path):
-    path = _write(tmp_path, "1,113.805,34.005,2023-01-01,0101,\n2,113.815,34.005,2023-01-01,"
-                            "0101,\n")
+    path = _write(
+        tmp_path, "1,113.805,34.005,2023-01-01,0101,\n2,113.815,34.005,2023-01-01,0101,\n"
+    )
     first = import_incident_file(small_district, path, source="patrol")
     again = import_incident_file(small_district, path, source="patrol")
     assert (first.stored, first.already_present) == (2, 0)
@@ -122,8 +156,9 @@ def test_tolerance_snaps_with_distance_in_metres(small_district, tmp_path):
 
 def test_gcj02_file_lands_in_the_same_grid(small_district, tmp_path):
     lon, lat = from_wgs84(np.array([113.805, 113.815]), np.array([34.005, 34.005]), "gcj02")
-    path = _write(tmp_path, f"1,{lon[0]},{lat[0]},2023-01-01,0101,\n"
-                            f"2,{lon[1]},{lat[1]},2023-01-01,0101,\n")
+    path = _write(
+        tmp_path, f"1,{lon[0]},{lat[0]},2023-01-01,0101,\n2,{lon[1]},{lat[1]},2023-01-01,0101,\n"
+    )
     import_incident_file(small_district, path, source="resident", crs="gcj02")
     rows = _incidents(small_district)
     assert list(rows["grid_code"]) == [COMMUNITY + "001", COMMUNITY + "002"]
@@ -141,31 +176,55 @@ def test_a_crash_during_import_leaves_no_partial_batch(small_district, tmp_path,
         import_incident_file(small_district, path, source="patrol")
     with small_district.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM incident")).scalar_one() == 0
-        assert conn.execute(text("SELECT count(*) FROM import_batch WHERE kind = 'incidents'")
-                            ).scalar_one() == 0
+        assert (
+            conn.execute(
+                text("SELECT count(*) FROM import_batch WHERE kind = 'incidents'")
+            ).scalar_one()
+            == 0
+        )
 
 
 def test_bulk_assign_and_activation_keep_history(small_district, tmp_path):
-    raw = pd.DataFrame({"id": ["a", "b"], "lon": ["113.805", "113.815"],
-                        "lat": ["34.005", "34.005"], "reported_at": ["2023-01-01"] * 2,
-                        "category": ["0101"] * 2})
+    raw = pd.DataFrame(
+        {
+            "id": ["a", "b"],
+            "lon": ["113.805", "113.815"],
+            "lat": ["34.005", "34.005"],
+            "reported_at": ["2023-01-01"] * 2,
+            "category": ["0101"] * 2,
+        }
+    )
     import_incidents(small_district, raw, label="t", source="patrol")
     # A second generation where one grid covers the whole community.
-    for level, code, parent in [("district", "411002", None), ("street", "411002001", "411002"),
-                                ("community", COMMUNITY, "411002001"),
-                                ("grid", COMMUNITY + "001", COMMUNITY)]:
-        layer = gpd.GeoDataFrame({"code": [code], "parent": [parent]},
-                                 geometry=[_box(0, 0, 0.02, 0.01)], crs=4326)
-        assert import_areas(small_district, layer, level, source="t", code_field="code",
-                            parent_field="parent" if parent else None, generation="g2").loaded
+    for level, code, parent in [
+        ("district", "411002", None),
+        ("street", "411002001", "411002"),
+        ("community", COMMUNITY, "411002001"),
+        ("grid", COMMUNITY + "001", COMMUNITY),
+    ]:
+        layer = gpd.GeoDataFrame(
+            {"code": [code], "parent": [parent]}, geometry=[_box(0, 0, 0.02, 0.01)], crs=4326
+        )
+        assert import_areas(
+            small_district,
+            layer,
+            level,
+            source="t",
+            code_field="code",
+            parent_field="parent" if parent else None,
+            generation="g2",
+        ).loaded
     report = activate_and_reassign(small_district, "g2")
     assert report.assigned == 2
     rows = _incidents(small_district)
     assert set(rows["grid_code"]) == {COMMUNITY + "001"}
     with small_district.connect() as conn:
-        history = conn.execute(text(
-            "SELECT a.grid_code FROM incident_assignment a JOIN generation g "
-            "ON g.id = a.generation_id WHERE g.label = 'g1' ORDER BY a.grid_code")).scalars()
+        history = conn.execute(
+            text(
+                "SELECT a.grid_code FROM incident_assignment a JOIN generation g "
+                "ON g.id = a.generation_id WHERE g.label = 'g1' ORDER BY a.grid_code"
+            )
+        ).scalars()
         assert list(history) == [COMMUNITY + "001", COMMUNITY + "002"]
     again = assign_stored(small_district, only_unassigned=True)
     assert again.assigned == 0  # everything already belongs to the active generation

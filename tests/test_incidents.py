@@ -35,15 +35,18 @@ def test_clean_rows_are_kept_with_local_time_and_wgs84(tmp_path):
     assert (row["lon"], row["lat"]) == (113.82, 34.03)
 
 
-@pytest.mark.parametrize("line, reason", [
-    ("A1,34.03,113.82,2023-05-01,0101,,", "latitude and longitude look swapped"),
-    ("A1,200,34.03,2023-05-01,0101,,", "coordinates out of range (lon=200.0"),
-    ("A1,abc,34.03,2023-05-01,0101,,", "coordinates are not numbers: lon=abc"),
-    ("A1,113.82,34.03,yesterday-ish,0101,,", "unparseable time 'yesterday-ish'"),
-    ("A1,113.82,34.03,,0101,,", "missing reported time"),
-    ("A1,113.82,34.03,2023-05-01,9999,,", "unknown category '9999' (not in the taxonomy)"),
-    (",113.82,34.03,2023-05-01,0101,,", "missing id"),
-])
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        ("A1,34.03,113.82,2023-05-01,0101,,", "latitude and longitude look swapped"),
+        ("A1,200,34.03,2023-05-01,0101,,", "coordinates out of range (lon=200.0"),
+        ("A1,abc,34.03,2023-05-01,0101,,", "coordinates are not numbers: lon=abc"),
+        ("A1,113.82,34.03,yesterday-ish,0101,,", "unparseable time 'yesterday-ish'"),
+        ("A1,113.82,34.03,,0101,,", "missing reported time"),
+        ("A1,113.82,34.03,2023-05-01,9999,,", "unknown category '9999' (not in the taxonomy)"),
+        (",113.82,34.03,2023-05-01,0101,,", "missing id"),
+    ],
+)
 def test_each_bad_row_is_rejected_with_its_reason(tmp_path, line, reason):
     result = _clean(tmp_path, line + "\nB2,113.82,34.03,2023-05-01,0101,,\n")
     assert reason in _reasons(result)[2]
@@ -52,19 +55,20 @@ def test_each_bad_row_is_rejected_with_its_reason(tmp_path, line, reason):
 
 
 def test_duplicate_ids_in_one_file_keep_the_first(tmp_path):
-    result = _clean(tmp_path, "A1,113.82,34.03,2023-05-01,0101,,\n"
-                              "A1,113.83,34.04,2023-05-02,0101,,\n")
+    result = _clean(
+        tmp_path, "A1,113.82,34.03,2023-05-01,0101,,\nA1,113.83,34.04,2023-05-02,0101,,\n"
+    )
     assert _reasons(result) == {3: "duplicate id 'A1' in this file (first at row 2)"}
 
 
 def test_nan_and_null_island_without_address_are_stored_unlocated(tmp_path):
-    result = _clean(tmp_path, "A1,,,2023-05-01,0101,,\nA2,0,0,2023-05-01,0101,,\n"
-                              "A3,0,0,2023-05-01,0101,建设路12号,\n")
-    status = dict(zip(result.frame["external_id"], result.frame["location_status"],
-                      strict=True))
+    result = _clean(
+        tmp_path,
+        "A1,,,2023-05-01,0101,,\nA2,0,0,2023-05-01,0101,,\nA3,0,0,2023-05-01,0101,建设路12号,\n",
+    )
+    status = dict(zip(result.frame["external_id"], result.frame["location_status"], strict=True))
     assert status == {"A1": "unlocated", "A2": "unlocated", "A3": "to_geocode"}
-    reasons = dict(zip(result.frame["external_id"], result.frame["unlocated_reason"],
-                       strict=True))
+    reasons = dict(zip(result.frame["external_id"], result.frame["unlocated_reason"], strict=True))
     assert reasons["A1"] == "no coordinates and no address"
     assert reasons["A2"] == "coordinates (0, 0) are a device placeholder"
 
@@ -112,14 +116,22 @@ def test_missing_id_column_names_the_columns(tmp_path):
 
 
 def test_geojson_points_and_non_points(tmp_path):
-    doc = {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "id": "g1", "properties": {"reported_at": "2023-01-02T10:00:00+08:00",
-                                                      "category": "0101"},
-         "geometry": {"type": "Point", "coordinates": [113.82, 34.03]}},
-        {"type": "Feature", "properties": {"id": "g2", "reported_at": "2023-01-02",
-                                           "category": "0101"},
-         "geometry": {"type": "LineString", "coordinates": [[113.8, 34], [113.9, 34.1]]}},
-    ]}
+    doc = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "id": "g1",
+                "properties": {"reported_at": "2023-01-02T10:00:00+08:00", "category": "0101"},
+                "geometry": {"type": "Point", "coordinates": [113.82, 34.03]},
+            },
+            {
+                "type": "Feature",
+                "properties": {"id": "g2", "reported_at": "2023-01-02", "category": "0101"},
+                "geometry": {"type": "LineString", "coordinates": [[113.8, 34], [113.9, 34.1]]},
+            },
+        ],
+    }
     path = tmp_path / "p.geojson"
     path.write_text(json.dumps(doc))
     raw, fmt = read_incident_file(path)
@@ -130,14 +142,21 @@ def test_geojson_points_and_non_points(tmp_path):
 
 
 def test_open311_requests_map_their_fields(tmp_path):
-    requests = [{"service_request_id": "311-1", "service_code": "0101", "lat": 34.03,
-                 "long": 113.82, "requested_datetime": "2023-03-01T09:00:00+08:00",
-                 "description": "manhole", "status": "open"}]
+    requests = [
+        {
+            "service_request_id": "311-1",
+            "service_code": "0101",
+            "lat": 34.03,
+            "long": 113.82,
+            "requested_datetime": "2023-03-01T09:00:00+08:00",
+            "description": "manhole",
+            "status": "open",
+        }
+    ]
     path = tmp_path / "r.json"
     path.write_text(json.dumps(requests))
     raw, fmt = read_incident_file(path)
-    result = clean_incidents(raw, fields=FieldMap(), source="resident",
-                             categories=load_taxonomy())
+    result = clean_incidents(raw, fields=FieldMap(), source="resident", categories=load_taxonomy())
     assert fmt == "open311"
     row = result.frame.iloc[0]
     assert (row["external_id"], row["lon"], row["category"]) == ("311-1", 113.82, "0101")
@@ -145,9 +164,11 @@ def test_open311_requests_map_their_fields(tmp_path):
 
 def test_source_column_per_row_and_invalid_source(tmp_path):
     path = tmp_path / "s.csv"
-    path.write_text("id,lon,lat,reported_at,category,source\n"
-                    "1,113.82,34.03,2023-01-01,0101,police_110\n"
-                    "2,113.82,34.03,2023-01-01,0101,Bad Source!\n")
+    path.write_text(
+        "id,lon,lat,reported_at,category,source\n"
+        "1,113.82,34.03,2023-01-01,0101,police_110\n"
+        "2,113.82,34.03,2023-01-01,0101,Bad Source!\n"
+    )
     raw, _ = read_incident_file(path)
     result = clean_incidents(raw, categories=load_taxonomy())
     assert list(result.frame["source"]) == ["police_110"]

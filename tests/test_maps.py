@@ -28,8 +28,9 @@ from app.maps.settings import MapSettings
 from gis import crs as crs_mod
 from gis.errors import ValidationError
 
-SERVED = PageOptions(asset_prefix="/static/vendor/", grid_url="/map/grids/{code}",
-                     map_url="/map", permutations=99)
+SERVED = PageOptions(
+    asset_prefix="/static/vendor/", grid_url="/map/grids/{code}", map_url="/map", permutations=99
+)
 URL = re.compile(r"https?://[^\s\"'<>)]+")
 
 
@@ -84,8 +85,11 @@ def parse(html: str) -> _Blocks:
 
 
 def tables(html: str) -> list[dict]:
-    return [json.loads(text) for key, text in parse(html).blocks.items()
-            if key.startswith("gridmap-table-")]
+    return [
+        json.loads(text)
+        for key, text in parse(html).blocks.items()
+        if key.startswith("gridmap-table-")
+    ]
 
 
 # -- assets ----------------------------------------------------------------------------
@@ -151,10 +155,18 @@ def test_the_page_holds_every_layer(page, data):
     assert len(grids["ids"]) == 620 == len(set(grids["ids"]))
     micro = [t for t in tables(page) if len(t["ids"]) == len(data.level("micro_grid"))]
     assert micro and micro[0]["rows"][0][0] == micro[0]["ids"][0]
-    for label in ("网格 grids (620)", "微网格 micro-grids (5,490)", "热点 hot spots (Gi*)",
-                  "事件数 choropleth", "覆盖缺陷 coverage defects", "网格外事件",
-                  "事件聚类 incidents (5,000 of 50,000 sampled)", "热力 heat",
-                  "社区 communities (89)", "街道 streets (8)"):
+    for label in (
+        "网格 grids (620)",
+        "微网格 micro-grids (5,490)",
+        "热点 hot spots (Gi*)",
+        "事件数 choropleth",
+        "覆盖缺陷 coverage defects",
+        "网格外事件",
+        "事件聚类 incidents (5,000 of 50,000 sampled)",
+        "热力 heat",
+        "社区 communities (89)",
+        "街道 streets (8)",
+    ):
         assert label in page, label
     assert "L.Control.Search" in page and "L.control.layers" in page
 
@@ -179,8 +191,11 @@ def test_the_planted_hot_spots_are_drawn_at_99_percent(data, demo, store):
     stats = analysis.grid_stats(data, planted_window(hotspot), 0)
     hot99 = set(stats.loc[stats["bin"] == 3, "code"])
     assert set(hotspot["grid_codes"]) <= hot99
-    drawn = next(t for t in tables(html) if t["pick"] is not None
-                 and len(t["ids"]) == int((stats["bin"] != 0).sum()))
+    drawn = next(
+        t
+        for t in tables(html)
+        if t["pick"] is not None and len(t["ids"]) == int((stats["bin"] != 0).sum())
+    )
     assert hot99 <= set(drawn["ids"])
     tips = {row[0]: row for row in grid_table(html)["rows"]}
     assert all(tips[c][-1].startswith("hot spot, 99 %") for c in hotspot["grid_codes"])
@@ -215,12 +230,15 @@ def test_a_window_category_and_source_select_the_incidents(data, store):
     assert "incidents per 1,000 residents" in html
 
 
-@pytest.mark.parametrize(("args", "match"), [
-    (("2023-13-01", None), "start must be"),
-    (("2023-06-01", "2023-03-01"), "must be after"),
-    ((None, None, "04a"), "category must be digits"),
-    ((None, None, None, 7), "source must be strings"),
-])
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (("2023-13-01", None), "start must be"),
+        (("2023-06-01", "2023-03-01"), "must be after"),
+        ((None, None, "04a"), "category must be digits"),
+        ((None, None, None, 7), "source must be strings"),
+    ],
+)
 def test_bad_selections_are_refused(args, match):
     with pytest.raises(ValidationError, match=match):
         Selection.parse(*args)
@@ -235,8 +253,13 @@ def test_naive_times_are_china_standard_time():
 # -- coverage on the map ---------------------------------------------------------------
 def variant(data: MapData) -> MapData:
     """A copy to change (frames shared until replaced), with an empty cache."""
-    return MapData(data.generation, dict(data.areas), data.staff, data.incidents,
-                   (*data.fingerprint, "variant"))
+    return MapData(
+        data.generation,
+        dict(data.areas),
+        data.staff,
+        data.incidents,
+        (*data.fingerprint, "variant"),
+    )
 
 
 def test_defects_appear_in_the_alarm_layer(data, store):
@@ -245,11 +268,15 @@ def test_defects_appear_in_the_alarm_layer(data, store):
     grids = flawed.areas["grid"]
     gone, idle = grids["code"].iloc[100], grids["code"].iloc[200]
     flawed.areas["grid"] = grids[grids["code"] != gone].reset_index(drop=True)
-    micro_of = dict(zip(flawed.areas["micro_grid"]["code"], flawed.areas["micro_grid"]
-                        ["parent_code"], strict=True))
+    micro_of = dict(
+        zip(
+            flawed.areas["micro_grid"]["code"],
+            flawed.areas["micro_grid"]["parent_code"],
+            strict=True,
+        )
+    )
     staff = flawed.staff
-    flawed.staff = staff[(staff["area_code"] != idle)
-                         & (staff["area_code"].map(micro_of) != idle)]
+    flawed.staff = staff[(staff["area_code"] != idle) & (staff["area_code"].map(micro_of) != idle)]
     html = build_map_page(flawed, Selection(), "count", SERVED, store)
     defects = next(t for t in tables(html) if t["columns"][:2] == ["type", "level"])
     rows = [dict(zip(defects["columns"], r, strict=True)) for r in defects["rows"]]
@@ -261,8 +288,7 @@ def test_defects_appear_in_the_alarm_layer(data, store):
 
 # -- basemaps and GCJ-02 ---------------------------------------------------------------
 def test_a_gcj02_basemap_gets_gcj02_geometry(data, store):
-    amap = PageOptions(basemap=PRESETS["amap"], asset_prefix="/static/vendor/",
-                       permutations=0)
+    amap = PageOptions(basemap=PRESETS["amap"], asset_prefix="/static/vendor/", permutations=0)
     wgs = parse(build_map_page(data, Selection(), "count", SERVED, store)).blocks
     gcj_page = build_map_page(data, Selection(), "count", amap, store)
     gcj = parse(gcj_page).blocks
@@ -288,8 +314,11 @@ def test_basemap_names_and_templates():
     custom = resolve_basemap("http://tiles.intranet/{z}/{x}/{y}.png", crs="gcj02")
     assert (custom.name, custom.crs) == ("custom", "gcj02")
     assert resolve_basemap("/tiles/{z}/{x}/{y}.png").url == "/tiles/{z}/{x}/{y}.png"
-    for bad in ("tiles.example/{z}/{x}.png", "http://x/{z}/{x}/{y}.png\" onload=\"x",
-                "javascript:alert(1)//{z}{x}{y}"):
+    for bad in (
+        "tiles.example/{z}/{x}.png",
+        'http://x/{z}/{x}/{y}.png" onload="x',
+        "javascript:alert(1)//{z}{x}{y}",
+    ):
         with pytest.raises(ValidationError):
             resolve_basemap(bad)
     with pytest.raises(ValidationError, match="drawn in gcj02"):
@@ -304,8 +333,9 @@ def test_the_standalone_page_inlines_everything(data, store):
     assert parse(html).loads == []
     styles = "".join(re.findall(r"<style>(.*?)</style>", html, re.DOTALL))
     refs = re.findall(r"url\(\s*['\"]?([^'\")]+)", styles)
-    assert refs and all(r.startswith(("data:", "#")) for r in refs), \
-        [r for r in refs if not r.startswith("data:")][:5]
+    assert refs and all(r.startswith(("data:", "#")) for r in refs), [
+        r for r in refs if not r.startswith("data:")
+    ][:5]
     assert "L.markerClusterGroup" in html and "leaflet-search" in html.lower()
 
 
@@ -366,8 +396,9 @@ def client(demo_engine):
                 test_client.app.include_router(router)
         with test_client as started:
             state = started.app.state.gridmap
-            state.extras["maps"] = MapService(state.engine, MapSettings(
-                warm_on_startup=False, permutations=99))
+            state.extras["maps"] = MapService(
+                state.engine, MapSettings(warm_on_startup=False, permutations=99)
+            )
             yield started
 
 
@@ -430,16 +461,19 @@ def test_hotspots_endpoint(client, demo):
     assert {"code", "count", "z", "p", "bin", "class", "rate_per_1000"} <= set(props)
     assert doc["summary"]["selected"] == len(demo.incidents)
     assert sum(doc["summary"]["bins"].values()) == 620
-    public = client.get("/hotspots?category=04&start=2023-03-01&end=2023-06-01"
-                        "&permutations=0&fdr=true&geometry=false").json()
+    public = client.get(
+        "/hotspots?category=04&start=2023-03-01&end=2023-06-01"
+        "&permutations=0&fdr=true&geometry=false"
+    ).json()
     assert public["features"][0]["geometry"] is None
     assert 0 < public["summary"]["selected"] < doc["summary"]["selected"]
     hotspot = demo.planted["hotspots"][1]
     window = planted_window(hotspot)
-    query = (f"/hotspots?start={window.start.date()}&end={window.end.date()}"
-             f"&category={hotspot['category']}&permutations=499&seed=7&geometry=false")
-    hot = {f["id"] for f in client.get(query).json()["features"]
-           if f["properties"]["bin"] == 3}
+    query = (
+        f"/hotspots?start={window.start.date()}&end={window.end.date()}"
+        f"&category={hotspot['category']}&permutations=499&seed=7&geometry=false"
+    )
+    hot = {f["id"] for f in client.get(query).json()["features"] if f["properties"]["bin"] == 3}
     assert set(hotspot["grid_codes"]) <= hot
     assert client.get("/hotspots?alpha=0.2").status_code == 422
 
@@ -449,8 +483,12 @@ def test_database_data_match_the_demo(client, demo):
     maps = client.app.state.gridmap.extras["maps"]
     data = maps.data()
     assert {lv: len(f) for lv, f in data.areas.items()} == {
-        "district": 1, "street": 8, "community": 89, "grid": 620,
-        "micro_grid": len(demo.micro_grids)}
+        "district": 1,
+        "street": 8,
+        "community": 89,
+        "grid": 620,
+        "micro_grid": len(demo.micro_grids),
+    }
     assert len(data.incidents) == len(demo.incidents) and len(data.staff) == len(demo.staff)
     assert str(data.incidents["reported_at"].dt.tz) == "Asia/Shanghai"
     assert data.incidents["category"].str.len().eq(4).all()  # leading zeros kept
@@ -476,9 +514,11 @@ def test_cli_coverage_strict(cli_env, demo_engine):
     assert clean.exit_code == 0, clean.output
     assert "no defects" in clean.output
     # One incident 20 km west of the district: --strict must fail on it. Removed after.
-    insert = text("INSERT INTO incident (source, external_id, location_status, location) "
-                  "VALUES ('patrol', 'strict-test', 'located', "
-                  "ST_SetSRID(ST_MakePoint(113.6, 34.0), 4326))")
+    insert = text(
+        "INSERT INTO incident (source, external_id, location_status, location) "
+        "VALUES ('patrol', 'strict-test', 'located', "
+        "ST_SetSRID(ST_MakePoint(113.6, 34.0), 4326))"
+    )
     with demo_engine.begin() as conn:
         conn.execute(insert)
     try:

@@ -40,8 +40,14 @@ def test_page_is_served_offline_and_exported(plan, tmp_path, monkeypatch):
         assert client.get("/map/redesign/nope").status_code == 404
     assert page.status_code == 200
     html = page.text
-    for text in ("after: new grids by workload", "before: old grid boundaries",
-                 "changed grids", "workload CV", f"{grids} ", "/static/vendor/"):
+    for text in (
+        "after: new grids by workload",
+        "before: old grid boundaries",
+        "changed grids",
+        "workload CV",
+        f"{grids} ",
+        "/static/vendor/",
+    ):
         assert text in html
     sources = re.findall(r'<(?:script|link)[^>]+(?:src|href)="([^"]+)"', html)
     assert sources and not [s for s in sources if s.startswith(("http:", "https:", "//"))]

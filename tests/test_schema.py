@@ -10,24 +10,41 @@ SQUARE = "SRID=4326;MULTIPOLYGON(((113.8 34,113.81 34,113.81 34.01,113.8 34.01,1
 
 
 def _generation(conn, label, active=False):
-    return conn.execute(text("INSERT INTO generation (label, is_active) VALUES (:l, :a) "
-                             "RETURNING id"), {"l": label, "a": active}).scalar_one()
+    return conn.execute(
+        text("INSERT INTO generation (label, is_active) VALUES (:l, :a) RETURNING id"),
+        {"l": label, "a": active},
+    ).scalar_one()
 
 
 def _area(conn, code, low, high, geom=SQUARE, parent=None, level="grid"):
-    conn.execute(text(
-        "INSERT INTO area (level, code, parent_code, generation_low, generation_high, geom) "
-        "VALUES (:level, :code, :parent, :low, :high, ST_GeomFromEWKT(:geom))"),
-        {"level": level, "code": code, "parent": parent, "low": low, "high": high, "geom": geom})
+    conn.execute(
+        text(
+            "INSERT INTO area (level, code, parent_code, generation_low, generation_high, geom) "
+            "VALUES (:level, :code, :parent, :low, :high, ST_GeomFromEWKT(:geom))"
+        ),
+        {"level": level, "code": code, "parent": parent, "low": low, "high": high, "geom": geom},
+    )
 
 
 def test_every_design_table_exists_with_gist_indexes(pg_engine):
     inspector = inspect(pg_engine)
     tables = set(inspector.get_table_names())
-    assert {"generation", "area", "staff", "incident", "incident_assignment", "lineage",
-            "import_batch", "rejected_row"} <= tables
-    gist = {(t, i["name"]) for t in ("area", "incident") for i in inspector.get_indexes(t)
-            if i.get("dialect_options", {}).get("postgresql_using") == "gist"}
+    assert {
+        "generation",
+        "area",
+        "staff",
+        "incident",
+        "incident_assignment",
+        "lineage",
+        "import_batch",
+        "rejected_row",
+    } <= tables
+    gist = {
+        (t, i["name"])
+        for t in ("area", "incident")
+        for i in inspector.get_indexes(t)
+        if i.get("dialect_options", {}).get("postgresql_using") == "gist"
+    }
     assert ("area", "area_geom_gist") in gist and ("incident", "incident_location_gist") in gist
 
 
@@ -56,12 +73,15 @@ def test_code_is_unique_within_a_generation_range_but_may_repeat_across(pg_engin
         tx.rollback()
 
 
-@pytest.mark.parametrize("kwargs, constraint", [
-    ({"code": "41100200100100A"}, "area_code_digits"),
-    ({"code": "411002001002001", "parent": "411002001001"}, "area_code_in_parent"),
-    ({"geom": "SRID=4326;MULTIPOLYGON(((0 0,1 1,1 0,0 1,0 0)))"}, "area_geom_valid"),
-    ({"level": "block"}, "area_level"),
-])
+@pytest.mark.parametrize(
+    "kwargs, constraint",
+    [
+        ({"code": "41100200100100A"}, "area_code_digits"),
+        ({"code": "411002001002001", "parent": "411002001001"}, "area_code_in_parent"),
+        ({"geom": "SRID=4326;MULTIPOLYGON(((0 0,1 1,1 0,0 1,0 0)))"}, "area_geom_valid"),
+        ({"level": "block"}, "area_level"),
+    ],
+)
 def test_area_constraints_refuse_bad_rows(pg_engine, kwargs, constraint):
     with pg_engine.connect() as conn:
         tx = conn.begin()
@@ -73,8 +93,9 @@ def test_area_constraints_refuse_bad_rows(pg_engine, kwargs, constraint):
 
 
 def test_incident_external_id_is_unique_per_source(pg_engine):
-    insert = text("INSERT INTO incident (source, external_id, location_status) "
-                  "VALUES (:s, :e, 'unlocated')")
+    insert = text(
+        "INSERT INTO incident (source, external_id, location_status) VALUES (:s, :e, 'unlocated')"
+    )
     with pg_engine.connect() as conn:
         tx = conn.begin()
         conn.execute(insert, {"s": "hotline_12345", "e": "A1"})
@@ -88,8 +109,12 @@ def test_located_incident_needs_a_location(pg_engine):
     with pg_engine.connect() as conn:
         tx = conn.begin()
         with pytest.raises(IntegrityError, match="incident_location_known"):
-            conn.execute(text("INSERT INTO incident (source, external_id, location_status) "
-                              "VALUES ('patrol', 'x', 'located')"))
+            conn.execute(
+                text(
+                    "INSERT INTO incident (source, external_id, location_status) "
+                    "VALUES ('patrol', 'x', 'located')"
+                )
+            )
         tx.rollback()
 
 
@@ -103,11 +128,19 @@ def test_deleting_an_incident_deletes_its_assignments(pg_engine):
     with pg_engine.connect() as conn:
         tx = conn.begin()
         gen = _generation(conn, "g")
-        incident = conn.execute(text(
-            "INSERT INTO incident (source, external_id, location_status) "
-            "VALUES ('patrol', 'x', 'unlocated') RETURNING id")).scalar_one()
-        conn.execute(text("INSERT INTO incident_assignment (generation_id, incident_id, "
-                          "assign_status) VALUES (:g, :i, 'outside')"), {"g": gen, "i": incident})
+        incident = conn.execute(
+            text(
+                "INSERT INTO incident (source, external_id, location_status) "
+                "VALUES ('patrol', 'x', 'unlocated') RETURNING id"
+            )
+        ).scalar_one()
+        conn.execute(
+            text(
+                "INSERT INTO incident_assignment (generation_id, incident_id, "
+                "assign_status) VALUES (:g, :i, 'outside')"
+            ),
+            {"g": gen, "i": incident},
+        )
         conn.execute(text("DELETE FROM incident WHERE id = :i"), {"i": incident})
         left = conn.execute(text("SELECT count(*) FROM incident_assignment")).scalar_one()
         tx.rollback()

@@ -34,22 +34,41 @@ _DECIMALS = 7  # ~1 cm: finer than any boundary survey, and a third shorter than
 _TYPES = "|".join(DEFECT_TYPES)
 
 
-@router.get("/coverage", response_class=GeoJSONResponse, summary="Coverage defects",
-            responses={200: {"content": {GEOJSON: {}}}})
+@router.get(
+    "/coverage",
+    response_class=GeoJSONResponse,
+    summary="Coverage defects",
+    responses={200: {"content": {GEOJSON: {}}}},
+)
 def coverage(
     maps: MapsDep,
     generation: GenerationParam = None,
-    types: Annotated[str | None, Query(
-        pattern=rf"^({_TYPES})(,({_TYPES}))*$",
-        description=f"Defect types to return, comma-separated ({', '.join(DEFECT_TYPES)}); "
-                    "default all. The summary always counts every type.")] = None,
-    sliver_m2: Annotated[float, Query(ge=0, le=1e6, description="Gap and overlap pieces "
-                                      "smaller than this (m²) are slivers.")] = 100.0,
-    nesting_tolerance_m: Annotated[float, Query(
-        ge=0, le=1000, description="How far (m) an area may reach outside its parent.")] = 1.0,
-    incident_tolerance_m: Annotated[float, Query(
-        ge=0, le=1000, description="Incidents this close (m) to a grid are not reported "
-                                   "(the snapping tolerance of the assignment).")] = 0.0,
+    types: Annotated[
+        str | None,
+        Query(
+            pattern=rf"^({_TYPES})(,({_TYPES}))*$",
+            description=f"Defect types to return, comma-separated ({', '.join(DEFECT_TYPES)}); "
+            "default all. The summary always counts every type.",
+        ),
+    ] = None,
+    sliver_m2: Annotated[
+        float,
+        Query(
+            ge=0, le=1e6, description="Gap and overlap pieces smaller than this (m²) are slivers."
+        ),
+    ] = 100.0,
+    nesting_tolerance_m: Annotated[
+        float, Query(ge=0, le=1000, description="How far (m) an area may reach outside its parent.")
+    ] = 1.0,
+    incident_tolerance_m: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=1000,
+            description="Incidents this close (m) to a grid are not reported "
+            "(the snapping tolerance of the assignment).",
+        ),
+    ] = 0.0,
 ) -> GeoJSONResponse:
     """Where the grid layer fails "全覆盖、无死角" (full coverage, no blind spots).
 
@@ -59,42 +78,85 @@ def coverage(
     and the tolerances; ``levels`` the areas and covered surface per level.
     """
     data = maps.data(generation)
-    report = analysis.coverage(data, sliver_m2=sliver_m2, nesting_tolerance_m=nesting_tolerance_m,
-                               incident_tolerance_m=incident_tolerance_m)
+    report = analysis.coverage(
+        data,
+        sliver_m2=sliver_m2,
+        nesting_tolerance_m=nesting_tolerance_m,
+        incident_tolerance_m=incident_tolerance_m,
+    )
     defects = report.defects
     if types:
         defects = defects[defects["type"].isin(types.split(","))]
-    features = [{"type": "Feature", "id": f"defect-{i}",
-                 "geometry": _geometry(geom),
-                 "properties": {"type": kind, "level": level, "area_m2": _float(area),
-                                "codes": list(codes), "detail": detail}}
-                for i, (kind, level, area, codes, detail, geom) in enumerate(zip(
-                    defects["type"], defects["level"], defects["area_m2"], defects["codes"],
-                    defects["detail"], defects.geometry, strict=True))]
+    features = [
+        {
+            "type": "Feature",
+            "id": f"defect-{i}",
+            "geometry": _geometry(geom),
+            "properties": {
+                "type": kind,
+                "level": level,
+                "area_m2": _float(area),
+                "codes": list(codes),
+                "detail": detail,
+            },
+        }
+        for i, (kind, level, area, codes, detail, geom) in enumerate(
+            zip(
+                defects["type"],
+                defects["level"],
+                defects["area_m2"],
+                defects["codes"],
+                defects["detail"],
+                defects.geometry,
+                strict=True,
+            )
+        )
+    ]
     levels = report.levels.astype(object).where(report.levels.notna(), None)
-    body = {"type": "FeatureCollection", "features": features,
-            "generation": data.generation, "summary": report.summary(),
-            "levels": levels.to_dict("records"), "numberReturned": len(features)}
+    body = {
+        "type": "FeatureCollection",
+        "features": features,
+        "generation": data.generation,
+        "summary": report.summary(),
+        "levels": levels.to_dict("records"),
+        "numberReturned": len(features),
+    }
     return GeoJSONResponse(dumps(body))
 
 
-@router.get("/hotspots", response_class=GeoJSONResponse, summary="Gi* hot spots per grid",
-            responses={200: {"content": {GEOJSON: {}}}})
+@router.get(
+    "/hotspots",
+    response_class=GeoJSONResponse,
+    summary="Gi* hot spots per grid",
+    responses={200: {"content": {GEOJSON: {}}}},
+)
 def hotspots(
     maps: MapsDep,
     selection: SelectionDep,
-    value: Annotated[Literal["count", "rate_per_1000", "per_km2"], Query(
-        description="The value analysed: incidents, per 1,000 residents or per km².")] =
-        "count",
-    permutations: Annotated[int, Query(
-        ge=0, le=9999, description="Conditional permutations for pseudo p-values; 0 for "
-        "the normal approximation (ArcGIS). 199 is the fewest that can reach 99 %.")] = 999,
-    seed: Annotated[int, Query(ge=0, le=2**31 - 1, description="Seed of the "
-                               "permutations.")] = 0,
-    fdr: Annotated[bool, Query(description="Control the false discovery rate at each "
-                               "confidence level (use with permutations=0).")] = False,
-    alpha: Annotated[Literal["0.1", "0.05", "0.01"], Query(
-        description="Widest confidence level reported.")] = "0.1",
+    value: Annotated[
+        Literal["count", "rate_per_1000", "per_km2"],
+        Query(description="The value analysed: incidents, per 1,000 residents or per km²."),
+    ] = "count",
+    permutations: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=9999,
+            description="Conditional permutations for pseudo p-values; 0 for "
+            "the normal approximation (ArcGIS). 199 is the fewest that can reach 99 %.",
+        ),
+    ] = 999,
+    seed: Annotated[int, Query(ge=0, le=2**31 - 1, description="Seed of the permutations.")] = 0,
+    fdr: Annotated[
+        bool,
+        Query(
+            description="Control the false discovery rate at each "
+            "confidence level (use with permutations=0)."
+        ),
+    ] = False,
+    alpha: Annotated[
+        Literal["0.1", "0.05", "0.01"], Query(description="Widest confidence level reported.")
+    ] = "0.1",
     geometry: Annotated[bool, Query(description="Include the grids' polygons.")] = True,
 ) -> GeoJSONResponse:
     """Getis-Ord Gi* of incidents per grid, binned as in ArcGIS (±3 = 99 %, ±2 = 95 %,
@@ -105,27 +167,52 @@ def hotspots(
     ``rate_per_1000``, ``area_km2``, ``per_km2``, ``z``, ``p``, ``bin``, ``class``.
     """
     data = maps.data()
-    stats = analysis.grid_stats(data, selection, permutations, seed, fdr, float(alpha),
-                                value)
-    columns = ["code", "name", "count", "population", "rate_per_1000", "area_km2", "per_km2",
-               "z", "p", "bin"]
+    stats = analysis.grid_stats(data, selection, permutations, seed, fdr, float(alpha), value)
+    columns = [
+        "code",
+        "name",
+        "count",
+        "population",
+        "rate_per_1000",
+        "area_km2",
+        "per_km2",
+        "z",
+        "p",
+        "bin",
+    ]
     table = stats[[c for c in columns if c in stats]]
     clean = table.astype(object).where(table.notna(), None).to_dict("records")
     shapes = stats.geometry if geometry else [None] * len(stats)
-    features = [{"type": "Feature", "id": row["code"], "geometry": _geometry(geom),
-                 "properties": {**row, "class": HOT_LABELS[int(row["bin"])]}}
-                for row, geom in zip(clean, shapes, strict=True)]
+    features = [
+        {
+            "type": "Feature",
+            "id": row["code"],
+            "geometry": _geometry(geom),
+            "properties": {**row, "class": HOT_LABELS[int(row["bin"])]},
+        }
+        for row, geom in zip(clean, shapes, strict=True)
+    ]
     bins = {str(b): int((stats["bin"] == b).sum()) for b in range(-3, 4)}
-    body = {"type": "FeatureCollection", "features": features,
-            "generation": data.generation,
-            "parameters": {"selection": selection.describe(), "value": value,
-                           "permutations": permutations, "seed": seed, "fdr": fdr,
-                           "alpha": float(alpha)},
-            "summary": {"selected": stats.attrs.get("selected"),
-                        "unassigned": stats.attrs.get("unassigned"), "bins": bins,
-                        "thresholds": {str(k): v for k, v in
-                                       stats.attrs.get("thresholds", {}).items()}},
-            "numberReturned": len(features)}
+    body = {
+        "type": "FeatureCollection",
+        "features": features,
+        "generation": data.generation,
+        "parameters": {
+            "selection": selection.describe(),
+            "value": value,
+            "permutations": permutations,
+            "seed": seed,
+            "fdr": fdr,
+            "alpha": float(alpha),
+        },
+        "summary": {
+            "selected": stats.attrs.get("selected"),
+            "unassigned": stats.attrs.get("unassigned"),
+            "bins": bins,
+            "thresholds": {str(k): v for k, v in stats.attrs.get("thresholds", {}).items()},
+        },
+        "numberReturned": len(features),
+    }
     return GeoJSONResponse(dumps(body))
 
 

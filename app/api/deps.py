@@ -67,17 +67,25 @@ def resolve_generation(conn: Connection, ref: str | None) -> repo.GenerationInfo
     if gen is None and ref is not None:
         raise NotFoundError(f"no generation {ref!r}; see GET /generations")
     if gen is None:
-        raise NotReadyError("no active generation: import areas (gridmap areas import) or "
-                            "load the demo (gridmap demo) first")
+        raise NotReadyError(
+            "no active generation: import areas (gridmap areas import) or "
+            "load the demo (gridmap demo) first"
+        )
     return gen
 
 
 # -- API keys --------------------------------------------------------------------------
 _api_key_header = APIKeyHeader(
-    name="X-API-Key", auto_error=False, scheme_name="ApiKey",
-    description="An API key from `gridmap keys create --role viewer|operator|admin`.")
-_bearer = HTTPBearer(auto_error=False, scheme_name="Bearer",
-                     description="The same API key as `Authorization: Bearer <key>`.")
+    name="X-API-Key",
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="An API key from `gridmap keys create --role viewer|operator|admin`.",
+)
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="Bearer",
+    description="The same API key as `Authorization: Bearer <key>`.",
+)
 
 
 async def get_principal(
@@ -91,8 +99,10 @@ async def get_principal(
         return None  # no database round trip for anonymous reads
     principal = await run_in_threadpool(authenticate, state.engine, token)
     if principal is None:
-        raise AuthenticationError("the API key is unknown or revoked; ask an admin for a key "
-                                  "(gridmap keys create --role viewer)")
+        raise AuthenticationError(
+            "the API key is unknown or revoked; ask an admin for a key "
+            "(gridmap keys create --role viewer)"
+        )
     return principal
 
 
@@ -114,11 +124,12 @@ def check_role(principal: Principal | None, role: str) -> Principal:
         raise AuthenticationError(
             f"this needs an API key with the {role} role: send it in the X-API-Key header "
             f"(or Authorization: Bearer <key>); an admin creates one with "
-            f"`gridmap keys create --role {role}`")
+            f"`gridmap keys create --role {role}`"
+        )
     if not principal.allows(role):
         raise PermissionDeniedError(
-            f"this needs the {role} role; the key {principal.prefix}… has the "
-            f"{principal.role} role")
+            f"this needs the {role} role; the key {principal.prefix}… has the {principal.role} role"
+        )
     return principal
 
 
@@ -132,17 +143,23 @@ CrsName = Literal["wgs84", "cgcs2000", "gcj02", "bd09"]
 CRS_DESCRIPTION = (
     "Coordinate system of lon/lat: `wgs84` (GPS, EPSG:4326), `cgcs2000` (official survey "
     "data, EPSG:4490; treated as WGS84, they differ by centimetres), `gcj02` (Amap/Gaode, "
-    "Tencent, WeChat `type: 'gcj02'`) or `bd09` (Baidu).")
-Lon = Annotated[float, Query(ge=-180, le=180, description="Longitude in degrees.",
-                             examples=[113.8422])]
-Lat = Annotated[float, Query(ge=-90, le=90, description="Latitude in degrees.",
-                             examples=[34.0663])]
+    "Tencent, WeChat `type: 'gcj02'`) or `bd09` (Baidu)."
+)
+Lon = Annotated[
+    float, Query(ge=-180, le=180, description="Longitude in degrees.", examples=[113.8422])
+]
+Lat = Annotated[float, Query(ge=-90, le=90, description="Latitude in degrees.", examples=[34.0663])]
 
 
-ToleranceParam = Annotated[float, Query(
-    ge=0, description="Snap points outside every grid to the nearest grid within this many "
-                      "metres (GPS noise; 20–50 m is usual); 0 disables snapping. At most "
-                      "GRIDMAP_MAX_TOLERANCE_M (default 500).")]
+ToleranceParam = Annotated[
+    float,
+    Query(
+        ge=0,
+        description="Snap points outside every grid to the nearest grid within this many "
+        "metres (GPS noise; 20–50 m is usual); 0 disables snapping. At most "
+        "GRIDMAP_MAX_TOLERANCE_M (default 500).",
+    ),
+]
 
 
 async def tolerance_param(state: StateDep, tolerance: ToleranceParam = 0.0) -> float:
@@ -151,15 +168,21 @@ async def tolerance_param(state: StateDep, tolerance: ToleranceParam = 0.0) -> f
 
 def checked_tolerance(tolerance: float, limit: float) -> float:
     if not math.isfinite(tolerance) or tolerance > limit:
-        raise ValidationError(f"tolerance must be between 0 and {limit:g} metres, "
-                              f"got {tolerance:g}")
+        raise ValidationError(
+            f"tolerance must be between 0 and {limit:g} metres, got {tolerance:g}"
+        )
     return tolerance
 
 
 ToleranceDep = Annotated[float, Depends(tolerance_param)]
-GenerationParam = Annotated[str | None, Query(
-    max_length=100, pattern=r"^[^\x00]+$",
-    description="Generation (boundary set) by label or id; default: the active one.")]
+GenerationParam = Annotated[
+    str | None,
+    Query(
+        max_length=100,
+        pattern=r"^[^\x00]+$",
+        description="Generation (boundary set) by label or id; default: the active one.",
+    ),
+]
 
 
 # -- bbox ------------------------------------------------------------------------------
@@ -188,17 +211,25 @@ class BBox:
 
 
 async def bbox_param(
-    bbox: Annotated[str | None, Query(
-        pattern=BBOX_PATTERN,
-        description="Only features intersecting this box: `minx,miny,maxx,maxy` (6 numbers "
-                    "with heights are accepted, heights ignored). Longitude/latitude in CRS84 "
-                    "by default; see `bbox-crs` for the axis order of the EPSG systems.",
-        examples=["113.80,34.02,113.84,34.05"])] = None,
-    bbox_crs: Annotated[OgcCrs, Query(
-        alias="bbox-crs",
-        description="CRS of `bbox`: CRS84 (lon,lat; default), EPSG:4326 (WGS84) or "
-                    "EPSG:4490 (CGCS2000). Both EPSG systems order axes latitude first: "
-                    "`minlat,minlon,maxlat,maxlon`.")] = CRS84,
+    bbox: Annotated[
+        str | None,
+        Query(
+            pattern=BBOX_PATTERN,
+            description="Only features intersecting this box: `minx,miny,maxx,maxy` (6 numbers "
+            "with heights are accepted, heights ignored). Longitude/latitude in CRS84 "
+            "by default; see `bbox-crs` for the axis order of the EPSG systems.",
+            examples=["113.80,34.02,113.84,34.05"],
+        ),
+    ] = None,
+    bbox_crs: Annotated[
+        OgcCrs,
+        Query(
+            alias="bbox-crs",
+            description="CRS of `bbox`: CRS84 (lon,lat; default), EPSG:4326 (WGS84) or "
+            "EPSG:4490 (CGCS2000). Both EPSG systems order axes latitude first: "
+            "`minlat,minlon,maxlat,maxlon`.",
+        ),
+    ] = CRS84,
 ) -> BBox | None:
     if bbox is None:
         return None
@@ -213,15 +244,21 @@ def parse_bbox(text: str, crs: str = CRS84) -> BBox:
         values = [values[0], values[1], values[3], values[4]]
     a, b, c, d = values
     lon0, lat0, lon1, lat1 = (b, a, d, c) if crs in LAT_FIRST else (a, b, c, d)
-    hint = (" (EPSG:4326 and EPSG:4490 put latitude first; use bbox-crs=CRS84 for "
-            "lon,lat order)" if crs in LAT_FIRST else "")
-    if not (-90 <= lat0 <= 90 and -90 <= lat1 <= 90 and -180 <= lon0 <= 180
-            and -180 <= lon1 <= 180):
-        raise ValidationError(f"bbox out of range: longitudes must be within ±180 and "
-                              f"latitudes within ±90{hint}")
+    hint = (
+        " (EPSG:4326 and EPSG:4490 put latitude first; use bbox-crs=CRS84 for lon,lat order)"
+        if crs in LAT_FIRST
+        else ""
+    )
+    if not (
+        -90 <= lat0 <= 90 and -90 <= lat1 <= 90 and -180 <= lon0 <= 180 and -180 <= lon1 <= 180
+    ):
+        raise ValidationError(
+            f"bbox out of range: longitudes must be within ±180 and latitudes within ±90{hint}"
+        )
     if lat0 > lat1:
-        raise ValidationError(f"bbox: the lower latitude {lat0:g} is above the upper "
-                              f"latitude {lat1:g}{hint}")
+        raise ValidationError(
+            f"bbox: the lower latitude {lat0:g} is above the upper latitude {lat1:g}{hint}"
+        )
     return BBox(lon0, lat0, lon1, lat1)
 
 
@@ -236,10 +273,17 @@ class Page:
 
 
 async def page_param(
-    limit: Annotated[int, Query(ge=1, le=10_000, description="Features per page (at most "
-                                "10,000).")] = 10,
-    offset: Annotated[int, Query(ge=0, le=1_000_000_000, description="Features to skip; "
-                                 "the `next` and `prev` links carry it.")] = 0,
+    limit: Annotated[
+        int, Query(ge=1, le=10_000, description="Features per page (at most 10,000).")
+    ] = 10,
+    offset: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=1_000_000_000,
+            description="Features to skip; the `next` and `prev` links carry it.",
+        ),
+    ] = 0,
 ) -> Page:
     return Page(limit, offset)
 
@@ -263,13 +307,20 @@ class TimeWindow:
 DATETIME_DESCRIPTION = (
     "Report time: an instant, a date, or an interval `start/end` with `..` (or nothing) for an "
     "open end, in RFC 3339 (`2023-03-01T08:00:00+08:00`, `2023-03-01T00:00:00Z`) or as dates "
-    "(`2023-03-01/2023-03-31`: whole days). Times without an offset are China Standard Time.")
+    "(`2023-03-01/2023-03-31`: whole days). Times without an offset are China Standard Time."
+)
 
 
 async def datetime_param(
-    datetime_: Annotated[str | None, Query(
-        alias="datetime", max_length=100, description=DATETIME_DESCRIPTION,
-        examples=["2023-03-01/2023-03-31"])] = None,
+    datetime_: Annotated[
+        str | None,
+        Query(
+            alias="datetime",
+            max_length=100,
+            description=DATETIME_DESCRIPTION,
+            examples=["2023-03-01/2023-03-31"],
+        ),
+    ] = None,
 ) -> TimeWindow:
     return parse_interval(datetime_) if datetime_ else TimeWindow()
 
@@ -305,8 +356,10 @@ def _instant(text: str, side: str) -> datetime | None:
             return moment + timedelta(days=1, microseconds=-1) if side == "end" else moment
         moment = datetime.fromisoformat(text)
     except (ValueError, OverflowError):
-        raise ValidationError(f"datetime: {text!r} is not an RFC 3339 time or a date "
-                              "(e.g. 2023-03-01T08:00:00+08:00 or 2023-03-01)") from None
+        raise ValidationError(
+            f"datetime: {text!r} is not an RFC 3339 time or a date "
+            "(e.g. 2023-03-01T08:00:00+08:00 or 2023-03-01)"
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=LOCAL_TZ)
 
 
@@ -328,13 +381,21 @@ class IncidentQuery:
     handling_level: tuple[str, ...] = ()
     location_status: tuple[str, ...] = ()
 
-    def to_filter(self, window: TimeWindow, bbox: BBox | None = None, **more
-                  ) -> queries.IncidentFilter:
+    def to_filter(
+        self, window: TimeWindow, bbox: BBox | None = None, **more
+    ) -> queries.IncidentFilter:
         """The SQL filter: these properties, a time window, a bbox and ``more`` fields."""
         return queries.IncidentFilter(
-            bbox=bbox, start=window.start, end=window.end, category=self.category,
-            status=self.status, source=self.source, handling_level=self.handling_level,
-            location_status=self.location_status, **more)
+            bbox=bbox,
+            start=window.start,
+            end=window.end,
+            category=self.category,
+            status=self.status,
+            source=self.source,
+            handling_level=self.handling_level,
+            location_status=self.location_status,
+            **more,
+        )
 
 
 def _split(value: str | None) -> tuple[str, ...]:
@@ -342,31 +403,62 @@ def _split(value: str | None) -> tuple[str, ...]:
 
 
 async def incident_query(
-    category: Annotated[str | None, Query(
-        pattern=r"^\d{1,16}(,\d{1,16})*$",
-        description="Category codes, comma-separated; a major class code (e.g. `04`, public "
-                    "safety) selects all its items.", examples=["0401,0402"])] = None,
-    status: Annotated[str | None, Query(
-        pattern=rf"^({_STATUS})(,({_STATUS}))*$",
-        description="Closed-loop statuses, comma-separated.", examples=["registered,dispatched"])
+    category: Annotated[
+        str | None,
+        Query(
+            pattern=r"^\d{1,16}(,\d{1,16})*$",
+            description="Category codes, comma-separated; a major class code (e.g. `04`, public "
+            "safety) selects all its items.",
+            examples=["0401,0402"],
+        ),
     ] = None,
-    source: Annotated[str | None, Query(
-        pattern=rf"^{_SOURCE}(,{_SOURCE})*$",
-        description="Sources, comma-separated (hotline_12345, police_110, patrol, resident, "
-                    "petition, other, …).", examples=["hotline_12345"])] = None,
-    handling_level: Annotated[str | None, Query(
-        pattern=r"^(grid|community|street)(,(grid|community|street))*$",
-        description="Handling levels, comma-separated: grid (self-handled), community, "
-                    "street (escalated).")] = None,
-    location_status: Annotated[str | None, Query(
-        pattern=r"^(located|geocoded|unlocated)(,(located|geocoded|unlocated))*$",
-        description="How the incident was located, comma-separated.")] = None,
+    status: Annotated[
+        str | None,
+        Query(
+            pattern=rf"^({_STATUS})(,({_STATUS}))*$",
+            description="Closed-loop statuses, comma-separated.",
+            examples=["registered,dispatched"],
+        ),
+    ] = None,
+    source: Annotated[
+        str | None,
+        Query(
+            pattern=rf"^{_SOURCE}(,{_SOURCE})*$",
+            description="Sources, comma-separated (hotline_12345, police_110, patrol, resident, "
+            "petition, other, …).",
+            examples=["hotline_12345"],
+        ),
+    ] = None,
+    handling_level: Annotated[
+        str | None,
+        Query(
+            pattern=r"^(grid|community|street)(,(grid|community|street))*$",
+            description="Handling levels, comma-separated: grid (self-handled), community, "
+            "street (escalated).",
+        ),
+    ] = None,
+    location_status: Annotated[
+        str | None,
+        Query(
+            pattern=r"^(located|geocoded|unlocated)(,(located|geocoded|unlocated))*$",
+            description="How the incident was located, comma-separated.",
+        ),
+    ] = None,
 ) -> IncidentQuery:
-    return IncidentQuery(_split(category), _split(status), _split(source),
-                         _split(handling_level), _split(location_status))
+    return IncidentQuery(
+        _split(category),
+        _split(status),
+        _split(source),
+        _split(handling_level),
+        _split(location_status),
+    )
 
 
 IncidentQueryDep = Annotated[IncidentQuery, Depends(incident_query)]
-OutputCrs = Annotated[OgcCrs, Query(
-    description="CRS of the returned coordinates: CRS84 (lon,lat; default), EPSG:4326 or "
-                "EPSG:4490, both with latitude first as EPSG defines them.")]
+OutputCrs = Annotated[
+    OgcCrs,
+    Query(
+        description="CRS of the returned coordinates: CRS84 (lon,lat; default), EPSG:4326 or "
+        "EPSG:4490, both with latitude first as EPSG defines them."
+    ),
+]

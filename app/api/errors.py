@@ -23,9 +23,20 @@ from gis.errors import CRSError, GridmapError, InfeasibleError, InvalidCodeError
 
 log = logging.getLogger("gridmap.api")
 
-__all__ = ["AuthenticationError", "ConflictError", "ErrorBody", "HTTP_STATUS",
-           "IllegalTransitionError", "NotFoundError", "NotReadyError", "PayloadTooLargeError",
-           "PermissionDeniedError", "ERROR_RESPONSES", "install_error_handlers", "status_for"]
+__all__ = [
+    "AuthenticationError",
+    "ConflictError",
+    "ErrorBody",
+    "HTTP_STATUS",
+    "IllegalTransitionError",
+    "NotFoundError",
+    "NotReadyError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "ERROR_RESPONSES",
+    "install_error_handlers",
+    "status_for",
+]
 
 
 class AuthenticationError(GridmapError):
@@ -72,16 +83,20 @@ class ErrorBody(BaseModel):
 
     detail: str | list[dict[str, Any]] = Field(
         description="What went wrong: a sentence, or for malformed requests one entry per "
-                    "problem with its location (`loc`), message (`msg`) and `type`.")
+        "problem with its location (`loc`), message (`msg`) and `type`."
+    )
     problems: list[dict[str, Any]] | None = Field(
-        default=None, description="Rows or items at fault, when the input was a batch.")
+        default=None, description="Rows or items at fault, when the input was a batch."
+    )
 
 
 def _error(description: str) -> dict[str, Any]:
     # Spelled out as application/json: with "model", FastAPI would document errors under
     # the route's own media type (application/geo+json for the feature routes).
-    return {"description": description,
-            "content": {"application/json": {"schema": ErrorBody.model_json_schema()}}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": ErrorBody.model_json_schema()}},
+    }
 
 
 #: OpenAPI documentation of the error responses every route may give.
@@ -90,8 +105,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: _error("No API key, or an unknown or revoked one."),
     403: _error("The API key's role is too weak for this request."),
     404: _error("No such resource."),
-    409: _error("The request conflicts with the current state (e.g. an illegal status "
-                "change, or no active generation)."),
+    409: _error(
+        "The request conflicts with the current state (e.g. an illegal status "
+        "change, or no active generation)."
+    ),
     413: _error("Request body or batch larger than the configured bound."),
     422: _error("Malformed or invalid parameters or body."),
 }
@@ -117,8 +134,10 @@ async def _gridmap_error(request: Request, exc: Exception) -> JSONResponse:
     status = status_for(exc)
     body: dict[str, Any] = {"detail": str(exc)}
     if isinstance(exc, ValidationError) and exc.problems:
-        body = {"detail": super(ValidationError, exc).__str__(),
-                "problems": _jsonable(exc.problems[:100])}
+        body = {
+            "detail": super(ValidationError, exc).__str__(),
+            "problems": _jsonable(exc.problems[:100]),
+        }
     headers = {"WWW-Authenticate": 'Bearer realm="gridmap"'} if status == 401 else None
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -132,8 +151,11 @@ async def _request_validation_error(request: Request, exc: Exception) -> JSONRes
     assert isinstance(exc, RequestValidationError)
     problems = []
     for error in exc.errors()[:_MAX_PROBLEMS]:
-        item = {"loc": list(error.get("loc", ())), "msg": str(error.get("msg", "")),
-                "type": str(error.get("type", ""))}
+        item = {
+            "loc": list(error.get("loc", ())),
+            "msg": str(error.get("msg", "")),
+            "type": str(error.get("type", "")),
+        }
         text = repr(error.get("input"))
         if "input" in error and len(text) <= _MAX_INPUT_CHARS:
             item["input"] = _jsonable(error["input"])
@@ -143,22 +165,23 @@ async def _request_validation_error(request: Request, exc: Exception) -> JSONRes
 
 async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
-                        headers=getattr(exc, "headers", None))
+    return JSONResponse(
+        {"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None)
+    )
 
 
 async def _data_error(request: Request, exc: Exception) -> JSONResponse:
     # Validation should have caught it; the database refusing a value is still the
     # caller's input (e.g. a NUL byte in a text field), never a server fault.
     reason = str(getattr(exc, "orig", exc)).splitlines()[0]
-    return JSONResponse({"detail": f"a value was refused by the database: {reason}"},
-                        status_code=422)
+    return JSONResponse(
+        {"detail": f"a value was refused by the database: {reason}"}, status_code=422
+    )
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return JSONResponse({"detail": "internal server error; see the server log"},
-                        status_code=500)
+    return JSONResponse({"detail": "internal server error; see the server log"}, status_code=500)
 
 
 def _jsonable(value: Any) -> Any:

@@ -15,8 +15,9 @@ from app.db import queries, repo
 
 router = APIRouter(prefix="/generations", tags=["generations"], responses=ERROR_RESPONSES)
 
-GenerationRef = Annotated[str, Path(max_length=100, pattern=r"^[^\x00/]+$",
-                                    description="Generation label or id.")]
+GenerationRef = Annotated[
+    str, Path(max_length=100, pattern=r"^[^\x00/]+$", description="Generation label or id.")
+]
 
 
 @router.get("", response_model=list[GenerationOut], summary="All generations")
@@ -34,23 +35,37 @@ def read_generation(conn: ConnDep, generation: GenerationRef) -> dict:
     return _out(gen, queries.generation_counts(conn).get(gen.id, {}))
 
 
-@router.post("/{generation}/activate", response_model=ActivationResult,
-             summary="Activate a generation (admin)")
-async def activate(state: StateDep, _: AdminDep, generation: GenerationRef,
-                   tolerance: ToleranceDep) -> dict:
+@router.post(
+    "/{generation}/activate",
+    response_model=ActivationResult,
+    summary="Activate a generation (admin)",
+)
+async def activate(
+    state: StateDep, _: AdminDep, generation: GenerationRef, tolerance: ToleranceDep
+) -> dict:
     """Make the generation active and re-assign every incident to its areas.
 
     Earlier assignments are kept in the assignment history; lookups switch to
     the new boundaries as soon as this returns.
     """
-    report = await run_in_threadpool(activate_and_reassign, state.engine, generation,
-                                     tolerance=tolerance)
+    report = await run_in_threadpool(
+        activate_and_reassign, state.engine, generation, tolerance=tolerance
+    )
     await run_in_threadpool(state.registry.refresh, True)
-    return {"generation": report.generation, "assigned": report.assigned,
-            "by_status": report.by_status}
+    return {
+        "generation": report.generation,
+        "assigned": report.assigned,
+        "by_status": report.by_status,
+    }
 
 
 def _out(gen: repo.GenerationInfo, counts: dict[str, int]) -> dict:
-    return {"id": gen.id, "label": gen.label, "is_active": gen.is_active,
-            "created_at": gen.created_at, "activated_at": gen.activated_at, "note": gen.note,
-            "counts": counts}
+    return {
+        "id": gen.id,
+        "label": gen.label,
+        "is_active": gen.is_active,
+        "created_at": gen.created_at,
+        "activated_at": gen.activated_at,
+        "note": gen.note,
+        "counts": counts,
+    }

@@ -50,8 +50,14 @@ def link(href: str, rel: str, media_type: str = JSON, title: str | None = None) 
     return out
 
 
-def paging_links(request: Request, offset: int, limit: int, returned: int, matched: int,
-                 media_type: str = GEOJSON) -> list[dict]:
+def paging_links(
+    request: Request,
+    offset: int,
+    limit: int,
+    returned: int,
+    matched: int,
+    media_type: str = GEOJSON,
+) -> list[dict]:
     """self, and next/prev when there are more features after or before this page."""
     links = [link(str(request.url), "self", media_type, "this page")]
     if offset + returned < matched:
@@ -63,8 +69,9 @@ def paging_links(request: Request, offset: int, limit: int, returned: int, match
     return links
 
 
-def feature_collection(features: Sequence[str], *, matched: int | None, links: list[dict],
-                       extra: dict | None = None) -> bytes:
+def feature_collection(
+    features: Sequence[str], *, matched: int | None, links: list[dict], extra: dict | None = None
+) -> bytes:
     """A FeatureCollection from features already serialised by PostGIS."""
     tail: dict[str, Any] = {}
     if matched is not None:

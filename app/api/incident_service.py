@@ -36,8 +36,9 @@ _PAD_DEG = 0.5  # as app.incidents: only to tell swapped lat/lon from a far-away
 
 
 # -- creation --------------------------------------------------------------------------
-def create_incident(state: AppState, data: IncidentIn, tolerance: float,
-                    actor: Principal | None) -> tuple[int, bool]:
+def create_incident(
+    state: AppState, data: IncidentIn, tolerance: float, actor: Principal | None
+) -> tuple[int, bool]:
     """Store a new incident; returns (id, created). An existing (source, id) is returned as is."""
     with state.engine.connect() as conn:
         existing = queries.incident_id_by_external(conn, data.source, data.external_id)
@@ -54,8 +55,16 @@ def create_incident(state: AppState, data: IncidentIn, tolerance: float,
             found = queries.incident_id_by_external(conn, data.source, data.external_id)
             assert found is not None
             return found, False
-        queries.log_status(conn, new_id, None, "reported", None, None, "created via the API",
-                           actor.key_id if actor else None)
+        queries.log_status(
+            conn,
+            new_id,
+            None,
+            "reported",
+            None,
+            None,
+            "created via the API",
+            actor.key_id if actor else None,
+        )
     return new_id, True
 
 
@@ -63,39 +72,71 @@ def _cleaned_row(data: IncidentIn, taxonomy: Taxonomy, view: GenerationView | No
     reported = data.reported_at or datetime.now(UTC)
     if reported.tzinfo is None:
         reported = reported.replace(tzinfo=LOCAL_TZ)
-    raw = pd.DataFrame([{
-        "id": data.external_id, "source": data.source, "category": data.category,
-        "description": data.description or "", "address": data.address or "",
-        "reported_at": reported.isoformat(), "crs": data.crs,
-        "lon": "" if data.lon is None else repr(data.lon),
-        "lat": "" if data.lat is None else repr(data.lat)}], dtype=str)
+    raw = pd.DataFrame(
+        [
+            {
+                "id": data.external_id,
+                "source": data.source,
+                "category": data.category,
+                "description": data.description or "",
+                "address": data.address or "",
+                "reported_at": reported.isoformat(),
+                "crs": data.crs,
+                "lon": "" if data.lon is None else repr(data.lon),
+                "lat": "" if data.lat is None else repr(data.lat),
+            }
+        ],
+        dtype=str,
+    )
     bounds = None
     if view is not None:
         minx, miny, maxx, maxy = view.index.bounds
         bounds = (minx - _PAD_DEG, miny - _PAD_DEG, maxx + _PAD_DEG, maxy + _PAD_DEG)
-    cleaned = clean_incidents(raw, fields=FieldMap(), source=data.source, crs=data.crs,
-                              categories=taxonomy.frame, expected_bounds=bounds)
+    cleaned = clean_incidents(
+        raw,
+        fields=FieldMap(),
+        source=data.source,
+        crs=data.crs,
+        categories=taxonomy.frame,
+        expected_bounds=bounds,
+    )
     if cleaned.rejected:
         reason = cleaned.rejected[0]["reason"]
         raise ValidationError(f"incident refused: {reason}")
     return cleaned.frame.iloc[0].to_dict()
 
 
-def _stored_values(row: dict, view: GenerationView | None, tolerance: float
-                   ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def _stored_values(
+    row: dict, view: GenerationView | None, tolerance: float
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The incident row, and its assignment under the active generation (None if unlocated)."""
     values: dict[str, Any] = {
-        name: _plain(row.get(name)) for name in (
-            "source", "external_id", "category", "description", "address", "raw_lon",
-            "raw_lat", "raw_crs", "location_status", "unlocated_reason")}
+        name: _plain(row.get(name))
+        for name in (
+            "source",
+            "external_id",
+            "category",
+            "description",
+            "address",
+            "raw_lon",
+            "raw_lat",
+            "raw_crs",
+            "location_status",
+            "unlocated_reason",
+        )
+    }
     values["reported_at"] = pd.Timestamp(row["reported_at"]).to_pydatetime()
     values["status"] = "reported"
     located = row["location_status"] in ("located", "geocoded")
     values["location"] = queries.point_expr(row["lon"], row["lat"]) if located else None
     if not located or view is None:
         return values, None
-    answer = assign_hierarchy(view.index, np.array([row["lon"]], dtype=float),
-                              np.array([row["lat"]], dtype=float), tolerance)
+    answer = assign_hierarchy(
+        view.index,
+        np.array([row["lon"]], dtype=float),
+        np.array([row["lat"]], dtype=float),
+        tolerance,
+    )
     assignment = {key: _plain(answer[key][0]) for key in answer}
     assignment["generation_id"] = view.generation.id
     return values, assignment
@@ -132,8 +173,18 @@ class GazetteerCache:
 
 
 def _load_gazetteer(conn: Connection) -> Gazetteer:
-    rows = conn.execute(select(AddressPoint.address, AddressPoint.lon, AddressPoint.lat,
-                               AddressPoint.micro_grid_code)).mappings().all()
+    rows = (
+        conn.execute(
+            select(
+                AddressPoint.address,
+                AddressPoint.lon,
+                AddressPoint.lat,
+                AddressPoint.micro_grid_code,
+            )
+        )
+        .mappings()
+        .all()
+    )
     return Gazetteer(pd.DataFrame(rows))
 
 
@@ -141,53 +192,79 @@ def _geocode(state: AppState, row: dict) -> None:
     cache = state.extras.setdefault("gazetteer", GazetteerCache())
     gazetteer = cache.get(state.engine)
     if gazetteer is None:
-        row.update(location_status="unlocated",
-                   unlocated_reason="address only, and no gazetteer is loaded")
+        row.update(
+            location_status="unlocated", unlocated_reason="address only, and no gazetteer is loaded"
+        )
         return
     found = gazetteer.geocode([row["address"]]).iloc[0]
     if pd.isna(found["lon"]):
         row.update(location_status="unlocated", unlocated_reason=str(found["reason"]))
     else:
-        row.update(location_status="geocoded", lon=float(found["lon"]),
-                   lat=float(found["lat"]))
+        row.update(location_status="geocoded", lon=float(found["lon"]), lat=float(found["lat"]))
 
 
 # -- the closed loop -------------------------------------------------------------------
-def change_status(engine: Engine, incident_id: int, target: str, level: str | None,
-                  note: str | None, actor: Principal) -> None:
+def change_status(
+    engine: Engine,
+    incident_id: int,
+    target: str,
+    level: str | None,
+    note: str | None,
+    actor: Principal,
+) -> None:
     """Apply one step (or an escalation) under a row lock, and log it."""
     with engine.begin() as conn:
         current = queries.incident_record(conn, incident_id, lock=True)
         if current is None:
             raise NotFoundError(f"no incident {incident_id}")
         change = plan_transition(current["status"], current["handling_level"], target, level)
-        values: dict[str, Any] = {"status": change.status,
-                                  "handling_level": change.handling_level}
+        values: dict[str, Any] = {"status": change.status, "handling_level": change.handling_level}
         if change.kind in ("advance", "reopen"):
             values[STEP_TIMESTAMP[change.status]] = func.now()
         values.update({column: None for column in change.clears})
         queries.update_incident(conn, incident_id, values)
-        queries.log_status(conn, incident_id, current["status"], change.status,
-                           current["handling_level"], change.handling_level, note, actor.key_id)
+        queries.log_status(
+            conn,
+            incident_id,
+            current["status"],
+            change.status,
+            current["handling_level"],
+            change.handling_level,
+            note,
+            actor.key_id,
+        )
 
 
 # -- documents -------------------------------------------------------------------------
-def incident_document(record: dict, view: GenerationView | None, taxonomy: Taxonomy,
-                      now: datetime, history: list[dict] | None = None) -> dict[str, Any]:
+def incident_document(
+    record: dict,
+    view: GenerationView | None,
+    taxonomy: Taxonomy,
+    now: datetime,
+    history: list[dict] | None = None,
+) -> dict[str, Any]:
     """The JSON of one incident (``schemas.IncidentOut``)."""
     category = taxonomy.by_code.get(record["category"] or "")
-    deadline = (record["reported_at"] + timedelta(hours=category.deadline_hours)
-                if category and record["reported_at"] else None)
+    deadline = (
+        record["reported_at"] + timedelta(hours=category.deadline_hours)
+        if category and record["reported_at"]
+        else None
+    )
     return {
-        "id": record["id"], "source": record["source"], "external_id": record["external_id"],
-        "category": record["category"], "category_name": category.name_zh if category else None,
-        "description": record["description"], "address": record["address"],
-        "reported_at": record["reported_at"], "status": record["status"],
+        "id": record["id"],
+        "source": record["source"],
+        "external_id": record["external_id"],
+        "category": record["category"],
+        "category_name": category.name_zh if category else None,
+        "description": record["description"],
+        "address": record["address"],
+        "reported_at": record["reported_at"],
+        "status": record["status"],
         "handling_level": record["handling_level"],
         "timestamps": {status: record[column] for status, column in STEP_TIMESTAMP.items()},
-        "deadline_at": deadline, "overdue": _overdue(record, deadline, now),
-        "location": None if record["lon"] is None else {"lon": record["lon"],
-                                                         "lat": record["lat"]},
+        "deadline_at": deadline,
+        "overdue": _overdue(record, deadline, now),
+        "location": None if record["lon"] is None else {"lon": record["lon"], "lat": record["lat"]},
         "raw": {"lon": record["raw_lon"], "lat": record["raw_lat"], "crs": record["raw_crs"]},
         "location_status": record["location_status"],
         "unlocated_reason": record["unlocated_reason"],
@@ -212,7 +289,13 @@ def _assignment(record: dict, view: GenerationView | None) -> dict[str, Any]:
             return None
         return view.describe(code) if same and view else {"code": code}
 
-    return {"generation_id": record["generation_id"], "status": record["assign_status"],
-            "distance_m": _plain(record["distance_m"]), "assigned_at": record["assigned_at"],
-            "street": area("street_code"), "community": area("community_code"),
-            "grid": area("grid_code"), "micro_grid": area("micro_grid_code")}
+    return {
+        "generation_id": record["generation_id"],
+        "status": record["assign_status"],
+        "distance_m": _plain(record["distance_m"]),
+        "assigned_at": record["assigned_at"],
+        "street": area("street_code"),
+        "community": area("community_code"),
+        "grid": area("grid_code"),
+        "micro_grid": area("micro_grid_code"),
+    }

@@ -33,10 +33,18 @@ router = APIRouter(prefix="/incidents", tags=["incidents"], responses=ERROR_RESP
 IncidentId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Incident id.")]
 
 
-@router.post("", response_model=IncidentOut, status_code=201, summary="Report an incident",
-             responses={200: {"model": IncidentOut,
-                              "description": "Already reported (same source and "
-                                             "external_id): the stored incident."}})
+@router.post(
+    "",
+    response_model=IncidentOut,
+    status_code=201,
+    summary="Report an incident",
+    responses={
+        200: {
+            "model": IncidentOut,
+            "description": "Already reported (same source and external_id): the stored incident.",
+        }
+    },
+)
 def create(state: StateDep, actor: OperatorDep, incident: IncidentIn) -> JSONResponse:
     """Locate (convert the CRS, or geocode the address), assign and store an incident.
 
@@ -47,27 +55,41 @@ def create(state: StateDep, actor: OperatorDep, incident: IncidentIn) -> JSONRes
     tolerance = checked_tolerance(incident.tolerance, state.api.max_tolerance_m)
     incident_id, created = incident_service.create_incident(state, incident, tolerance, actor)
     doc = _document(state, incident_id, with_history=False)
-    return JSONResponse(IncidentOut.model_validate(doc).model_dump(mode="json"),
-                        status_code=201 if created else 200)
+    return JSONResponse(
+        IncidentOut.model_validate(doc).model_dump(mode="json"), status_code=201 if created else 200
+    )
 
 
-@router.get("", response_class=GeoJSONResponse, response_model=FeatureCollection,
-            summary="Incidents, filtered")
+@router.get(
+    "",
+    response_class=GeoJSONResponse,
+    response_model=FeatureCollection,
+    summary="Incidents, filtered",
+)
 def list_incidents(
-    request: Request, conn: ConnDep, _: ViewerDep, bbox: BBoxDep, page: PageDep,
-    window: TimeWindowDep, f: IncidentQueryDep,
-    grid: Annotated[str | None, Query(pattern=r"^\d{1,32}$", description=(
-        "Only incidents assigned to this grid."))] = None,
+    request: Request,
+    conn: ConnDep,
+    _: ViewerDep,
+    bbox: BBoxDep,
+    page: PageDep,
+    window: TimeWindowDep,
+    f: IncidentQueryDep,
+    grid: Annotated[
+        str | None,
+        Query(pattern=r"^\d{1,32}$", description=("Only incidents assigned to this grid.")),
+    ] = None,
     generation: GenerationParam = None,
 ) -> GeoJSONResponse:
     """Incidents as GeoJSON, newest first, filtered by bbox, grid, category, status,
     source, handling level and report time (the same filters as
     /collections/incidents/items)."""
     gen_id = resolve_generation(conn, generation).id if generation is not None else None
-    filters = f.to_filter(window, bbox, generation_id=gen_id,
-                          area_level="grid" if grid else None, area_code=grid)
-    matched, features = queries.incident_features(conn, filters, page.limit, page.offset,
-                                                  newest_first=True)
+    filters = f.to_filter(
+        window, bbox, generation_id=gen_id, area_level="grid" if grid else None, area_code=grid
+    )
+    matched, features = queries.incident_features(
+        conn, filters, page.limit, page.offset, newest_first=True
+    )
     links = paging_links(request, page.offset, page.limit, len(features), matched)
     return GeoJSONResponse(feature_collection(features, matched=matched, links=links))
 
@@ -78,10 +100,14 @@ def read(state: StateDep, _: ViewerDep, incident_id: IncidentId) -> dict:
     return _document(state, incident_id, with_history=True)
 
 
-@router.post("/{incident_id}/transitions", response_model=IncidentOut,
-             summary="Move an incident through the closed loop")
-def transition(state: StateDep, actor: OperatorDep, incident_id: IncidentId,
-               step: TransitionIn) -> dict:
+@router.post(
+    "/{incident_id}/transitions",
+    response_model=IncidentOut,
+    summary="Move an incident through the closed loop",
+)
+def transition(
+    state: StateDep, actor: OperatorDep, incident_id: IncidentId, step: TransitionIn
+) -> dict:
     """reported → registered → dispatched → handled → verified → closed.
 
     Each step records its time. A failed verification sends a `handled`
@@ -89,8 +115,9 @@ def transition(state: StateDep, actor: OperatorDep, incident_id: IncidentId,
     is set at registration or dispatch and can only be escalated. Anything else
     is refused with 409 and the reason.
     """
-    incident_service.change_status(state.engine, incident_id, step.status,
-                                   step.handling_level, step.note, actor)
+    incident_service.change_status(
+        state.engine, incident_id, step.status, step.handling_level, step.note, actor
+    )
     return _document(state, incident_id, with_history=True)
 
 
@@ -100,5 +127,6 @@ def _document(state: AppState, incident_id: int, with_history: bool) -> dict:
         if record is None:
             raise NotFoundError(f"no incident {incident_id}")
         history = queries.status_history(conn, incident_id) if with_history else None
-    return incident_service.incident_document(record, state.registry.active, state.taxonomy,
-                                              datetime.now(UTC), history)
+    return incident_service.incident_document(
+        record, state.registry.active, state.taxonomy, datetime.now(UTC), history
+    )

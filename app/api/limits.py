@@ -19,8 +19,10 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
 
     def detail(self) -> str:
-        return (f"request body too large: at most {self.max_bytes:,} bytes are accepted "
-                "(GRIDMAP_MAX_BODY_BYTES)")
+        return (
+            f"request body too large: at most {self.max_bytes:,} bytes are accepted "
+            "(GRIDMAP_MAX_BODY_BYTES)"
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

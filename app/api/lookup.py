@@ -41,11 +41,20 @@ CrsQuery = Annotated[CrsName, Query(description=CRS_DESCRIPTION)]
 _SAME_AS_WGS84 = ("wgs84", "cgcs2000")
 
 
-@router.get("/lookup", response_model=LookupResult, response_class=JSONBytesResponse,
-            summary="Areas containing a point")
-async def lookup_point(request: Request, lon: Lon, lat: Lat, crs: CrsQuery = "wgs84",
-                       tolerance: ToleranceParam = 0.0, generation: GenerationParam = None
-                       ) -> JSONBytesResponse:
+@router.get(
+    "/lookup",
+    response_model=LookupResult,
+    response_class=JSONBytesResponse,
+    summary="Areas containing a point",
+)
+async def lookup_point(
+    request: Request,
+    lon: Lon,
+    lat: Lat,
+    crs: CrsQuery = "wgs84",
+    tolerance: ToleranceParam = 0.0,
+    generation: GenerationParam = None,
+) -> JSONBytesResponse:
     """Street, community, grid and micro-grid (code, name, staff) of one point.
 
     `status` and `distance_m` are the grid's: `inside`, on a grid `boundary`,
@@ -66,19 +75,29 @@ async def lookup_point(request: Request, lon: Lon, lat: Lat, crs: CrsQuery = "wg
     return JSONBytesResponse(dumps(doc))
 
 
-def _lookup_one(view: GenerationView, lon: float, lat: float, crs: str, tolerance: float
-                ) -> dict:
+def _lookup_one(view: GenerationView, lon: float, lat: float, crs: str, tolerance: float) -> dict:
     x, y = _to_wgs84(np.array([lon]), np.array([lat]), crs)
     answer = assign_hierarchy(view.index, x, y, tolerance)
-    return _document(view, lon, lat, crs, float(x[0]), float(y[0]),
-                     {key: values[0] for key, values in answer.items()})
+    return _document(
+        view,
+        lon,
+        lat,
+        crs,
+        float(x[0]),
+        float(y[0]),
+        {key: values[0] for key, values in answer.items()},
+    )
 
 
-def _document(view: GenerationView, lon: float, lat: float, crs: str, x: float, y: float,
-              answer: dict) -> dict:
+def _document(
+    view: GenerationView, lon: float, lat: float, crs: str, x: float, y: float, answer: dict
+) -> dict:
     distance = float(answer["distance_m"])
     return {
-        "lon": lon, "lat": lat, "crs": crs, "wgs84": {"lon": x, "lat": y},
+        "lon": lon,
+        "lat": lat,
+        "crs": crs,
+        "wgs84": {"lon": x, "lat": y},
         "generation": {"id": view.generation.id, "label": view.generation.label},
         "status": answer["assign_status"],
         "distance_m": None if math.isnan(distance) else distance,
@@ -89,8 +108,12 @@ def _document(view: GenerationView, lon: float, lat: float, crs: str, x: float, 
     }
 
 
-@router.post("/lookup", response_model=LookupBatchResult, response_class=JSONBytesResponse,
-             summary="Areas of many points")
+@router.post(
+    "/lookup",
+    response_model=LookupBatchResult,
+    response_class=JSONBytesResponse,
+    summary="Areas of many points",
+)
 async def lookup_batch(state: StateDep, batch: LookupBatch) -> JSONBytesResponse:
     """Up to GRIDMAP_MAX_LOOKUP_POINTS (default 100,000) points in one request.
 
@@ -98,11 +121,13 @@ async def lookup_batch(state: StateDep, batch: LookupBatch) -> JSONBytesResponse
     every level, the grid's `status` and `distance_m`.
     """
     if len(batch.lon) != len(batch.lat):
-        raise ValidationError(f"lon has {len(batch.lon)} values and lat {len(batch.lat)}; "
-                              "give one of each per point")
+        raise ValidationError(
+            f"lon has {len(batch.lon)} values and lat {len(batch.lat)}; give one of each per point"
+        )
     if len(batch.lon) > state.api.max_lookup_points:
-        raise PayloadTooLargeError(f"{len(batch.lon):,} points; at most "
-                                   f"{state.api.max_lookup_points:,} per request")
+        raise PayloadTooLargeError(
+            f"{len(batch.lon):,} points; at most {state.api.max_lookup_points:,} per request"
+        )
     tolerance = checked_tolerance(batch.tolerance, state.api.max_tolerance_m)
     view = await run_in_threadpool(state.registry.view, batch.generation)
     body = await run_in_threadpool(_lookup_many, view, batch, tolerance)
@@ -115,18 +140,25 @@ def _lookup_many(view: GenerationView, batch: LookupBatch, tolerance: float) -> 
     bad = ~np.isnan(lon) & ((np.abs(lon) > 180) | (np.abs(lat) > 90))
     if bad.any():
         first = np.flatnonzero(bad)[:10].tolist()
-        raise ValidationError(f"{int(bad.sum())} points are out of range (|lon| ≤ 180, "
-                              f"|lat| ≤ 90), first at indexes {first}")
+        raise ValidationError(
+            f"{int(bad.sum())} points are out of range (|lon| ≤ 180, "
+            f"|lat| ≤ 90), first at indexes {first}"
+        )
     x, y = _to_wgs84(lon, lat, batch.crs)
     answer = assign_hierarchy(view.index, x, y, tolerance)
-    return dumps({
-        "generation": {"id": view.generation.id, "label": view.generation.label},
-        "crs": batch.crs, "count": len(lon),
-        **{key: answer[key].tolist() for key in ("street_code", "community_code", "grid_code",
-                                                  "micro_grid_code")},
-        "status": answer["assign_status"].tolist(),
-        "distance_m": answer["distance_m"],  # NaN (outside) serialises as null
-    })
+    return dumps(
+        {
+            "generation": {"id": view.generation.id, "label": view.generation.label},
+            "crs": batch.crs,
+            "count": len(lon),
+            **{
+                key: answer[key].tolist()
+                for key in ("street_code", "community_code", "grid_code", "micro_grid_code")
+            },
+            "status": answer["assign_status"].tolist(),
+            "distance_m": answer["distance_m"],  # NaN (outside) serialises as null
+        }
+    )
 
 
 def _to_wgs84(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:

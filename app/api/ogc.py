@@ -57,12 +57,21 @@ router = APIRouter(tags=["OGC API – Features"], responses=ERROR_RESPONSES)
 COLLECTIONS: dict[str, tuple[str | None, str, str]] = {
     "streets": ("street", "Streets 街道", "Streets (subdistricts) and towns of the district."),
     "communities": ("community", "Communities 社区", "Residents' and villagers' committees."),
-    "grids": ("grid", "Grids 网格", "Comprehensive, dedicated and basic grids with their "
-                                   "unified 15-digit codes."),
-    "micro_grids": ("micro_grid", "Micro-grids 微网格", "Buildings or groups of buildings "
-                                                       "inside a grid."),
-    "incidents": (None, "Incidents 事件", "Reported incidents with their assignment; needs "
-                                          "an API key with the viewer role."),
+    "grids": (
+        "grid",
+        "Grids 网格",
+        "Comprehensive, dedicated and basic grids with their unified 15-digit codes.",
+    ),
+    "micro_grids": (
+        "micro_grid",
+        "Micro-grids 微网格",
+        "Buildings or groups of buildings inside a grid.",
+    ),
+    "incidents": (
+        None,
+        "Incidents 事件",
+        "Reported incidents with their assignment; needs an API key with the viewer role.",
+    ),
 }
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -71,8 +80,9 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
 ]
 CRS_LIST = [CRS84, EPSG4326, EPSG4490]
-CollectionId = Annotated[str, Path(
-    max_length=64, description="streets, communities, grids, micro_grids or incidents.")]
+CollectionId = Annotated[
+    str, Path(max_length=64, description="streets, communities, grids, micro_grids or incidents.")
+]
 
 
 @router.get("/", response_model=LandingPage, summary="Landing page")
@@ -82,11 +92,15 @@ def landing(request: Request) -> dict:
     return {
         "title": "gridmap",
         "description": "Grid governance GIS: unified-code grids, incident assignment, "
-                       "lookups and the closed loop of incident handling.",
+        "lookups and the closed loop of incident handling.",
         "links": [
             link(str(request.url), "self", JSON, "this document"),
-            link(base + "openapi.json", "service-desc",
-                 "application/vnd.oai.openapi+json;version=3.0", "the API definition"),
+            link(
+                base + "openapi.json",
+                "service-desc",
+                "application/vnd.oai.openapi+json;version=3.0",
+                "the API definition",
+            ),
             link(base + "docs", "service-doc", "text/html", "the API documentation"),
             link(base + "conformance", "conformance", JSON, "conformance classes"),
             link(base + "collections", "data", JSON, "the collections"),
@@ -100,8 +114,13 @@ def conformance() -> dict:
 
 
 @router.get("/collections", response_model=Collections, summary="Collections")
-def collections(request: Request, state: StateDep, conn: ConnDep, principal: PrincipalDep,
-                generation: GenerationParam = None) -> dict:
+def collections(
+    request: Request,
+    state: StateDep,
+    conn: ConnDep,
+    principal: PrincipalDep,
+    generation: GenerationParam = None,
+) -> dict:
     """The four area levels and the incidents, with their extents."""
     _guard_boundaries(state, principal)
     gen = resolve_generation(conn, generation)
@@ -110,31 +129,59 @@ def collections(request: Request, state: StateDep, conn: ConnDep, principal: Pri
     return {"collections": docs, "links": [link(str(request.url), "self", JSON)]}
 
 
-@router.get("/collections/{collection_id}", response_model=Collection,
-            summary="One collection")
-def collection(request: Request, state: StateDep, conn: ConnDep, principal: PrincipalDep,
-               collection_id: CollectionId, generation: GenerationParam = None) -> dict:
+@router.get("/collections/{collection_id}", response_model=Collection, summary="One collection")
+def collection(
+    request: Request,
+    state: StateDep,
+    conn: ConnDep,
+    principal: PrincipalDep,
+    collection_id: CollectionId,
+    generation: GenerationParam = None,
+) -> dict:
     _level(collection_id)
     _guard_boundaries(state, principal)
     gen = resolve_generation(conn, generation)
     return _collection(request, collection_id, queries.level_extents(conn, gen.id))
 
 
-@router.get("/collections/{collection_id}/items", response_class=GeoJSONResponse,
-            response_model=FeatureCollection, summary="Features of a collection")
+@router.get(
+    "/collections/{collection_id}/items",
+    response_class=GeoJSONResponse,
+    response_model=FeatureCollection,
+    summary="Features of a collection",
+)
 def items(
-    request: Request, state: StateDep, conn: ConnDep, principal: PrincipalDep,
-    collection_id: CollectionId, bbox: BBoxDep, page: PageDep, window: TimeWindowDep,
+    request: Request,
+    state: StateDep,
+    conn: ConnDep,
+    principal: PrincipalDep,
+    collection_id: CollectionId,
+    bbox: BBoxDep,
+    page: PageDep,
+    window: TimeWindowDep,
     incident_filter: IncidentQueryDep,
     crs: OutputCrs = CRS84,
-    code: Annotated[str | None, Query(pattern=r"^\d{1,32}$", description=(
-        "Areas: this unified code."))] = None,
-    parent: Annotated[str | None, Query(pattern=r"^\d{1,32}$", description=(
-        "Areas: children of this code (e.g. the grids of a community)."))] = None,
-    kind: Annotated[str | None, Query(max_length=32, pattern=r"^[a-z_]+$", description=(
-        "Areas: comprehensive, dedicated, basic, micro, administrative, …."))] = None,
-    grid: Annotated[str | None, Query(pattern=r"^\d{1,32}$", description=(
-        "Incidents: assigned to this grid."))] = None,
+    code: Annotated[
+        str | None, Query(pattern=r"^\d{1,32}$", description=("Areas: this unified code."))
+    ] = None,
+    parent: Annotated[
+        str | None,
+        Query(
+            pattern=r"^\d{1,32}$",
+            description=("Areas: children of this code (e.g. the grids of a community)."),
+        ),
+    ] = None,
+    kind: Annotated[
+        str | None,
+        Query(
+            max_length=32,
+            pattern=r"^[a-z_]+$",
+            description=("Areas: comprehensive, dedicated, basic, micro, administrative, …."),
+        ),
+    ] = None,
+    grid: Annotated[
+        str | None, Query(pattern=r"^\d{1,32}$", description=("Incidents: assigned to this grid."))
+    ] = None,
     generation: GenerationParam = None,
 ) -> GeoJSONResponse:
     """Features with bbox, paging, `datetime` (incidents' report time) and property filters.
@@ -148,53 +195,69 @@ def items(
     if level is None:
         check_role(principal, "viewer")
         _refuse(collection_id, code=code, parent=parent, kind=kind)
-        matched, features = _incident_page(conn, bbox, page, window, incident_filter, grid,
-                                           generation, lat_first)
+        matched, features = _incident_page(
+            conn, bbox, page, window, incident_filter, grid, generation, lat_first
+        )
     else:
         _guard_boundaries(state, principal)
-        _refuse(collection_id, grid=grid, datetime=window.bounded or None,
-                **{k: v or None for k, v in vars(incident_filter).items()})
+        _refuse(
+            collection_id,
+            grid=grid,
+            datetime=window.bounded or None,
+            **{k: v or None for k, v in vars(incident_filter).items()},
+        )
         gen = resolve_generation(conn, generation)
         filters = queries.AreaFilter(gen.id, level, code, parent, kind, bbox)
-        matched, features = queries.area_features(conn, filters, page.limit, page.offset,
-                                                  lat_first)
+        matched, features = queries.area_features(conn, filters, page.limit, page.offset, lat_first)
     links = paging_links(request, page.offset, page.limit, len(features), matched)
     body = feature_collection(features, matched=matched, links=links)
     return GeoJSONResponse(body, headers={"Content-Crs": f"<{crs}>"})
 
 
-@router.get("/collections/{collection_id}/items/{feature_id}", response_class=GeoJSONResponse,
-            response_model=Feature, summary="One feature")
+@router.get(
+    "/collections/{collection_id}/items/{feature_id}",
+    response_class=GeoJSONResponse,
+    response_model=Feature,
+    summary="One feature",
+)
 def item(
-    request: Request, state: StateDep, conn: ConnDep, principal: PrincipalDep,
+    request: Request,
+    state: StateDep,
+    conn: ConnDep,
+    principal: PrincipalDep,
     collection_id: CollectionId,
-    feature_id: Annotated[str, Path(max_length=64, description=(
-        "Area code, or incident id."))],
-    crs: OutputCrs = CRS84, generation: GenerationParam = None,
+    feature_id: Annotated[str, Path(max_length=64, description=("Area code, or incident id."))],
+    crs: OutputCrs = CRS84,
+    generation: GenerationParam = None,
 ) -> GeoJSONResponse:
     level = _level(collection_id)
     lat_first = crs in LAT_FIRST
     if level is None:
         check_role(principal, "viewer")
-        text = (queries.incident_feature(conn, int(feature_id), lat_first)
-                if feature_id.isdigit() and len(feature_id) < 19 else None)
+        text = (
+            queries.incident_feature(conn, int(feature_id), lat_first)
+            if feature_id.isdigit() and len(feature_id) < 19
+            else None
+        )
     else:
         _guard_boundaries(state, principal)
         gen = resolve_generation(conn, generation)
         text = queries.area_feature(conn, gen.id, feature_id, level, lat_first)
     if text is None:
         raise NotFoundError(f"no feature {feature_id!r} in {collection_id}")
-    links = [link(str(request.url), "self", GEOJSON),
-             link(str(request.url_for("items", collection_id=collection_id)), "collection",
-                  GEOJSON)]
+    links = [
+        link(str(request.url), "self", GEOJSON),
+        link(str(request.url_for("items", collection_id=collection_id)), "collection", GEOJSON),
+    ]
     body = text[:-1].encode() + b',"links":' + dumps(links) + b"}"
     return GeoJSONResponse(body, headers={"Content-Crs": f"<{crs}>"})
 
 
 def _level(collection_id: str) -> str | None:
     if collection_id not in COLLECTIONS:
-        raise NotFoundError(f"no collection {collection_id!r}; collections are "
-                            f"{', '.join(COLLECTIONS)}")
+        raise NotFoundError(
+            f"no collection {collection_id!r}; collections are {', '.join(COLLECTIONS)}"
+        )
     return COLLECTIONS[collection_id][0]
 
 
@@ -210,11 +273,13 @@ def _refuse(collection_id: str, **given: Any) -> None:
         raise ValidationError(f"{', '.join(sorted(wrong))} cannot filter {collection_id}")
 
 
-def _incident_page(conn, bbox, page, window: TimeWindow, f: IncidentQuery, grid, generation,
-                   lat_first) -> tuple[int, list[str]]:
+def _incident_page(
+    conn, bbox, page, window: TimeWindow, f: IncidentQuery, grid, generation, lat_first
+) -> tuple[int, list[str]]:
     gen_id = resolve_generation(conn, generation).id if generation is not None else None
-    filters = f.to_filter(window, bbox, generation_id=gen_id,
-                          area_level="grid" if grid else None, area_code=grid)
+    filters = f.to_filter(
+        window, bbox, generation_id=gen_id, area_level="grid" if grid else None, area_code=grid
+    )
     return queries.incident_features(conn, filters, page.limit, page.offset, lat_first)
 
 
@@ -224,12 +289,20 @@ def _collection(request: Request, collection_id: str, extents: dict) -> dict:
     bbox = extents.get(level) if level else extents.get("district") or extents.get("grid")
     extent: dict[str, Any] = {"spatial": {"bbox": [bbox], "crs": CRS84}} if bbox else {}
     if level is None:
-        extent["temporal"] = {"interval": [[None, None]],
-                              "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}
+        extent["temporal"] = {
+            "interval": [[None, None]],
+            "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian",
+        }
     return {
-        "id": collection_id, "title": title, "description": description,
-        "itemType": "feature", "crs": CRS_LIST, "storageCrs": CRS84, "extent": extent or None,
-        "links": [link(base, "self", JSON, title),
-                  link(base + "/items", "items", GEOJSON, f"{title}: features")],
+        "id": collection_id,
+        "title": title,
+        "description": description,
+        "itemType": "feature",
+        "crs": CRS_LIST,
+        "storageCrs": CRS84,
+        "extent": extent or None,
+        "links": [
+            link(base, "self", JSON, title),
+            link(base + "/items", "items", GEOJSON, f"{title}: features"),
+        ],
     }
-

@@ -40,17 +40,19 @@ from app.db import queries
 from app.security import Principal, authenticate
 from gis.errors import ValidationError
 
-router = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"],
-                   responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"], responses=ERROR_RESPONSES)
 
 SOURCE = "open311"
 NOT_CLOSED = ("reported", "registered", "dispatched", "handled", "verified")
-Lang = Annotated[Literal["zh", "en"], Query(description="Language of service names "
-                                                        "(extension).")]
-_NOT_STORED = ("Accepted for GeoReport compatibility; not stored (personal data stays with "
-               "the reporting channel).")
-ApiKeyParam = Annotated[str | None, Query(
-    max_length=200, description="API key (GeoReport style); the X-API-Key header works too.")]
+Lang = Annotated[Literal["zh", "en"], Query(description="Language of service names (extension).")]
+_NOT_STORED = (
+    "Accepted for GeoReport compatibility; not stored (personal data stays with "
+    "the reporting channel)."
+)
+ApiKeyParam = Annotated[
+    str | None,
+    Query(max_length=200, description="API key (GeoReport style); the X-API-Key header works too."),
+]
 
 
 class Service(BaseModel):
@@ -102,26 +104,38 @@ def services(state: StateDep, lang: Lang = "zh") -> list[dict]:
     out = []
     for c in state.taxonomy.by_code.values():
         zh = lang == "zh"
-        out.append({
-            "service_code": c.code, "service_name": c.name_zh if zh else c.name_en,
-            "description": f"{c.name_en} / {c.name_zh}; handled within {c.deadline_hours} h",
-            "metadata": False, "type": "realtime", "group": c.major_name_zh if zh
-            else c.major_name_en, "keywords": ", ".join((c.name_zh, c.name_en))})
+        out.append(
+            {
+                "service_code": c.code,
+                "service_name": c.name_zh if zh else c.name_en,
+                "description": f"{c.name_en} / {c.name_zh}; handled within {c.deadline_hours} h",
+                "metadata": False,
+                "type": "realtime",
+                "group": c.major_name_zh if zh else c.major_name_en,
+                "keywords": ", ".join((c.name_zh, c.name_en)),
+            }
+        )
     return out
 
 
-@router.get("/services/{service_code}.json", response_model=ServiceDefinition,
-            summary="Service definition")
-def service_definition(state: StateDep, service_code: Annotated[str, Path(
-        max_length=16, description="A service code from services.json.")]) -> dict:
+@router.get(
+    "/services/{service_code}.json", response_model=ServiceDefinition, summary="Service definition"
+)
+def service_definition(
+    state: StateDep,
+    service_code: Annotated[
+        str, Path(max_length=16, description="A service code from services.json.")
+    ],
+) -> dict:
     """No service takes extra attributes (metadata is false for all)."""
     if service_code not in state.taxonomy.by_code:
         raise NotFoundError(f"no service {service_code!r}; see services.json")
     return {"service_code": service_code, "attributes": []}
 
 
-async def open311_principal(state: StateDep, principal: PrincipalDep,
-                            api_key: ApiKeyParam = None) -> Principal | None:
+async def open311_principal(
+    state: StateDep, principal: PrincipalDep, api_key: ApiKeyParam = None
+) -> Principal | None:
     """The key from the header, or from the ``api_key`` query parameter."""
     if principal is not None or not api_key:
         return principal
@@ -136,41 +150,54 @@ Open311Principal = Annotated[Principal | None, Depends(open311_principal)]
 
 @router.get("/requests.json", response_model=list[ServiceRequest], summary="Service requests")
 def list_requests(
-    state: StateDep, conn: ConnDep, principal: Open311Principal, bbox: BBoxDep,
-    service_request_id: Annotated[str | None, Query(
-        pattern=r"^\d{1,18}(,\d{1,18})*$", description="Request ids, comma-separated; other "
-                                                      "filters are then ignored.")] = None,
-    service_code: Annotated[str | None, Query(
-        pattern=r"^\d{1,16}(,\d{1,16})*$", description="Service codes, comma-separated.")
+    state: StateDep,
+    conn: ConnDep,
+    principal: Open311Principal,
+    bbox: BBoxDep,
+    service_request_id: Annotated[
+        str | None,
+        Query(
+            pattern=r"^\d{1,18}(,\d{1,18})*$",
+            description="Request ids, comma-separated; other filters are then ignored.",
+        ),
     ] = None,
-    start_date: Annotated[str | None, Query(
-        max_length=40, description="Earliest requested_datetime (ISO 8601).")] = None,
-    end_date: Annotated[str | None, Query(
-        max_length=40, description="Latest requested_datetime (ISO 8601).")] = None,
-    status: Annotated[str | None, Query(
-        pattern=r"^(open|closed)(,(open|closed))?$", description="open, closed or both.")
+    service_code: Annotated[
+        str | None,
+        Query(pattern=r"^\d{1,16}(,\d{1,16})*$", description="Service codes, comma-separated."),
     ] = None,
-    page: Annotated[int, Query(ge=1, le=1_000_000, description="Page, from 1 (extension).")
-    ] = 1,
-    page_size: Annotated[int, Query(ge=1, le=1000, description="Requests per page "
-                                                               "(extension; at most 1000).")
+    start_date: Annotated[
+        str | None, Query(max_length=40, description="Earliest requested_datetime (ISO 8601).")
+    ] = None,
+    end_date: Annotated[
+        str | None, Query(max_length=40, description="Latest requested_datetime (ISO 8601).")
+    ] = None,
+    status: Annotated[
+        str | None,
+        Query(pattern=r"^(open|closed)(,(open|closed))?$", description="open, closed or both."),
+    ] = None,
+    page: Annotated[int, Query(ge=1, le=1_000_000, description="Page, from 1 (extension).")] = 1,
+    page_size: Annotated[
+        int, Query(ge=1, le=1000, description="Requests per page (extension; at most 1000).")
     ] = 50,
     lang: Lang = "zh",
 ) -> list[dict]:
     """Service requests, newest first (needs a viewer key)."""
     check_role(principal, "viewer")
-    filters = _request_filter(bbox, service_request_id, service_code, start_date, end_date,
-                              status)
+    filters = _request_filter(bbox, service_request_id, service_code, start_date, end_date, status)
     records = queries.incident_records(conn, filters, page_size, (page - 1) * page_size)
     return [_request(r, state, lang) for r in records]
 
 
-@router.get("/requests/{service_request_id}.json", response_model=list[ServiceRequest],
-            summary="One service request")
+@router.get(
+    "/requests/{service_request_id}.json",
+    response_model=list[ServiceRequest],
+    summary="One service request",
+)
 def read_request(
-    state: StateDep, conn: ConnDep, principal: Open311Principal,
-    service_request_id: Annotated[str, Path(pattern=r"^\d{1,18}$",
-                                            description="The request id.")],
+    state: StateDep,
+    conn: ConnDep,
+    principal: Open311Principal,
+    service_request_id: Annotated[str, Path(pattern=r"^\d{1,18}$", description="The request id.")],
     lang: Lang = "zh",
 ) -> list[dict]:
     """The request, as a one-element list (as GeoReport v2 specifies)."""
@@ -181,25 +208,41 @@ def read_request(
     return [_request(record, state, lang)]
 
 
-@router.post("/requests.json", response_model=list[CreatedRequest], status_code=201,
-             summary="Create a service request")
+@router.post(
+    "/requests.json",
+    response_model=list[CreatedRequest],
+    status_code=201,
+    summary="Create a service request",
+)
 def create_request(
-    state: StateDep, principal: Open311Principal,
+    state: StateDep,
+    principal: Open311Principal,
     service_code: Annotated[str, Form(max_length=16, description="From services.json.")],
     lat: Annotated[float | None, Form(ge=-90, le=90, description="Latitude.")] = None,
     long: Annotated[float | None, Form(ge=-180, le=180, description="Longitude.")] = None,
-    address_string: Annotated[str | None, Form(max_length=500, description=(
-        "Address; geocoded when there are no coordinates."))] = None,
-    description: Annotated[str | None, Form(max_length=4000, description=(
-        "What the problem is."))] = None,
+    address_string: Annotated[
+        str | None,
+        Form(max_length=500, description=("Address; geocoded when there are no coordinates.")),
+    ] = None,
+    description: Annotated[
+        str | None, Form(max_length=4000, description=("What the problem is."))
+    ] = None,
     crs: Annotated[CrsName, Form(description=CRS_DESCRIPTION + " (extension)")] = "wgs84",
-    external_id: Annotated[str | None, Form(max_length=128, description=(
-        "The client's own id; repeating it returns the first request (extension)."))] = None,
+    external_id: Annotated[
+        str | None,
+        Form(
+            max_length=128,
+            description=(
+                "The client's own id; repeating it returns the first request (extension)."
+            ),
+        ),
+    ] = None,
     api_key: Annotated[str | None, Form(max_length=200, description="API key.")] = None,
     email: Annotated[str | None, Form(max_length=200, description=_NOT_STORED)] = None,
     device_id: Annotated[str | None, Form(max_length=200, description=_NOT_STORED)] = None,
-    account_id: Annotated[str | None, Form(max_length=200, description=(
-        "Echoed back in the answer; not stored."))] = None,
+    account_id: Annotated[
+        str | None, Form(max_length=200, description=("Echoed back in the answer; not stored."))
+    ] = None,
     first_name: Annotated[str | None, Form(max_length=200, description=_NOT_STORED)] = None,
     last_name: Annotated[str | None, Form(max_length=200, description=_NOT_STORED)] = None,
     phone: Annotated[str | None, Form(max_length=50, description=_NOT_STORED)] = None,
@@ -218,18 +261,32 @@ def create_request(
     if (lat is None) != (long is None) or (lat is None and not address_string):
         raise ValidationError("give both lat and long, or an address_string")
     try:
-        incident = IncidentIn(source=SOURCE, external_id=external_id or uuid.uuid4().hex,
-                              category=service_code, description=description,
-                              address=address_string, lon=long, lat=lat, crs=crs)
+        incident = IncidentIn(
+            source=SOURCE,
+            external_id=external_id or uuid.uuid4().hex,
+            category=service_code,
+            description=description,
+            address=address_string,
+            lon=long,
+            lat=lat,
+            crs=crs,
+        )
     except pydantic.ValidationError as exc:
-        raise ValidationError("invalid service request: " + "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+        raise ValidationError(
+            "invalid service request: "
+            + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        ) from None
     incident_id, _created = incident_service.create_incident(state, incident, 0.0, actor)
     with state.engine.connect() as conn:
         record = queries.incident_record(conn, incident_id)
     assert record is not None
-    return [{"service_request_id": str(incident_id), "account_id": account_id,
-             "service_notice": _notice(record, state.registry.active)}]
+    return [
+        {
+            "service_request_id": str(incident_id),
+            "account_id": account_id,
+            "service_notice": _notice(record, state.registry.active),
+        }
+    ]
 
 
 def _request_filter(bbox, ids, codes, start, end, status) -> queries.IncidentFilter:
@@ -243,30 +300,52 @@ def _request_filter(bbox, ids, codes, start, end, status) -> queries.IncidentFil
         statuses = NOT_CLOSED
     elif wanted == {"closed"}:
         statuses = ("closed",)
-    return queries.IncidentFilter(bbox=bbox, start=window_start, end=window_end,
-                                  category=tuple(codes.split(",")) if codes else (),
-                                  status=statuses)
+    return queries.IncidentFilter(
+        bbox=bbox,
+        start=window_start,
+        end=window_end,
+        category=tuple(codes.split(",")) if codes else (),
+        status=statuses,
+    )
 
 
 def _request(record: dict, state: AppState, lang: str) -> dict:
     category = state.taxonomy.by_code.get(record["category"] or "")
-    steps = [record[c] for c in ("reported_at", "registered_at", "dispatched_at",
-                                 "handled_at", "verified_at", "closed_at")]
+    steps = [
+        record[c]
+        for c in (
+            "reported_at",
+            "registered_at",
+            "dispatched_at",
+            "handled_at",
+            "verified_at",
+            "closed_at",
+        )
+    ]
     view = state.registry.active
     return {
         "service_request_id": str(record["id"]),
         "status": "closed" if record["status"] == "closed" else "open",
-        "status_notes": _status_notes(record), "detailed_status": record["status"],
+        "status_notes": _status_notes(record),
+        "detailed_status": record["status"],
         "service_name": (category.name_zh if lang == "zh" else category.name_en)
-        if category else None,
-        "service_code": record["category"], "description": record["description"],
-        "agency_responsible": _agency(record, view), "service_notice": None,
+        if category
+        else None,
+        "service_code": record["category"],
+        "description": record["description"],
+        "agency_responsible": _agency(record, view),
+        "service_notice": None,
         "requested_datetime": record["reported_at"],
         "updated_datetime": max((s for s in steps if s is not None), default=None),
         "expected_datetime": record["reported_at"] + timedelta(hours=category.deadline_hours)
-        if category and record["reported_at"] else None,
-        "address": record["address"], "address_id": None, "zipcode": None,
-        "lat": record["lat"], "long": record["lon"], "media_url": None,
+        if category and record["reported_at"]
+        else None,
+        "address": record["address"],
+        "address_id": None,
+        "zipcode": None,
+        "lat": record["lat"],
+        "long": record["lon"],
+        "media_url": None,
         "grid_code": record["grid_code"],
     }
 
@@ -281,7 +360,8 @@ def _status_notes(record: dict) -> str:
 
 def _agency(record: dict, view: GenerationView | None) -> str | None:
     column = {"community": "community_code", "street": "street_code"}.get(
-        record["handling_level"] or "", "grid_code")
+        record["handling_level"] or "", "grid_code"
+    )
     code = record[column]
     if code is None:
         return None
@@ -293,6 +373,8 @@ def _notice(record: dict, view: GenerationView | None) -> str:
     if record["location_status"] == "unlocated":
         return f"received; not located yet: {record['unlocated_reason']}"
     agency = _agency(record, view)
-    return f"received; assigned to {agency}" if agency else \
-        "received; the location is outside every grid and will be routed by hand"
-
+    return (
+        f"received; assigned to {agency}"
+        if agency
+        else "received; the location is outside every grid and will be routed by hand"
+    )

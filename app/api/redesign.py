@@ -33,20 +33,34 @@ class PlanRequest(BaseModel):
 
     target: int = Field(ge=1, le=100_000, description="Number of grids wanted, e.g. 539.")
     mode: Literal["merge", "reshape"] = Field(
-        "merge", description="merge: unions of whole grids; reshape: micro-grids move.")
-    weights: dict[Literal["households", "population", "incidents", "area"],
-                  Annotated[float, Field(ge=0, le=1000)]] | None = Field(
-        None, description="Workload weights; default households 0.4, population 0.2, "
-                          "incidents 0.3, area 0.1.")
+        "merge", description="merge: unions of whole grids; reshape: micro-grids move."
+    )
+    weights: (
+        dict[
+            Literal["households", "population", "incidents", "area"],
+            Annotated[float, Field(ge=0, le=1000)],
+        ]
+        | None
+    ) = Field(
+        None,
+        description="Workload weights; default households 0.4, population 0.2, "
+        "incidents 0.3, area 0.1.",
+    )
     nest_within: Literal["community", "street"] = Field(
-        "community", description="Every new grid stays inside one of these.")
-    band: float | None = Field(None, gt=0, lt=10,
-                               description="Require every grid within ±band of the mean.")
+        "community", description="Every new grid stays inside one of these."
+    )
+    band: float | None = Field(
+        None, gt=0, lt=10, description="Require every grid within ±band of the mean."
+    )
     lock_dedicated: bool = Field(False, description="Keep dedicated grids as they are.")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of the search.")
-    label: str | None = Field(None, min_length=1, max_length=100,
-                              pattern=r"^[A-Za-z0-9_.:-]+$",
-                              description="Label of the new generation.")
+    label: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="Label of the new generation.",
+    )
     dry_run: bool = Field(False, description="Compute and report metrics; store nothing.")
 
 
@@ -57,8 +71,9 @@ class Job(BaseModel):
     submitted_at: datetime
     finished_at: datetime | None = None
     request: PlanRequest
-    result: dict[str, Any] | None = Field(None, description="Metrics before/after and the "
-                                          "stored generation, when done.")
+    result: dict[str, Any] | None = Field(
+        None, description="Metrics before/after and the stored generation, when done."
+    )
     error: str | None = None
 
 
@@ -67,7 +82,8 @@ class JobBoard:
     """In-memory jobs of this process (a plan is stored in the database when done)."""
 
     executor: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="redesign"))
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="redesign")
+    )
     jobs: dict[str, Job] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -95,13 +111,23 @@ def shutdown_jobs(app) -> None:
         board.executor.shutdown(wait=True, cancel_futures=True)
 
 
-@router.post("/plans", status_code=202, response_model=Job,
-             summary="Compute a redesign plan in the background (operator)")
-def create_plan(body: PlanRequest, request: Request, state: StateDep,
-                principal: OperatorDep) -> Job:
+@router.post(
+    "/plans",
+    status_code=202,
+    response_model=Job,
+    summary="Compute a redesign plan in the background (operator)",
+)
+def create_plan(
+    body: PlanRequest, request: Request, state: StateDep, principal: OperatorDep
+) -> Job:
     board = _board(request)
-    job = Job(id=uuid.uuid4().hex[:12], status="queued", progress="waiting for a worker",
-              submitted_at=datetime.now(UTC), request=body)
+    job = Job(
+        id=uuid.uuid4().hex[:12],
+        status="queued",
+        progress="waiting for a worker",
+        submitted_at=datetime.now(UTC),
+        request=body,
+    )
     with board.lock:
         board.jobs[job.id] = job
     board.executor.submit(_run, board, job.id, state.engine, body)
@@ -114,24 +140,48 @@ def _run(board: JobBoard, job_id: str, engine, body: PlanRequest) -> None:
     board.update(job_id, status="running", progress="starting")
     try:
         result = plan_redesign(
-            engine, body.target, mode=body.mode, weights=body.weights,
-            nest_within=body.nest_within, band=body.band, lock_dedicated=body.lock_dedicated,
-            seed=body.seed, label=body.label, dry_run=body.dry_run,
-            progress=lambda message: board.update(job_id, progress=message))
+            engine,
+            body.target,
+            mode=body.mode,
+            weights=body.weights,
+            nest_within=body.nest_within,
+            band=body.band,
+            lock_dedicated=body.lock_dedicated,
+            seed=body.seed,
+            label=body.label,
+            dry_run=body.dry_run,
+            progress=lambda message: board.update(job_id, progress=message),
+        )
     except Exception as exc:  # reported through the job, never lost in a thread
-        board.update(job_id, status="failed", progress="failed", error=str(exc),
-                     finished_at=datetime.now(UTC))
+        board.update(
+            job_id,
+            status="failed",
+            progress="failed",
+            error=str(exc),
+            finished_at=datetime.now(UTC),
+        )
         return
-    board.update(job_id, status="done", progress="done", finished_at=datetime.now(UTC),
-                 result={"generation": result.generation, "metrics": _plain(result.metrics),
-                         "baseline": _plain(result.baseline), "seconds": result.seconds,
-                         "lineage_rows": result.lineage_rows})
+    board.update(
+        job_id,
+        status="done",
+        progress="done",
+        finished_at=datetime.now(UTC),
+        result={
+            "generation": result.generation,
+            "metrics": _plain(result.metrics),
+            "baseline": _plain(result.baseline),
+            "seconds": result.seconds,
+            "lineage_rows": result.lineage_rows,
+        },
+    )
 
 
 @router.get("/jobs/{job_id}", response_model=Job, summary="Progress and result of a job")
-def get_job(request: Request, principal: ViewerDep,
-            job_id: Annotated[str, Path(description="Id returned by POST /redesign/plans.",
-                                        max_length=64)]) -> Job:
+def get_job(
+    request: Request,
+    principal: ViewerDep,
+    job_id: Annotated[str, Path(description="Id returned by POST /redesign/plans.", max_length=64)],
+) -> Job:
     job = _board(request).jobs.get(job_id)
     if job is None:
         raise NotFoundError(f"no redesign job {job_id!r} in this server process")
@@ -144,17 +194,26 @@ def list_plans(conn: ConnDep) -> list[dict[str, Any]]:
 
 
 @router.get("/plans/{ref}", summary="One plan: metrics before/after, lineage summary")
-def get_plan(conn: ConnDep,
-             ref: Annotated[str, Path(description="Generation label or id.", max_length=100)],
-             lineage: Annotated[bool, Query(description="Include every lineage row.")] = False
-             ) -> dict[str, Any]:
+def get_plan(
+    conn: ConnDep,
+    ref: Annotated[str, Path(description="Generation label or id.", max_length=100)],
+    lineage: Annotated[bool, Query(description="Include every lineage row.")] = False,
+) -> dict[str, Any]:
     gen = repo.get_generation(conn, ref)
     if gen is None or not _note(gen):
         raise NotFoundError(f"no redesign plan {ref!r}")
     summary = _plan_summary(gen)
-    rows = conn.execute(text(
-        "SELECT old_code, new_code, area_share, household_share FROM lineage "
-        "WHERE to_generation = :g ORDER BY old_code, new_code"), {"g": gen.id}).mappings().all()
+    rows = (
+        conn.execute(
+            text(
+                "SELECT old_code, new_code, area_share, household_share FROM lineage "
+                "WHERE to_generation = :g ORDER BY old_code, new_code"
+            ),
+            {"g": gen.id},
+        )
+        .mappings()
+        .all()
+    )
     summary["lineage_rows"] = len(rows)
     summary["changed_grids"] = len({r["new_code"] for r in rows if r["area_share"] < 0.999})
     if lineage:
@@ -172,10 +231,17 @@ def _note(gen: repo.GenerationInfo) -> dict | None:
 
 def _plan_summary(gen: repo.GenerationInfo) -> dict[str, Any]:
     note = _note(gen) or {}
-    return {"generation": gen.label, "id": gen.id, "active": gen.is_active,
-            "created_at": gen.created_at.isoformat(), "redesign_of": note.get("redesign_of"),
-            "mode": note.get("mode"), "target": note.get("target"),
-            "metrics": note.get("metrics"), "baseline": note.get("baseline")}
+    return {
+        "generation": gen.label,
+        "id": gen.id,
+        "active": gen.is_active,
+        "created_at": gen.created_at.isoformat(),
+        "redesign_of": note.get("redesign_of"),
+        "mode": note.get("mode"),
+        "target": note.get("target"),
+        "metrics": note.get("metrics"),
+        "baseline": note.get("baseline"),
+    }
 
 
 def _plain(metrics: dict) -> dict:

@@ -111,11 +111,14 @@ class LookupResult(BaseModel):
     crs: CrsName
     wgs84: LonLat = Field(description="The point in WGS84, as matched against the areas.")
     generation: GenerationRef
-    status: AssignStatus = Field(description="Of the grid: inside, on a grid `boundary`, "
-                                             "`snapped` within the tolerance, or `outside` "
-                                             "every grid (a coverage gap).")
-    distance_m: float | None = Field(description="0 inside or on the boundary, metres when "
-                                                 "snapped, null outside.")
+    status: AssignStatus = Field(
+        description="Of the grid: inside, on a grid `boundary`, "
+        "`snapped` within the tolerance, or `outside` "
+        "every grid (a coverage gap)."
+    )
+    distance_m: float | None = Field(
+        description="0 inside or on the boundary, metres when snapped, null outside."
+    )
     street: AreaRef | None
     community: AreaRef | None
     grid: AreaRef | None = Field(description="With the grid's staff.")
@@ -125,15 +128,19 @@ class LookupResult(BaseModel):
 class LookupBatch(BaseModel):
     """Points as two parallel arrays; a null coordinate gives an `outside` answer."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"lon": [113.8422, 113.83], "lat": [34.0663, 34.03], "crs": "wgs84"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"lon": [113.8422, 113.83], "lat": [34.0663, 34.03], "crs": "wgs84"}]
+        }
+    )
 
     lon: list[float | None] = Field(description="Longitudes in degrees.")
     lat: list[float | None] = Field(description="Latitudes in degrees, as many as `lon`.")
     crs: CrsName = Field(default="wgs84", description=CRS_DESCRIPTION)
     tolerance: float = Field(default=0.0, ge=0, description="Snapping tolerance in metres.")
-    generation: Text | None = Field(default=None, max_length=100,
-                                    description="Generation label or id; default: active.")
+    generation: Text | None = Field(
+        default=None, max_length=100, description="Generation label or id; default: active."
+    )
 
 
 class LookupBatchResult(BaseModel):
@@ -155,8 +162,9 @@ class Neighbour(BaseModel):
     name: str | None
     kind: str | None
     parent_code: str | None
-    shared_boundary_m: float = Field(description="Length of the common boundary in metres "
-                                                 "(≈0 when only a corner is shared).")
+    shared_boundary_m: float = Field(
+        description="Length of the common boundary in metres (≈0 when only a corner is shared)."
+    )
 
 
 class Neighbours(BaseModel):
@@ -186,27 +194,59 @@ class ActivationResult(BaseModel):
 class IncidentIn(BaseModel):
     """A new incident; coordinates, an address, or both."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "source": "resident", "external_id": "wx-20230301-0001", "category": "0401",
-        "description": "楼道内电动车飞线充电", "lon": 113.848097, "lat": 34.064786,
-        "crs": "gcj02"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "source": "resident",
+                    "external_id": "wx-20230301-0001",
+                    "category": "0401",
+                    "description": "楼道内电动车飞线充电",
+                    "lon": 113.848097,
+                    "lat": 34.064786,
+                    "crs": "gcj02",
+                }
+            ]
+        }
+    )
 
-    source: str = Field(pattern=r"^[a-z][a-z0-9_]{1,63}$", description=(
-        "Channel: hotline_12345, police_110, patrol, resident, petition, other, or a name "
-        "of yours (lower-case letters, digits, _)."))
-    external_id: Text = Field(min_length=1, max_length=128, description=(
-        "The id in the source system; (source, external_id) makes creation idempotent."))
-    category: Text = Field(min_length=1, max_length=64, description=(
-        "Taxonomy item code (e.g. 0401) or its Chinese or English name; see "
-        "/open311/v2/services.json."))
-    description: Text | None = Field(default=None, max_length=4000,
-                                     description="What was reported, in the reporter's words.")
-    address: Text | None = Field(default=None, max_length=500, description=(
-        "Used to geocode against the gazetteer when there are no coordinates."))
-    reported_at: datetime | None = Field(default=None, description=(
-        "When it was reported; default now. Without an offset: China Standard Time."))
-    lon: float | None = Field(default=None, ge=-180, le=180,
-                              description="Longitude in `crs`; omit to geocode `address`.")
+    source: str = Field(
+        pattern=r"^[a-z][a-z0-9_]{1,63}$",
+        description=(
+            "Channel: hotline_12345, police_110, patrol, resident, petition, other, or a name "
+            "of yours (lower-case letters, digits, _)."
+        ),
+    )
+    external_id: Text = Field(
+        min_length=1,
+        max_length=128,
+        description=(
+            "The id in the source system; (source, external_id) makes creation idempotent."
+        ),
+    )
+    category: Text = Field(
+        min_length=1,
+        max_length=64,
+        description=(
+            "Taxonomy item code (e.g. 0401) or its Chinese or English name; see "
+            "/open311/v2/services.json."
+        ),
+    )
+    description: Text | None = Field(
+        default=None, max_length=4000, description="What was reported, in the reporter's words."
+    )
+    address: Text | None = Field(
+        default=None,
+        max_length=500,
+        description=("Used to geocode against the gazetteer when there are no coordinates."),
+    )
+    reported_at: datetime | None = Field(
+        default=None,
+        description=("When it was reported; default now. Without an offset: China Standard Time."),
+    )
+    lon: float | None = Field(
+        default=None, ge=-180, le=180, description="Longitude in `crs`; omit to geocode `address`."
+    )
     lat: float | None = Field(default=None, ge=-90, le=90, description="Latitude in `crs`.")
     crs: CrsName = Field(default="wgs84", description=CRS_DESCRIPTION)
     tolerance: float = Field(default=0.0, ge=0, description="Snapping tolerance in metres.")
@@ -215,18 +255,31 @@ class IncidentIn(BaseModel):
 class TransitionIn(BaseModel):
     """A step of the closed loop, or an escalation of the handling level."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"status": "dispatched", "handling_level": "community", "note": "需社区协调物业"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"status": "dispatched", "handling_level": "community", "note": "需社区协调物业"}
+            ]
+        }
+    )
 
-    status: Status = Field(description=(
-        "The next step (reported → registered → dispatched → handled → verified → closed); "
-        "`dispatched` from `handled` when verification fails; the current status to only "
-        "escalate the handling level."))
-    handling_level: HandlingLevel | None = Field(default=None, description=(
-        "Who handles it: grid (self-handled), community or street (escalated). Set at "
-        "registration or dispatch; it can only go up."))
-    note: Text | None = Field(default=None, max_length=2000,
-                              description="Why: kept in the incident's history.")
+    status: Status = Field(
+        description=(
+            "The next step (reported → registered → dispatched → handled → verified → closed); "
+            "`dispatched` from `handled` when verification fails; the current status to only "
+            "escalate the handling level."
+        )
+    )
+    handling_level: HandlingLevel | None = Field(
+        default=None,
+        description=(
+            "Who handles it: grid (self-handled), community or street (escalated). Set at "
+            "registration or dispatch; it can only go up."
+        ),
+    )
+    note: Text | None = Field(
+        default=None, max_length=2000, description="Why: kept in the incident's history."
+    )
 
 
 class StatusStep(BaseModel):
@@ -262,8 +315,9 @@ class IncidentOut(BaseModel):
     handling_level: HandlingLevel | None
     timestamps: dict[str, datetime | None] = Field(description="When each step was reached.")
     deadline_at: datetime | None = Field(description="reported_at + the category's deadline.")
-    overdue: bool | None = Field(description="Not handled by the deadline (still open past "
-                                             "it, or handled after it).")
+    overdue: bool | None = Field(
+        description="Not handled by the deadline (still open past it, or handled after it)."
+    )
     location: LonLat | None = Field(description="WGS84; null when unlocated.")
     raw: dict[str, Any] = Field(description="Coordinates as received, with their CRS.")
     location_status: Literal["located", "geocoded", "unlocated"]

@@ -29,7 +29,6 @@ from gis.hierarchy import HierarchyIndex
 __all__ = ["AreaRegistry", "GenerationView", "assign_hierarchy", "assign_point"]
 
 
-
 @dataclass(frozen=True)
 class GenerationView:
     """One generation's areas in memory: index, names and staff."""
@@ -55,8 +54,9 @@ class GenerationView:
         return ref is None or ref in (self.generation.label, str(self.generation.id))
 
 
-def assign_hierarchy(index: HierarchyIndex, lon: np.ndarray, lat: np.ndarray,
-                     tolerance: float = 0.0) -> dict[str, np.ndarray]:
+def assign_hierarchy(
+    index: HierarchyIndex, lon: np.ndarray, lat: np.ndarray, tolerance: float = 0.0
+) -> dict[str, np.ndarray]:
     """What ``HierarchyIndex.assign_xy`` answers, as NumPy arrays without pandas."""
     return index.assign_arrays(lon, lat, tolerance)
 
@@ -93,8 +93,10 @@ class AreaRegistry:
     def require_active(self) -> GenerationView:
         view = self._active
         if view is None:
-            raise NotReadyError("no active generation with grids: import areas (gridmap areas "
-                                "import) or load the demo (gridmap demo) first")
+            raise NotReadyError(
+                "no active generation with grids: import areas (gridmap areas "
+                "import) or load the demo (gridmap demo) first"
+            )
         return view
 
     def refresh(self, force: bool = False) -> bool:
@@ -143,13 +145,15 @@ class AreaRegistry:
 def _fingerprint(conn: Connection) -> tuple:
     """Changes whenever the active generation, any area or any staff row changes."""
     active = select(Generation.id).where(Generation.is_active).scalar_subquery()
-    row = conn.execute(select(
-        active,
-        select(func.coalesce(func.max(Area.id), 0)).scalar_subquery(),
-        select(func.count()).select_from(Area).scalar_subquery(),
-        select(func.coalesce(func.max(Staff.id), 0)).scalar_subquery(),
-        select(func.count()).select_from(Staff).scalar_subquery(),
-    )).one()
+    row = conn.execute(
+        select(
+            active,
+            select(func.coalesce(func.max(Area.id), 0)).scalar_subquery(),
+            select(func.count()).select_from(Area).scalar_subquery(),
+            select(func.coalesce(func.max(Staff.id), 0)).scalar_subquery(),
+            select(func.count()).select_from(Staff).scalar_subquery(),
+        )
+    ).one()
     return tuple(row)
 
 
@@ -165,13 +169,19 @@ def _build(conn: Connection, gen: repo.GenerationInfo) -> GenerationView:
         index = load_hierarchy(conn, gen.id)
     except GridmapError as exc:
         raise NotReadyError(f"generation {gen.label!r} cannot answer lookups: {exc}") from exc
-    areas = {code: (name, level, kind) for code, name, level, kind in conn.execute(
-        select(Area.code, Area.name, Area.level, Area.kind).where(
-            Area.generation_low <= gen.id, Area.generation_high >= gen.id))}
+    areas = {
+        code: (name, level, kind)
+        for code, name, level, kind in conn.execute(
+            select(Area.code, Area.name, Area.level, Area.kind).where(
+                Area.generation_low <= gen.id, Area.generation_high >= gen.id
+            )
+        )
+    }
     staff: dict[str, list[dict[str, Any]]] = {}
     for code, name, role, phone in conn.execute(
-            select(Staff.area_code, Staff.name, Staff.role, Staff.phone)
-            .where(Staff.generation_id == gen.id).order_by(Staff.area_code, Staff.id)):
+        select(Staff.area_code, Staff.name, Staff.role, Staff.phone)
+        .where(Staff.generation_id == gen.id)
+        .order_by(Staff.area_code, Staff.id)
+    ):
         staff.setdefault(code, []).append({"name": name, "role": role, "phone": phone})
     return GenerationView(gen, index, areas, staff)
-

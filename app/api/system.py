@@ -16,10 +16,15 @@ class Health(BaseModel):
     generation: str | None = Field(description="Label of the generation lookups use.")
 
 
-@router.get("/health", response_model=Health, response_class=JSONBytesResponse,
-            summary="Liveness and readiness")
+@router.get(
+    "/health",
+    response_model=Health,
+    response_class=JSONBytesResponse,
+    summary="Liveness and readiness",
+)
 async def health(state: StateDep) -> JSONBytesResponse:
     view = state.registry.active
     label = view.generation.label if view else None
-    return JSONBytesResponse(dumps({"status": "ok" if view else "no_generation",
-                                    "generation": label}))
+    return JSONBytesResponse(
+        dumps({"status": "ok" if view else "no_generation", "generation": label})
+    )

@@ -25,8 +25,10 @@ class Taxonomy:
 
     def __init__(self, frame: pd.DataFrame | None = None):
         self.frame = load_taxonomy() if frame is None else frame
-        self.by_code = {row["code"]: Category(**{k: row[k] for k in Category.__dataclass_fields__})
-                        for row in self.frame.to_dict("records")}
+        self.by_code = {
+            row["code"]: Category(**{k: row[k] for k in Category.__dataclass_fields__})
+            for row in self.frame.to_dict("records")
+        }
 
     def name(self, code: str | None, lang: str = "zh") -> str | None:
         category = self.by_code.get(code or "")

@@ -18,9 +18,14 @@ from app.api.errors import IllegalTransitionError
 STEPS = ("reported", "registered", "dispatched", "handled", "verified", "closed")
 HANDLING_LEVELS = ("grid", "community", "street")
 #: Status → column holding the time the incident reached it.
-STEP_TIMESTAMP = {"reported": "reported_at", "registered": "registered_at",
-                  "dispatched": "dispatched_at", "handled": "handled_at",
-                  "verified": "verified_at", "closed": "closed_at"}
+STEP_TIMESTAMP = {
+    "reported": "reported_at",
+    "registered": "registered_at",
+    "dispatched": "dispatched_at",
+    "handled": "handled_at",
+    "verified": "verified_at",
+    "closed": "closed_at",
+}
 _CHAIN = " → ".join(STEPS)
 
 
@@ -34,8 +39,9 @@ class Change:
     clears: tuple[str, ...] = ()  # timestamp columns to reset
 
 
-def plan_transition(status: str, level: str | None, target: str,
-                    target_level: str | None = None) -> Change:
+def plan_transition(
+    status: str, level: str | None, target: str, target_level: str | None = None
+) -> Change:
     """Check a requested change and return what to store.
 
     Parameters
@@ -53,14 +59,17 @@ def plan_transition(status: str, level: str | None, target: str,
         With a sentence saying why and what is allowed instead.
     """
     if status == "closed":
-        raise IllegalTransitionError("the incident is closed; a closed incident is final "
-                                     "(report a new one if the problem is back)")
+        raise IllegalTransitionError(
+            "the incident is closed; a closed incident is final "
+            "(report a new one if the problem is back)"
+        )
     new_level = _checked_level(status, level, target, target_level)
     if target == status:
         if new_level == level:
             raise IllegalTransitionError(
                 f"the incident is already {status}; give the next step "
-                f"({_next(status)}) or a higher handling level")
+                f"({_next(status)}) or a higher handling level"
+            )
         return Change(status, new_level, "escalate")
     if target == _next(status):
         if target == "dispatched" and new_level is None:
@@ -70,23 +79,25 @@ def plan_transition(status: str, level: str | None, target: str,
         return Change(target, new_level, "reopen", clears=("handled_at",))
     raise IllegalTransitionError(
         f"cannot go from {status} to {target}: the next step is {_next(status)} "
-        f"({_CHAIN}; a failed verification sends a handled incident back to dispatched)")
+        f"({_CHAIN}; a failed verification sends a handled incident back to dispatched)"
+    )
 
 
 def _next(status: str) -> str:
     return STEPS[STEPS.index(status) + 1]
 
 
-def _checked_level(status: str, level: str | None, target: str, wanted: str | None
-                   ) -> str | None:
+def _checked_level(status: str, level: str | None, target: str, wanted: str | None) -> str | None:
     if wanted is None or wanted == level:
         return level
     if target not in ("registered", "dispatched"):
         raise IllegalTransitionError(
             f"the handling level can only be set or escalated when the incident is "
-            f"registered or dispatched, not when it is {target}")
+            f"registered or dispatched, not when it is {target}"
+        )
     if level is not None and HANDLING_LEVELS.index(wanted) < HANDLING_LEVELS.index(level):
         raise IllegalTransitionError(
             f"cannot lower the handling level from {level} to {wanted}: escalation only goes "
-            "grid → community → street")
+            "grid → community → street"
+        )
     return wanted

@@ -158,8 +158,9 @@ class IncidentAssignment(Base):
     micro_grid_code: Mapped[str | None] = mapped_column(String(32))
     assign_status: Mapped[str] = mapped_column(String(16))
     distance_m: Mapped[float | None] = mapped_column(Float)
-    assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True),
-                                                  server_default=func.now())
+    assigned_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
 
 
 class Lineage(Base):
@@ -200,8 +201,7 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     role: Mapped[str] = mapped_column(String(16))
     name: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True),
-                                                 server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
@@ -218,5 +218,6 @@ class IncidentStatusLog(Base):
     to_level: Mapped[str | None] = mapped_column(String(16))
     note: Mapped[str | None] = mapped_column(Text)
     api_key_id: Mapped[int | None] = mapped_column(
-        Integer, ForeignKey("api_key.id", ondelete="SET NULL"))
+        Integer, ForeignKey("api_key.id", ondelete="SET NULL")
+    )
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

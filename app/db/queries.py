@@ -54,12 +54,22 @@ STAFF = cast_type(Table, Staff.__table__)
 OPEN_STATUSES = ("reported", "registered", "dispatched")
 RESOLVED_STATUSES = ("handled", "verified", "closed")
 #: Area level → the assignment column holding the code of that level.
-INCIDENT_CODE_COLUMN = {"street": ASSIGNMENT.c.street_code,
-                        "community": ASSIGNMENT.c.community_code,
-                        "grid": ASSIGNMENT.c.grid_code,
-                        "micro_grid": ASSIGNMENT.c.micro_grid_code}
-ASSIGNMENT_COLUMNS = ("street_code", "community_code", "grid_code", "micro_grid_code",
-                      "generation_id", "assign_status", "distance_m", "assigned_at")
+INCIDENT_CODE_COLUMN = {
+    "street": ASSIGNMENT.c.street_code,
+    "community": ASSIGNMENT.c.community_code,
+    "grid": ASSIGNMENT.c.grid_code,
+    "micro_grid": ASSIGNMENT.c.micro_grid_code,
+}
+ASSIGNMENT_COLUMNS = (
+    "street_code",
+    "community_code",
+    "grid_code",
+    "micro_grid_code",
+    "generation_id",
+    "assign_status",
+    "distance_m",
+    "assigned_at",
+)
 #: Neighbours are areas within this many degrees (~1 cm): real layers rarely share
 #: edges bit for bit, and a sliver-wide gap must not hide a neighbour.
 _TOUCH_DEG = 1e-7
@@ -70,12 +80,19 @@ LOG = cast_type(Table, IncidentStatusLog.__table__)
 
 
 # -- shared pieces -----------------------------------------------------------------------
-def _feature_text(feature_id: ColumnElement, geometry: ColumnElement,
-                  properties: ColumnElement) -> ColumnElement:
+def _feature_text(
+    feature_id: ColumnElement, geometry: ColumnElement, properties: ColumnElement
+) -> ColumnElement:
     """One GeoJSON Feature as text; the geometry JSON is never parsed on the way."""
-    return func.concat('{"type":"Feature","id":', func.to_json(feature_id), ',"geometry":',
-                       func.coalesce(func.ST_AsGeoJSON(geometry), "null"), ',"properties":',
-                       properties, "}")
+    return func.concat(
+        '{"type":"Feature","id":',
+        func.to_json(feature_id),
+        ',"geometry":',
+        func.coalesce(func.ST_AsGeoJSON(geometry), "null"),
+        ',"properties":',
+        properties,
+        "}",
+    )
 
 
 def _envelope(bbox: Any) -> ColumnElement:
@@ -99,11 +116,18 @@ def _geometry(geom: ColumnElement, lat_first: bool) -> ColumnElement:
     return func.ST_FlipCoordinates(geom) if lat_first else geom
 
 
-def _page(conn: Connection, query: Select, feature: ColumnElement, limit: int, offset: int,
-          count_query: Select) -> tuple[int, list[str]]:
+def _page(
+    conn: Connection,
+    query: Select,
+    feature: ColumnElement,
+    limit: int,
+    offset: int,
+    count_query: Select,
+) -> tuple[int, list[str]]:
     """Features of one page and the number matched, in one round trip when rows come back."""
-    rows = conn.execute(query.add_columns(func.count().over().label("matched"), feature)
-                        .limit(limit).offset(offset)).all()
+    rows = conn.execute(
+        query.add_columns(func.count().over().label("matched"), feature).limit(limit).offset(offset)
+    ).all()
     if rows:
         return rows[0].matched, [row[-1] for row in rows]
     return conn.execute(count_query).scalar_one(), []
@@ -113,8 +137,12 @@ def _page(conn: Connection, query: Select, feature: ColumnElement, limit: int, o
 def generation_counts(conn: Connection) -> dict[int, dict[str, int]]:
     """Areas per level of every generation."""
     gen = Generation.__table__
-    rows = conn.execute(select(gen.c.id, AREA.c.level, func.count()).select_from(gen).join(
-        AREA, _in_generation(gen.c.id)).group_by(gen.c.id, AREA.c.level))
+    rows = conn.execute(
+        select(gen.c.id, AREA.c.level, func.count())
+        .select_from(gen)
+        .join(AREA, _in_generation(gen.c.id))
+        .group_by(gen.c.id, AREA.c.level)
+    )
     counts: dict[int, dict[str, int]] = {}
     for gen_id, level, n in rows:
         counts.setdefault(gen_id, {})[level] = n
@@ -124,17 +152,32 @@ def generation_counts(conn: Connection) -> dict[int, dict[str, int]]:
 def level_extents(conn: Connection, generation_id: int) -> dict[str, list[float]]:
     """[minx, miny, maxx, maxy] of each level of a generation."""
     extent = func.ST_Extent(AREA.c.geom)
-    rows = conn.execute(select(AREA.c.level, func.ST_XMin(extent), func.ST_YMin(extent),
-                               func.ST_XMax(extent), func.ST_YMax(extent))
-                        .where(_in_generation(generation_id)).group_by(AREA.c.level))
+    rows = conn.execute(
+        select(
+            AREA.c.level,
+            func.ST_XMin(extent),
+            func.ST_YMin(extent),
+            func.ST_XMax(extent),
+            func.ST_YMax(extent),
+        )
+        .where(_in_generation(generation_id))
+        .group_by(AREA.c.level)
+    )
     return {level: [float(v) for v in box] for level, *box in rows}
 
 
 def incident_extent(conn: Connection) -> tuple[list[float] | None, list[datetime | None]]:
     extent = func.ST_Extent(INCIDENT.c.location)
-    row = conn.execute(select(func.ST_XMin(extent), func.ST_YMin(extent), func.ST_XMax(extent),
-                              func.ST_YMax(extent), func.min(INCIDENT.c.reported_at),
-                              func.max(INCIDENT.c.reported_at))).one()
+    row = conn.execute(
+        select(
+            func.ST_XMin(extent),
+            func.ST_YMin(extent),
+            func.ST_XMax(extent),
+            func.ST_YMax(extent),
+            func.min(INCIDENT.c.reported_at),
+            func.max(INCIDENT.c.reported_at),
+        )
+    ).one()
     box = None if row[0] is None else [float(v) for v in row[:4]]
     return box, [row[4], row[5]]
 
@@ -150,8 +193,17 @@ class AreaFilter:
     bbox: Any = None
 
 
-AREA_PROPERTIES = ("code", "name", "level", "kind", "parent_code", "population", "households",
-                   "responsible", "area_m2")
+AREA_PROPERTIES = (
+    "code",
+    "name",
+    "level",
+    "kind",
+    "parent_code",
+    "population",
+    "households",
+    "responsible",
+    "area_m2",
+)
 
 
 def _area_properties() -> ColumnElement:
@@ -161,14 +213,20 @@ def _area_properties() -> ColumnElement:
     return func.json_build_object(*pairs)
 
 
-_AREA_FEATURE = {flip: _feature_text(AREA.c.code, _geometry(AREA.c.geom, flip),
-                                     _area_properties()) for flip in (False, True)}
+_AREA_FEATURE = {
+    flip: _feature_text(AREA.c.code, _geometry(AREA.c.geom, flip), _area_properties())
+    for flip in (False, True)
+}
 
 
 def _area_where(f: AreaFilter) -> list[ColumnElement]:
     where = [_in_generation(f.generation_id)]
-    for column_name, value in (("level", f.level), ("code", f.code),
-                               ("parent_code", f.parent), ("kind", f.kind)):
+    for column_name, value in (
+        ("level", f.level),
+        ("code", f.code),
+        ("parent_code", f.parent),
+        ("kind", f.kind),
+    ):
         if value is not None:
             where.append(AREA.c[column_name] == value)
     if f.bbox is not None:
@@ -176,8 +234,9 @@ def _area_where(f: AreaFilter) -> list[ColumnElement]:
     return where
 
 
-def area_features(conn: Connection, f: AreaFilter, limit: int, offset: int,
-                  lat_first: bool = False) -> tuple[int, list[str]]:
+def area_features(
+    conn: Connection, f: AreaFilter, limit: int, offset: int, lat_first: bool = False
+) -> tuple[int, list[str]]:
     """A page of areas as GeoJSON Feature texts, ordered by code, and the number matched."""
     where = _area_where(f)
     query = select().select_from(AREA).where(*where).order_by(AREA.c.code)
@@ -185,54 +244,91 @@ def area_features(conn: Connection, f: AreaFilter, limit: int, offset: int,
     return _page(conn, query, _AREA_FEATURE[lat_first], limit, offset, count)
 
 
-def area_feature(conn: Connection, generation_id: int, code: str, level: str | None = None,
-                 lat_first: bool = False) -> str | None:
+def area_feature(
+    conn: Connection,
+    generation_id: int,
+    code: str,
+    level: str | None = None,
+    lat_first: bool = False,
+) -> str | None:
     where = _area_where(AreaFilter(generation_id, level=level, code=code))
     return conn.execute(select(_AREA_FEATURE[lat_first]).where(*where)).scalar_one_or_none()
 
 
 def area_record(conn: Connection, generation_id: int, code: str) -> dict | None:
     """An area's properties and its geometry as GeoJSON text (``geometry``)."""
-    row = conn.execute(select(*[AREA.c[c] for c in AREA_PROPERTIES],
-                              func.ST_AsGeoJSON(AREA.c.geom).label("geometry"))
-                       .where(_in_generation(generation_id), AREA.c.code == code)).first()
+    row = conn.execute(
+        select(
+            *[AREA.c[c] for c in AREA_PROPERTIES], func.ST_AsGeoJSON(AREA.c.geom).label("geometry")
+        ).where(_in_generation(generation_id), AREA.c.code == code)
+    ).first()
     return None if row is None else dict(row._mapping)
 
 
 def child_features(conn: Connection, generation_id: int, code: str) -> list[str]:
-    return list(conn.execute(select(_AREA_FEATURE[False]).where(
-        _in_generation(generation_id), AREA.c.parent_code == code).order_by(AREA.c.code))
-        .scalars())
+    return list(
+        conn.execute(
+            select(_AREA_FEATURE[False])
+            .where(_in_generation(generation_id), AREA.c.parent_code == code)
+            .order_by(AREA.c.code)
+        ).scalars()
+    )
 
 
 def child_count(conn: Connection, generation_id: int, code: str) -> int:
-    return conn.execute(select(func.count()).select_from(AREA).where(
-        _in_generation(generation_id), AREA.c.parent_code == code)).scalar_one()
+    return conn.execute(
+        select(func.count())
+        .select_from(AREA)
+        .where(_in_generation(generation_id), AREA.c.parent_code == code)
+    ).scalar_one()
 
 
 def neighbours(conn: Connection, generation_id: int, code: str) -> list[dict]:
     """Areas of the same level touching ``code``, with the shared boundary in metres."""
     a, b = AREA.alias("a"), AREA.alias("b")
-    shared = func.ST_Length(cast(func.ST_Intersection(
-        func.ST_Boundary(b.c.geom),
-        func.ST_Buffer(func.ST_Boundary(a.c.geom), _TOUCH_DEG, "quad_segs=1")), Geography))
-    query = (select(b.c.code, b.c.name, b.c.kind, b.c.parent_code, shared.label("shared"))
-             .select_from(a).join(b, and_(b.c.level == a.c.level, b.c.code != a.c.code,
-                                          _in_generation(generation_id, b),
-                                          func.ST_DWithin(a.c.geom, b.c.geom, _TOUCH_DEG)))
-             .where(a.c.code == code, _in_generation(generation_id, a)))
+    shared = func.ST_Length(
+        cast(
+            func.ST_Intersection(
+                func.ST_Boundary(b.c.geom),
+                func.ST_Buffer(func.ST_Boundary(a.c.geom), _TOUCH_DEG, "quad_segs=1"),
+            ),
+            Geography,
+        )
+    )
+    query = (
+        select(b.c.code, b.c.name, b.c.kind, b.c.parent_code, shared.label("shared"))
+        .select_from(a)
+        .join(
+            b,
+            and_(
+                b.c.level == a.c.level,
+                b.c.code != a.c.code,
+                _in_generation(generation_id, b),
+                func.ST_DWithin(a.c.geom, b.c.geom, _TOUCH_DEG),
+            ),
+        )
+        .where(a.c.code == code, _in_generation(generation_id, a))
+    )
     rows = conn.execute(query).mappings().all()
-    out = [{"code": r["code"], "name": r["name"], "kind": r["kind"],
-            "parent_code": r["parent_code"], "shared_boundary_m": round(r["shared"] or 0.0, 2)}
-           for r in rows]
+    out = [
+        {
+            "code": r["code"],
+            "name": r["name"],
+            "kind": r["kind"],
+            "parent_code": r["parent_code"],
+            "shared_boundary_m": round(r["shared"] or 0.0, 2),
+        }
+        for r in rows
+    ]
     return sorted(out, key=lambda n: (-n["shared_boundary_m"], n["code"]))
 
 
 def staff_of(conn: Connection, generation_id: int, codes: Sequence[str]) -> list[dict]:
-    rows = conn.execute(select(STAFF.c.area_code, STAFF.c.name, STAFF.c.role, STAFF.c.phone)
-                        .where(STAFF.c.generation_id == generation_id,
-                               STAFF.c.area_code.in_(list(codes)))
-                        .order_by(STAFF.c.area_code, STAFF.c.id))
+    rows = conn.execute(
+        select(STAFF.c.area_code, STAFF.c.name, STAFF.c.role, STAFF.c.phone)
+        .where(STAFF.c.generation_id == generation_id, STAFF.c.area_code.in_(list(codes)))
+        .order_by(STAFF.c.area_code, STAFF.c.id)
+    )
     return [dict(r._mapping) for r in rows]
 
 
@@ -255,13 +351,41 @@ class IncidentFilter:
     area_code: str | None = None
 
 
-INCIDENT_PROPERTIES = ("source", "external_id", "category", "description", "address",
-                       "reported_at", "status", "handling_level", "location_status",
-                       "unlocated_reason", "raw_crs")
-INCIDENT_RECORD = ("id", "source", "external_id", "category", "description", "address",
-                   "reported_at", "status", "handling_level", "registered_at", "dispatched_at",
-                   "handled_at", "verified_at", "closed_at", "raw_lon", "raw_lat", "raw_crs",
-                   "location_status", "unlocated_reason", "created_at")
+INCIDENT_PROPERTIES = (
+    "source",
+    "external_id",
+    "category",
+    "description",
+    "address",
+    "reported_at",
+    "status",
+    "handling_level",
+    "location_status",
+    "unlocated_reason",
+    "raw_crs",
+)
+INCIDENT_RECORD = (
+    "id",
+    "source",
+    "external_id",
+    "category",
+    "description",
+    "address",
+    "reported_at",
+    "status",
+    "handling_level",
+    "registered_at",
+    "dispatched_at",
+    "handled_at",
+    "verified_at",
+    "closed_at",
+    "raw_lon",
+    "raw_lat",
+    "raw_crs",
+    "location_status",
+    "unlocated_reason",
+    "created_at",
+)
 
 
 def _active_generation_id() -> ColumnElement:
@@ -275,8 +399,10 @@ def _incidents(generation_id: int | None):
     earlier generation's rows are the assignment history.
     """
     gen = _active_generation_id() if generation_id is None else literal(generation_id)
-    return INCIDENT.outerjoin(ASSIGNMENT, and_(ASSIGNMENT.c.incident_id == INCIDENT.c.id,
-                                               ASSIGNMENT.c.generation_id == gen))
+    return INCIDENT.outerjoin(
+        ASSIGNMENT,
+        and_(ASSIGNMENT.c.incident_id == INCIDENT.c.id, ASSIGNMENT.c.generation_id == gen),
+    )
 
 
 def _incident_columns(names: Sequence[str]) -> list[ColumnElement]:
@@ -292,8 +418,10 @@ def _incident_properties() -> ColumnElement:
     return func.json_build_object(*pairs)
 
 
-_INCIDENT_FEATURE = {flip: _feature_text(INCIDENT.c.id, _geometry(INCIDENT.c.location, flip),
-                                         _incident_properties()) for flip in (False, True)}
+_INCIDENT_FEATURE = {
+    flip: _feature_text(INCIDENT.c.id, _geometry(INCIDENT.c.location, flip), _incident_properties())
+    for flip in (False, True)
+}
 
 
 def _incident_where(f: IncidentFilter) -> list[ColumnElement]:
@@ -306,8 +434,7 @@ def _incident_where(f: IncidentFilter) -> list[ColumnElement]:
         where.append(INCIDENT.c.reported_at <= f.end)
     if f.category:
         # "04" selects the whole public-safety class, "0401" one item.
-        where.append(or_(*[INCIDENT.c.category.startswith(c, autoescape=True)
-                           for c in f.category]))
+        where.append(or_(*[INCIDENT.c.category.startswith(c, autoescape=True) for c in f.category]))
     for name in ("status", "source", "handling_level", "location_status"):
         chosen = getattr(f, name)
         if chosen:
@@ -319,37 +446,52 @@ def _incident_where(f: IncidentFilter) -> list[ColumnElement]:
     return where or [true()]
 
 
-def incident_features(conn: Connection, f: IncidentFilter, limit: int, offset: int,
-                      lat_first: bool = False, newest_first: bool = False
-                      ) -> tuple[int, list[str]]:
+def incident_features(
+    conn: Connection,
+    f: IncidentFilter,
+    limit: int,
+    offset: int,
+    lat_first: bool = False,
+    newest_first: bool = False,
+) -> tuple[int, list[str]]:
     """A page of incidents as GeoJSON Feature texts and the number matched."""
     where = _incident_where(f)
     source = _incidents(f.generation_id)
-    order = ((INCIDENT.c.reported_at.desc().nulls_last(), INCIDENT.c.id.desc())
-             if newest_first else (INCIDENT.c.id,))
+    order = (
+        (INCIDENT.c.reported_at.desc().nulls_last(), INCIDENT.c.id.desc())
+        if newest_first
+        else (INCIDENT.c.id,)
+    )
     query = select().select_from(source).where(*where).order_by(*order)
     count = select(func.count()).select_from(source).where(*where)
     return _page(conn, query, _INCIDENT_FEATURE[lat_first], limit, offset, count)
 
 
 def incident_feature(conn: Connection, incident_id: int, lat_first: bool = False) -> str | None:
-    return conn.execute(select(_INCIDENT_FEATURE[lat_first]).select_from(_incidents(None))
-                        .where(INCIDENT.c.id == incident_id)).scalar_one_or_none()
+    return conn.execute(
+        select(_INCIDENT_FEATURE[lat_first])
+        .select_from(_incidents(None))
+        .where(INCIDENT.c.id == incident_id)
+    ).scalar_one_or_none()
 
 
 def _record_query(generation_id: int | None) -> Select:
-    return select(*_incident_columns(INCIDENT_RECORD),
-                  func.ST_X(INCIDENT.c.location).label("lon"),
-                  func.ST_Y(INCIDENT.c.location).label("lat")
-                  ).select_from(_incidents(generation_id))
+    return select(
+        *_incident_columns(INCIDENT_RECORD),
+        func.ST_X(INCIDENT.c.location).label("lon"),
+        func.ST_Y(INCIDENT.c.location).label("lat"),
+    ).select_from(_incidents(generation_id))
 
 
-def incident_records(conn: Connection, f: IncidentFilter, limit: int, offset: int
-                     ) -> list[dict]:
+def incident_records(conn: Connection, f: IncidentFilter, limit: int, offset: int) -> list[dict]:
     """Incidents as dicts with WGS84 ``lon``/``lat``, newest first (Open311)."""
-    query = (_record_query(f.generation_id).where(*_incident_where(f))
-             .order_by(INCIDENT.c.reported_at.desc().nulls_last(), INCIDENT.c.id.desc())
-             .limit(limit).offset(offset))
+    query = (
+        _record_query(f.generation_id)
+        .where(*_incident_where(f))
+        .order_by(INCIDENT.c.reported_at.desc().nulls_last(), INCIDENT.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
@@ -363,8 +505,11 @@ def incident_record(conn: Connection, incident_id: int, lock: bool = False) -> d
 
 
 def incident_id_by_external(conn: Connection, source: str, external_id: str) -> int | None:
-    return conn.execute(select(INCIDENT.c.id).where(
-        INCIDENT.c.source == source, INCIDENT.c.external_id == external_id)).scalar_one_or_none()
+    return conn.execute(
+        select(INCIDENT.c.id).where(
+            INCIDENT.c.source == source, INCIDENT.c.external_id == external_id
+        )
+    ).scalar_one_or_none()
 
 
 def insert_incident(conn: Connection, row: dict, assignment: dict | None) -> int | None:
@@ -374,9 +519,12 @@ def insert_incident(conn: Connection, row: dict, assignment: dict | None) -> int
     """
     from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-    query = (pg_insert(INCIDENT).values(**row)
-             .on_conflict_do_nothing(index_elements=["source", "external_id"])
-             .returning(INCIDENT.c.id))
+    query = (
+        pg_insert(INCIDENT)
+        .values(**row)
+        .on_conflict_do_nothing(index_elements=["source", "external_id"])
+        .returning(INCIDENT.c.id)
+    )
     new_id = conn.execute(query).scalar_one_or_none()
     if new_id is not None and assignment is not None:
         conn.execute(insert(ASSIGNMENT).values(incident_id=new_id, **assignment))
@@ -391,18 +539,42 @@ def update_incident(conn: Connection, incident_id: int, values_: dict) -> None:
     conn.execute(update(INCIDENT).where(INCIDENT.c.id == incident_id).values(**values_))
 
 
-def log_status(conn: Connection, incident_id: int, from_status: str | None, to_status: str,
-               from_level: str | None, to_level: str | None, note: str | None,
-               api_key_id: int | None) -> None:
-    conn.execute(insert(LOG).values(incident_id=incident_id, from_status=from_status,
-                                    to_status=to_status, from_level=from_level,
-                                    to_level=to_level, note=note, api_key_id=api_key_id))
+def log_status(
+    conn: Connection,
+    incident_id: int,
+    from_status: str | None,
+    to_status: str,
+    from_level: str | None,
+    to_level: str | None,
+    note: str | None,
+    api_key_id: int | None,
+) -> None:
+    conn.execute(
+        insert(LOG).values(
+            incident_id=incident_id,
+            from_status=from_status,
+            to_status=to_status,
+            from_level=from_level,
+            to_level=to_level,
+            note=note,
+            api_key_id=api_key_id,
+        )
+    )
 
 
 def status_history(conn: Connection, incident_id: int) -> list[dict]:
-    rows = conn.execute(select(LOG.c.from_status, LOG.c.to_status, LOG.c.from_level,
-                               LOG.c.to_level, LOG.c.note, LOG.c.at)
-                        .where(LOG.c.incident_id == incident_id).order_by(LOG.c.id))
+    rows = conn.execute(
+        select(
+            LOG.c.from_status,
+            LOG.c.to_status,
+            LOG.c.from_level,
+            LOG.c.to_level,
+            LOG.c.note,
+            LOG.c.at,
+        )
+        .where(LOG.c.incident_id == incident_id)
+        .order_by(LOG.c.id)
+    )
     return [dict(r._mapping) for r in rows]
 
 
@@ -410,19 +582,24 @@ def delete_incidents(conn: Connection, ids: Sequence[int]) -> int:
     return conn.execute(INCIDENT.delete().where(INCIDENT.c.id.in_(list(ids)))).rowcount
 
 
-def incident_counts(conn: Connection, generation_id: int, level: str, code: str
-                    ) -> dict[str, int]:
+def incident_counts(conn: Connection, generation_id: int, level: str, code: str) -> dict[str, int]:
     """Incidents assigned to an area under a generation: all, and still open."""
-    row = conn.execute(select(
-        func.count(), func.count().filter(INCIDENT.c.status.in_(OPEN_STATUSES)))
+    row = conn.execute(
+        select(func.count(), func.count().filter(INCIDENT.c.status.in_(OPEN_STATUSES)))
         .select_from(_incidents(generation_id))
-        .where(INCIDENT_CODE_COLUMN[level] == code)).one()
+        .where(INCIDENT_CODE_COLUMN[level] == code)
+    ).one()
     return {"total": row[0], "open": row[1]}
 
 
 # -- statistics ------------------------------------------------------------------------
-def incident_stats(conn: Connection, f: IncidentFilter, deadlines: tuple[list[str], list[int]],
-                   interval: str, now: datetime) -> dict[str, Any]:
+def incident_stats(
+    conn: Connection,
+    f: IncidentFilter,
+    deadlines: tuple[list[str], list[int]],
+    interval: str,
+    now: datetime,
+) -> dict[str, Any]:
     """Counts by category, status, source and period; overdue; handling levels."""
     where = _incident_where(f)
     source = _incidents(f.generation_id)
@@ -435,42 +612,63 @@ def incident_stats(conn: Connection, f: IncidentFilter, deadlines: tuple[list[st
     }
 
 
-def _totals(conn: Connection, source: Any, where: list[ColumnElement],
-            deadlines: tuple[list[str], list[int]], now: datetime) -> dict[str, int]:
+def _totals(
+    conn: Connection,
+    source: Any,
+    where: list[ColumnElement],
+    deadlines: tuple[list[str], list[int]],
+    now: datetime,
+) -> dict[str, int]:
     codes, hours = deadlines
     table = values(column("code", String), column("hours", Integer), name="deadline").data(
-        list(zip(codes, hours, strict=True)) or [("", 0)])
+        list(zip(codes, hours, strict=True)) or [("", 0)]
+    )
     due = INCIDENT.c.reported_at + func.make_interval(0, 0, 0, 0, table.c.hours)
     unresolved = INCIDENT.c.status.in_(OPEN_STATUSES)
     level = INCIDENT.c.handling_level
-    query = (select(
-        func.count().label("total"),
-        func.count().filter(unresolved).label("open"),
-        func.count().filter(table.c.hours.isnot(None)).label("with_deadline"),
-        func.count().filter(unresolved, due < literal(now)).label("overdue_open"),
-        func.count().filter(INCIDENT.c.handled_at > due).label("handled_late"),
-        func.count().filter(INCIDENT.c.handled_at <= due).label("handled_on_time"),
-        func.count().filter(level == "grid").label("grid"),
-        func.count().filter(level == "community").label("community"),
-        func.count().filter(level == "street").label("street"))
+    query = (
+        select(
+            func.count().label("total"),
+            func.count().filter(unresolved).label("open"),
+            func.count().filter(table.c.hours.isnot(None)).label("with_deadline"),
+            func.count().filter(unresolved, due < literal(now)).label("overdue_open"),
+            func.count().filter(INCIDENT.c.handled_at > due).label("handled_late"),
+            func.count().filter(INCIDENT.c.handled_at <= due).label("handled_on_time"),
+            func.count().filter(level == "grid").label("grid"),
+            func.count().filter(level == "community").label("community"),
+            func.count().filter(level == "street").label("street"),
+        )
         .select_from(source.outerjoin(table, table.c.code == INCIDENT.c.category))
-        .where(*where))
+        .where(*where)
+    )
     return dict(conn.execute(query).mappings().one())
 
 
-def _grouped(conn: Connection, source: Any, where: list[ColumnElement],
-             column_: ColumnElement) -> dict[str, int]:
-    rows = conn.execute(select(column_, func.count()).select_from(source).where(*where)
-                        .group_by(column_).order_by(func.count().desc(), column_))
+def _grouped(
+    conn: Connection, source: Any, where: list[ColumnElement], column_: ColumnElement
+) -> dict[str, int]:
+    rows = conn.execute(
+        select(column_, func.count())
+        .select_from(source)
+        .where(*where)
+        .group_by(column_)
+        .order_by(func.count().desc(), column_)
+    )
     return {("" if key is None else str(key)): n for key, n in rows}
 
 
-def _by_period(conn: Connection, source: Any, where: list[ColumnElement], interval: str
-               ) -> list[dict]:
+def _by_period(
+    conn: Connection, source: Any, where: list[ColumnElement], interval: str
+) -> list[dict]:
     local = func.timezone(LOCAL_TZ, INCIDENT.c.reported_at)
     bucket = func.date_trunc(interval, local).label("bucket")
-    rows = conn.execute(select(bucket, func.count()).select_from(source).where(
-        *where, INCIDENT.c.reported_at.isnot(None)).group_by(bucket).order_by(bucket))
+    rows = conn.execute(
+        select(bucket, func.count())
+        .select_from(source)
+        .where(*where, INCIDENT.c.reported_at.isnot(None))
+        .group_by(bucket)
+        .order_by(bucket)
+    )
     return [{"period": b.date().isoformat(), "count": n} for b, n in rows]
 
 

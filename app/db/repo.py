@@ -41,8 +41,10 @@ class GenerationInfo:
 
 
 # -- generations ---------------------------------------------------------------------
-_GEN_COLUMNS = [Generation.__table__.c[name] for name in
-                ("id", "label", "is_active", "created_at", "activated_at", "note")]
+_GEN_COLUMNS = [
+    Generation.__table__.c[name]
+    for name in ("id", "label", "is_active", "created_at", "activated_at", "note")
+]
 
 
 def active_generation(conn: Connection) -> GenerationInfo | None:
@@ -63,8 +65,9 @@ def list_generations(conn: Connection) -> list[GenerationInfo]:
     return [_generation(r) for r in conn.execute(select(*_GEN_COLUMNS).order_by(Generation.id))]
 
 
-def create_generation(conn: Connection, label: str, note: str | None = None,
-                      activate: bool = False) -> GenerationInfo:
+def create_generation(
+    conn: Connection, label: str, note: str | None = None, activate: bool = False
+) -> GenerationInfo:
     gen_id = conn.execute(
         Generation.__table__.insert().values(label=label, note=note).returning(Generation.id)
     ).scalar_one()
@@ -96,9 +99,11 @@ def resolve_generation(conn: Connection, ref: str | None) -> tuple[GenerationInf
 def activate_generation(conn: Connection, generation_id: int) -> None:
     """Make ``generation_id`` the only active generation (within the caller's transaction)."""
     conn.execute(update(Generation).where(Generation.is_active).values(is_active=False))
-    conn.execute(update(Generation).where(Generation.id == generation_id)
-                 .values(is_active=True, activated_at=func.now()))
-
+    conn.execute(
+        update(Generation)
+        .where(Generation.id == generation_id)
+        .values(is_active=True, activated_at=func.now())
+    )
 
 
 def _generation(row: Any) -> GenerationInfo:
@@ -106,27 +111,40 @@ def _generation(row: Any) -> GenerationInfo:
 
 
 # -- areas ---------------------------------------------------------------------------
-def areas_frame(conn: Connection, generation_id: int, level: str | None = None,
-                columns: Sequence[str] = ("code", "name", "level", "kind", "parent_code",
-                                          "population", "households", "responsible", "area_m2")
-                ) -> gpd.GeoDataFrame:
+def areas_frame(
+    conn: Connection,
+    generation_id: int,
+    level: str | None = None,
+    columns: Sequence[str] = (
+        "code",
+        "name",
+        "level",
+        "kind",
+        "parent_code",
+        "population",
+        "households",
+        "responsible",
+        "area_m2",
+    ),
+) -> gpd.GeoDataFrame:
     """Areas of one generation (optionally one level) as a GeoDataFrame in EPSG:4326."""
     table = Area.__table__
-    query = (select(*[table.c[c] for c in columns], func.ST_AsBinary(table.c.geom).label("wkb"))
-             .where(table.c.generation_low <= generation_id,
-                    table.c.generation_high >= generation_id)
-             .order_by(table.c.code))
+    query = (
+        select(*[table.c[c] for c in columns], func.ST_AsBinary(table.c.geom).label("wkb"))
+        .where(table.c.generation_low <= generation_id, table.c.generation_high >= generation_id)
+        .order_by(table.c.code)
+    )
     if level is not None:
         query = query.where(table.c.level == level)
-    frame = pd.DataFrame(conn.execute(query).mappings().all(),
-                         columns=[*columns, "wkb"])
+    frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=[*columns, "wkb"])
     geometry = shapely.from_wkb(frame.pop("wkb").map(bytes).to_numpy()) if len(frame) else []
     return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geometry, crs=4326), crs=4326)
 
 
 def area_codes(conn: Connection, generation_id: int, level: str | None = None) -> set[str]:
-    query = select(Area.code).where(Area.generation_low <= generation_id,
-                                    Area.generation_high >= generation_id)
+    query = select(Area.code).where(
+        Area.generation_low <= generation_id, Area.generation_high >= generation_id
+    )
     if level is not None:
         query = query.where(Area.level == level)
     return set(conn.execute(query).scalars())
@@ -135,53 +153,83 @@ def area_codes(conn: Connection, generation_id: int, level: str | None = None) -
 def delete_level(conn: Connection, generation_id: int, level: str) -> int:
     """Remove a level from a generation: rows only in it go, longer-lived rows are cut short."""
     table = Area.__table__
-    only_here = conn.execute(table.delete().where(
-        table.c.level == level, table.c.generation_low == generation_id,
-        table.c.generation_high == generation_id)).rowcount
-    cut_end = conn.execute(table.update().where(
-        table.c.level == level, table.c.generation_low < generation_id,
-        table.c.generation_high == generation_id).values(generation_high=generation_id - 1)
+    only_here = conn.execute(
+        table.delete().where(
+            table.c.level == level,
+            table.c.generation_low == generation_id,
+            table.c.generation_high == generation_id,
+        )
     ).rowcount
-    spanning = conn.execute(select(func.count()).select_from(table).where(
-        table.c.level == level, table.c.generation_low <= generation_id,
-        table.c.generation_high >= generation_id)).scalar_one()
+    cut_end = conn.execute(
+        table.update()
+        .where(
+            table.c.level == level,
+            table.c.generation_low < generation_id,
+            table.c.generation_high == generation_id,
+        )
+        .values(generation_high=generation_id - 1)
+    ).rowcount
+    spanning = conn.execute(
+        select(func.count())
+        .select_from(table)
+        .where(
+            table.c.level == level,
+            table.c.generation_low <= generation_id,
+            table.c.generation_high >= generation_id,
+        )
+    ).scalar_one()
     if spanning:
-        raise GridmapError(f"{spanning} {level} areas span generation {generation_id} and later "
-                           "generations; replace them in the newest generation instead")
+        raise GridmapError(
+            f"{spanning} {level} areas span generation {generation_id} and later "
+            "generations; replace them in the newest generation instead"
+        )
     return only_here + cut_end
 
 
-def copy_areas(conn: Connection, areas: gpd.GeoDataFrame, generation_id: int,
-               batch_id: int | None) -> int:
+def copy_areas(
+    conn: Connection, areas: gpd.GeoDataFrame, generation_id: int, batch_id: int | None
+) -> int:
     """COPY prepared areas (columns of gis.areas.AREA_COLUMNS) into one generation."""
     if len(areas) == 0:
         return 0
-    geoms = np.array([shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g
-                      for g in areas.geometry.to_numpy()], dtype=object)  # column is MULTI
-    rows = pd.DataFrame({
-        "level": areas["level"].to_numpy(), "kind": areas["kind"].to_numpy(),
-        "code": areas["code"].to_numpy(), "name": areas["name"].to_numpy(),
-        "parent_code": areas["parent_code"].to_numpy(),
-        "generation_low": generation_id, "generation_high": generation_id,
-        "population": _int_column(areas, "population"),
-        "households": _int_column(areas, "households"),
-        "responsible": areas["responsible"].to_numpy(),
-        "area_m2": areas["area_m2"].to_numpy(dtype=float),
-        "geom": shapely.to_wkb(shapely.set_srid(geoms, 4326), hex=True, include_srid=True),
-        "batch_id": pd.array([batch_id] * len(areas), dtype="Int64"),
-    })
+    geoms = np.array(
+        [
+            shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g
+            for g in areas.geometry.to_numpy()
+        ],
+        dtype=object,
+    )  # column is MULTI
+    rows = pd.DataFrame(
+        {
+            "level": areas["level"].to_numpy(),
+            "kind": areas["kind"].to_numpy(),
+            "code": areas["code"].to_numpy(),
+            "name": areas["name"].to_numpy(),
+            "parent_code": areas["parent_code"].to_numpy(),
+            "generation_low": generation_id,
+            "generation_high": generation_id,
+            "population": _int_column(areas, "population"),
+            "households": _int_column(areas, "households"),
+            "responsible": areas["responsible"].to_numpy(),
+            "area_m2": areas["area_m2"].to_numpy(dtype=float),
+            "geom": shapely.to_wkb(shapely.set_srid(geoms, 4326), hex=True, include_srid=True),
+            "batch_id": pd.array([batch_id] * len(areas), dtype="Int64"),
+        }
+    )
     return copy_frame(conn, "area", rows)
 
 
 def _int_column(frame: pd.DataFrame, column: str) -> pd.Series:
     if column not in frame:
         return pd.Series([None] * len(frame), dtype="Int64")
-    return pd.to_numeric(frame[column], errors="coerce").round().astype("Int64").reset_index(
-        drop=True)
+    return (
+        pd.to_numeric(frame[column], errors="coerce").round().astype("Int64").reset_index(drop=True)
+    )
 
 
-def copy_rows(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence]
-              ) -> int:
+def copy_rows(
+    conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence]
+) -> int:
     """COPY rows into ``table`` on the SQLAlchemy connection's own transaction."""
     raw = conn.connection.driver_connection
     assert raw is not None
@@ -228,62 +276,138 @@ def _copy_value(value: Any) -> Any:
 
 
 # -- import batches ------------------------------------------------------------------
-def start_batch(conn: Connection, kind: str, source: str | None, level: str | None = None,
-                generation_id: int | None = None, file_sha256: str | None = None,
-                rows_in: int = 0) -> int:
-    return conn.execute(ImportBatch.__table__.insert().values(
-        kind=kind, source=source, level=level, generation_id=generation_id,
-        file_sha256=file_sha256, status="running", rows_in=rows_in,
-    ).returning(ImportBatch.id)).scalar_one()
+def start_batch(
+    conn: Connection,
+    kind: str,
+    source: str | None,
+    level: str | None = None,
+    generation_id: int | None = None,
+    file_sha256: str | None = None,
+    rows_in: int = 0,
+) -> int:
+    return conn.execute(
+        ImportBatch.__table__.insert()
+        .values(
+            kind=kind,
+            source=source,
+            level=level,
+            generation_id=generation_id,
+            file_sha256=file_sha256,
+            status="running",
+            rows_in=rows_in,
+        )
+        .returning(ImportBatch.id)
+    ).scalar_one()
 
 
-def finish_batch(conn: Connection, batch_id: int, status: str, *, stored: int = 0,
-                 rejected: int = 0, unlocated: int = 0, report: dict | None = None) -> None:
-    conn.execute(update(ImportBatch).where(ImportBatch.id == batch_id).values(
-        status=status, finished_at=func.now(), rows_stored=stored, rows_rejected=rejected,
-        rows_unlocated=unlocated, report=report))
+def finish_batch(
+    conn: Connection,
+    batch_id: int,
+    status: str,
+    *,
+    stored: int = 0,
+    rejected: int = 0,
+    unlocated: int = 0,
+    report: dict | None = None,
+) -> None:
+    conn.execute(
+        update(ImportBatch)
+        .where(ImportBatch.id == batch_id)
+        .values(
+            status=status,
+            finished_at=func.now(),
+            rows_stored=stored,
+            rows_rejected=rejected,
+            rows_unlocated=unlocated,
+            report=report,
+        )
+    )
 
 
 def add_rejected_rows(conn: Connection, batch_id: int, problems: Sequence[dict]) -> int:
     """Keep every rejected row with its reason (COPY: a bad file can have many)."""
-    rows = ((batch_id, p.get("row"), p["reason"],
-             json.dumps(p.get("raw", {k: v for k, v in p.items() if k not in ("row", "reason")}),
-                        ensure_ascii=False, default=str))
-            for p in problems)
+    rows = (
+        (
+            batch_id,
+            p.get("row"),
+            p["reason"],
+            json.dumps(
+                p.get("raw", {k: v for k, v in p.items() if k not in ("row", "reason")}),
+                ensure_ascii=False,
+                default=str,
+            ),
+        )
+        for p in problems
+    )
     return copy_rows(conn, "rejected_row", ("batch_id", "row_number", "reason", "raw"), rows)
 
 
 def rejected_rows(conn: Connection, batch_id: int) -> list[dict]:
-    query = select(RejectedRow.row_number, RejectedRow.reason, RejectedRow.raw).where(
-        RejectedRow.batch_id == batch_id).order_by(RejectedRow.id)
+    query = (
+        select(RejectedRow.row_number, RejectedRow.reason, RejectedRow.raw)
+        .where(RejectedRow.batch_id == batch_id)
+        .order_by(RejectedRow.id)
+    )
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
 def counts_by_level(conn: Connection, generation_id: int) -> dict[str, int]:
-    rows = conn.execute(text(
-        "SELECT level, count(*) FROM area WHERE generation_low <= :g AND generation_high >= :g "
-        "GROUP BY level"), {"g": generation_id})
+    rows = conn.execute(
+        text(
+            "SELECT level, count(*) FROM area WHERE generation_low <= :g AND generation_high >= :g "
+            "GROUP BY level"
+        ),
+        {"g": generation_id},
+    )
     return {level: n for level, n in rows}
 
 
 # -- incidents and the gazetteer ------------------------------------------------------
 INCIDENT_EXPORT_COLUMNS = (
-    "id", "source", "external_id", "category", "description", "address", "reported_at",
-    "status", "handling_level", "raw_lon", "raw_lat", "raw_crs", "location_status",
-    "unlocated_reason", "street_code", "community_code", "grid_code", "micro_grid_code",
-    "generation_id", "assign_status", "distance_m", "assigned_at")
+    "id",
+    "source",
+    "external_id",
+    "category",
+    "description",
+    "address",
+    "reported_at",
+    "status",
+    "handling_level",
+    "raw_lon",
+    "raw_lat",
+    "raw_crs",
+    "location_status",
+    "unlocated_reason",
+    "street_code",
+    "community_code",
+    "grid_code",
+    "micro_grid_code",
+    "generation_id",
+    "assign_status",
+    "distance_m",
+    "assigned_at",
+)
 
 
-def incidents_frame(conn: Connection, where: str = "TRUE", params: dict | None = None
-                    ) -> gpd.GeoDataFrame:
+def incidents_frame(
+    conn: Connection, where: str = "TRUE", params: dict | None = None
+) -> gpd.GeoDataFrame:
     """Incidents with their current assignment (view ``incident_current``).
 
     ``where`` is a fixed SQL filter written by the caller, with bound ``params``.
     """
     columns = ", ".join(INCIDENT_EXPORT_COLUMNS)
-    rows = conn.execute(text(
-        f"SELECT {columns}, ST_X(location) AS lon, ST_Y(location) AS lat "
-        f"FROM incident_current WHERE {where} ORDER BY id"), params or {}).mappings().all()
+    rows = (
+        conn.execute(
+            text(
+                f"SELECT {columns}, ST_X(location) AS lon, ST_Y(location) AS lat "
+                f"FROM incident_current WHERE {where} ORDER BY id"
+            ),
+            params or {},
+        )
+        .mappings()
+        .all()
+    )
     frame = pd.DataFrame(rows, columns=[*INCIDENT_EXPORT_COLUMNS, "lon", "lat"])
     lon = frame["lon"].astype(float).to_numpy()
     lat = frame["lat"].astype(float).to_numpy()
@@ -292,23 +416,27 @@ def incidents_frame(conn: Connection, where: str = "TRUE", params: dict | None =
     return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geometry, crs=4326), crs=4326)
 
 
-def store_gazetteer(conn: Connection, frame: pd.DataFrame, source: str,
-                    replace: bool = False) -> int:
+def store_gazetteer(
+    conn: Connection, frame: pd.DataFrame, source: str, replace: bool = False
+) -> int:
     """COPY gazetteer addresses (address, lon, lat[, micro_grid_code]) into address_point."""
     if replace:
         conn.execute(text("TRUNCATE address_point"))
     lon = frame["lon"].astype(float).to_numpy()
     lat = frame["lat"].astype(float).to_numpy()
-    ewkb = shapely.to_wkb(shapely.set_srid(shapely.points(lon, lat), 4326), hex=True,
-                          include_srid=True)
+    ewkb = shapely.to_wkb(
+        shapely.set_srid(shapely.points(lon, lat), 4326), hex=True, include_srid=True
+    )
     codes = frame["micro_grid_code"] if "micro_grid_code" in frame else [None] * len(frame)
     rows = zip(frame["address"], lon, lat, codes, [source] * len(frame), ewkb, strict=True)
-    return copy_rows(conn, "address_point",
-                     ("address", "lon", "lat", "micro_grid_code", "source", "geom"), rows)
+    return copy_rows(
+        conn, "address_point", ("address", "lon", "lat", "micro_grid_code", "source", "geom"), rows
+    )
 
 
-def carry_areas(conn: Connection, from_generation: int, to_generation: int,
-                levels: Sequence[str]) -> int:
+def carry_areas(
+    conn: Connection, from_generation: int, to_generation: int, levels: Sequence[str]
+) -> int:
     """Make the areas of ``levels`` in ``from_generation`` part of ``to_generation`` too.
 
     MapIt's way: a row whose range ends just before ``to_generation`` is
@@ -316,17 +444,25 @@ def carry_areas(conn: Connection, from_generation: int, to_generation: int,
     the range [to, to]. Unchanged areas thus keep their row and id.
     """
     table = Area.__table__
-    extended = conn.execute(table.update().where(
-        table.c.level.in_(levels), table.c.generation_low <= from_generation,
-        table.c.generation_high >= from_generation,
-        table.c.generation_high == to_generation - 1).values(generation_high=to_generation)
+    extended = conn.execute(
+        table.update()
+        .where(
+            table.c.level.in_(levels),
+            table.c.generation_low <= from_generation,
+            table.c.generation_high >= from_generation,
+            table.c.generation_high == to_generation - 1,
+        )
+        .values(generation_high=to_generation)
     ).rowcount
-    copied = conn.execute(text(
-        "INSERT INTO area (level, kind, code, name, parent_code, generation_low, "
-        "generation_high, population, households, responsible, area_m2, geom, batch_id) "
-        "SELECT level, kind, code, name, parent_code, :to, :to, population, households, "
-        "responsible, area_m2, geom, batch_id FROM area WHERE level = ANY(:levels) "
-        "AND generation_low <= :from AND generation_high >= :from "
-        "AND generation_high < :to"),
-        {"to": to_generation, "from": from_generation, "levels": list(levels)}).rowcount
+    copied = conn.execute(
+        text(
+            "INSERT INTO area (level, kind, code, name, parent_code, generation_low, "
+            "generation_high, population, households, responsible, area_m2, geom, batch_id) "
+            "SELECT level, kind, code, name, parent_code, :to, :to, population, households, "
+            "responsible, area_m2, geom, batch_id FROM area WHERE level = ANY(:levels) "
+            "AND generation_low <= :from AND generation_high >= :from "
+            "AND generation_high < :to"
+        ),
+        {"to": to_generation, "from": from_generation, "levels": list(levels)},
+    ).rowcount
     return extended + copied

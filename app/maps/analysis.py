@@ -26,12 +26,22 @@ from gis.coverage import CoverageReport, check_coverage
 from gis.errors import ValidationError
 from gis.hotspots import HotSpots, grid_counts, kernel_density
 
-__all__ = ["MEASURES", "Selection", "cached", "coverage", "grid_stats", "heat_points",
-           "select_incidents"]
+__all__ = [
+    "MEASURES",
+    "Selection",
+    "cached",
+    "coverage",
+    "grid_stats",
+    "heat_points",
+    "select_incidents",
+]
 
 #: What the choropleth can show, with its label.
-MEASURES = {"count": "incidents", "rate_per_1000": "incidents per 1,000 residents",
-            "per_km2": "incidents per km²"}
+MEASURES = {
+    "count": "incidents",
+    "rate_per_1000": "incidents per 1,000 residents",
+    "per_km2": "incidents per km²",
+}
 _CACHE_SIZE = 48
 _LOCK = threading.Lock()
 T = TypeVar("T")
@@ -58,8 +68,9 @@ class Selection:
     source: tuple[str, ...] = ()
 
     @classmethod
-    def parse(cls, start: Any = None, end: Any = None, category: Any = None,
-              source: Any = None) -> Selection:
+    def parse(
+        cls, start: Any = None, end: Any = None, category: Any = None, source: Any = None
+    ) -> Selection:
         """Build a selection from user input (strings, dates, lists or comma lists).
 
         Raises
@@ -72,23 +83,33 @@ class Selection:
             raise ValidationError(f"end ({end}) must be after start ({start})")
         categories = _codes(category, "category")
         if any(not c.isdigit() for c in categories):
-            raise ValidationError(f"category must be digits (taxonomy codes such as 04 or "
-                                  f"0401), got {category!r}")
+            raise ValidationError(
+                f"category must be digits (taxonomy codes such as 04 or 0401), got {category!r}"
+            )
         return cls(low, high, categories, _codes(source, "source"))
 
     @property
     def gis_args(self) -> dict[str, Any]:
         """Keyword arguments of :func:`gis.hotspots.grid_counts` for this selection."""
-        return {"start": self.start, "end": self.end,
-                "category": list(self.category) or None, "source": list(self.source) or None}
+        return {
+            "start": self.start,
+            "end": self.end,
+            "category": list(self.category) or None,
+            "source": list(self.source) or None,
+        }
 
     def describe(self) -> str:
         """One line for a legend: window, categories, sources."""
         low = self.start.strftime("%Y-%m-%d") if self.start is not None else "…"
         high = self.end.strftime("%Y-%m-%d") if self.end is not None else "…"
         window = "all time" if self.start is None and self.end is None else f"{low} – {high}"
-        return "; ".join([window, "category " + (", ".join(self.category) or "all"),
-                          "source " + (", ".join(self.source) or "all")])
+        return "; ".join(
+            [
+                window,
+                "category " + (", ".join(self.category) or "all"),
+                "source " + (", ".join(self.source) or "all"),
+            ]
+        )
 
 
 def _instant(value: Any, name: str) -> pd.Timestamp | None:
@@ -100,11 +121,14 @@ def _instant(value: Any, name: str) -> pd.Timestamp | None:
         stamp = pd.Timestamp(value)
         if stamp is not pd.NaT:
             # out-of-range instants fail here, on the shift to China Standard Time
-            return (stamp.tz_localize(LOCAL_TZ) if stamp.tzinfo is None
-                    else stamp.tz_convert(LOCAL_TZ))
+            return (
+                stamp.tz_localize(LOCAL_TZ) if stamp.tzinfo is None else stamp.tz_convert(LOCAL_TZ)
+            )
     except (TypeError, ValueError, OverflowError) as error:
-        raise ValidationError(f"{name} must be a date or time such as 2023-03-01 or "
-                              f"2023-03-01T08:00:00+08:00, got {value!r}") from error
+        raise ValidationError(
+            f"{name} must be a date or time such as 2023-03-01 or "
+            f"2023-03-01T08:00:00+08:00, got {value!r}"
+        ) from error
     raise ValidationError(f"{name} must be a date or time, got {value!r}")
 
 
@@ -141,8 +165,9 @@ def coverage(data: MapData, **tolerances: float) -> CoverageReport:
     """
     key = ("coverage", tuple(sorted(tolerances.items())))
     incidents = data.incidents[["id", "lon", "lat"]]
-    return cached(data, key, lambda: check_coverage(data.all_areas(), data.staff, incidents,
-                                                    **tolerances))
+    return cached(
+        data, key, lambda: check_coverage(data.all_areas(), data.staff, incidents, **tolerances)
+    )
 
 
 def select_incidents(data: MapData, selection: Selection) -> pd.DataFrame:
@@ -162,9 +187,15 @@ def select_incidents(data: MapData, selection: Selection) -> pd.DataFrame:
     return incidents[keep]
 
 
-def grid_stats(data: MapData, selection: Selection, permutations: int = 999, seed: int = 0,
-               fdr: bool = False, alpha: float = 0.10, value: str = "count"
-               ) -> gpd.GeoDataFrame:
+def grid_stats(
+    data: MapData,
+    selection: Selection,
+    permutations: int = 999,
+    seed: int = 0,
+    fdr: bool = False,
+    alpha: float = 0.10,
+    value: str = "count",
+) -> gpd.GeoDataFrame:
     """Per grid: counts, rates, Gi* z, p and confidence bin of ``value``.
 
     Returns
@@ -178,8 +209,9 @@ def grid_stats(data: MapData, selection: Selection, permutations: int = 999, see
     if value not in MEASURES:
         raise ValidationError(f"value must be one of {list(MEASURES)}, got {value!r}")
     key = ("grid_stats", selection, permutations, seed, fdr, alpha, value)
-    return cached(data, key, lambda: _grid_stats(data, selection, permutations, seed, fdr,
-                                                 alpha, value))
+    return cached(
+        data, key, lambda: _grid_stats(data, selection, permutations, seed, fdr, alpha, value)
+    )
 
 
 def _grid_stats(data, selection, permutations, seed, fdr, alpha, value) -> gpd.GeoDataFrame:
@@ -187,7 +219,8 @@ def _grid_stats(data, selection, permutations, seed, fdr, alpha, value) -> gpd.G
     counts = grid_counts(data.incidents, grids, **selection.gis_args)
     analysed = counts.assign(**{value: counts[value].fillna(0.0)})  # no residents: no rate
     model = HotSpots(permutations=permutations, seed=seed, fdr=fdr, alpha=alpha).fit(
-        analysed, column=value)
+        analysed, column=value
+    )
     columns = ["code", "name", "kind", "parent_code", "households"]
     out = grids[[c for c in columns if c in grids]].copy()
     for column in ("population", "count", "rate_per_1000", "area_km2", "per_km2"):
@@ -195,13 +228,25 @@ def _grid_stats(data, selection, permutations, seed, fdr, alpha, value) -> gpd.G
             out[column] = counts[column].to_numpy()
     out["z"], out["p"], out["bin"] = model.z_, model.p_, model.bin_
     result = gpd.GeoDataFrame(out, geometry=grids.geometry.to_numpy(), crs=grids.crs)
-    result.attrs.update(counts.attrs, thresholds=model.thresholds_, value=value,
-                        permutations=permutations, fdr=fdr, alpha=alpha, seed=seed)
+    result.attrs.update(
+        counts.attrs,
+        thresholds=model.thresholds_,
+        value=value,
+        permutations=permutations,
+        fdr=fdr,
+        alpha=alpha,
+        seed=seed,
+    )
     return result
 
 
-def heat_points(data: MapData, selection: Selection, bandwidth_m: float = 150.0,
-                cell_m: float = 100.0, min_share: float = 0.05) -> pd.DataFrame:
+def heat_points(
+    data: MapData,
+    selection: Selection,
+    bandwidth_m: float = 150.0,
+    cell_m: float = 100.0,
+    min_share: float = 0.05,
+) -> pd.DataFrame:
     """Cells of a kernel density surface of the selection: ``lat, lon, weight`` (0–1]."""
     key = ("heat", selection, bandwidth_m, cell_m, min_share)
 
@@ -216,8 +261,9 @@ def heat_points(data: MapData, selection: Selection, bandwidth_m: float = 150.0,
     return cached(data, key, build)
 
 
-def staff_summary(staff: pd.DataFrame, codes: Sequence[str], roles: dict[str, str]
-                  ) -> dict[str, str]:
+def staff_summary(
+    staff: pd.DataFrame, codes: Sequence[str], roles: dict[str, str]
+) -> dict[str, str]:
     """``code → "网格长 张三、网格员 李四"`` for the areas in ``codes`` that have staff."""
     wanted = staff[staff["area_code"].isin(set(codes))]
     labels = wanted["role"].map(roles).fillna(wanted["role"]) + " " + wanted["name"]

@@ -33,8 +33,16 @@ from branca.element import Element
 
 from gis.errors import GridmapError
 
-__all__ = ["ASSETS", "DROPPED", "Asset", "AssetError", "AssetStore", "finish", "localize",
-           "INSTALL_HINT"]
+__all__ = [
+    "ASSETS",
+    "DROPPED",
+    "Asset",
+    "AssetError",
+    "AssetStore",
+    "finish",
+    "localize",
+    "INSTALL_HINT",
+]
 
 INSTALL_HINT = "run ./scripts/install_assets.sh (npm ci of package-lock.json into var/assets)"
 
@@ -79,16 +87,23 @@ ASSETS: dict[str, Asset] = {
 #: folium defaults the pages leave out, and why.
 DROPPED: dict[str, str] = {
     "glyphicons_css": "Bootstrap 3 glyphicons, only for folium.Icon(prefix='glyphicon'), "
-                      "which the pages do not use",
+    "which the pages do not use",
     "awesome_rotate_css": "rotated awesome markers, not used; folium serves it from GitHub",
 }
 
 _NPM_PACKAGES = tuple(sorted({a.package for a in ASSETS.values()} - {"folium", "gridmap"}))
 #: Files the static route may serve (by suffix) and their media types.
 MEDIA_TYPES = {
-    ".js": "text/javascript", ".css": "text/css", ".png": "image/png", ".gif": "image/gif",
-    ".svg": "image/svg+xml", ".jpg": "image/jpeg", ".woff2": "font/woff2", ".woff": "font/woff",
-    ".ttf": "font/ttf", ".map": "application/json",
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".png": "image/png",
+    ".gif": "image/gif",
+    ".svg": "image/svg+xml",
+    ".jpg": "image/jpeg",
+    ".woff2": "font/woff2",
+    ".woff": "font/woff",
+    ".ttf": "font/ttf",
+    ".map": "application/json",
 }
 _INLINE = "gridmap-inline:"
 _CSS_URL = re.compile(r"url\(\s*(['\"]?)([^'\")]+)\1\s*\)")
@@ -145,11 +160,16 @@ class AssetStore:
 
     def check(self) -> None:
         """Raise :class:`AssetError` naming every missing file, with the fix."""
-        missing = [f"{a.package}/{a.path}" for a in ASSETS.values()
-                   if not (self.root(a.package) / a.path).is_file()]
+        missing = [
+            f"{a.package}/{a.path}"
+            for a in ASSETS.values()
+            if not (self.root(a.package) / a.path).is_file()
+        ]
         if missing:
-            raise AssetError(f"map assets missing under {self.node_modules}: "
-                             f"{', '.join(missing)}; {INSTALL_HINT}")
+            raise AssetError(
+                f"map assets missing under {self.node_modules}: "
+                f"{', '.join(missing)}; {INSTALL_HINT}"
+            )
 
     # -- serving -------------------------------------------------------------------------
     def url(self, name: str, prefix: str) -> str:
@@ -166,7 +186,7 @@ class AssetStore:
         for package in sorted(self._versions, key=len, reverse=True):
             head = f"{package}@{self._versions[package]}/"
             if path.startswith(head):
-                return self._inside(self.root(package), path[len(head):])
+                return self._inside(self.root(package), path[len(head) :])
         return None
 
     @staticmethod
@@ -194,8 +214,10 @@ class AssetStore:
 def _known(name: str) -> Asset:
     asset = ASSETS.get(name)
     if asset is None:
-        raise AssetError(f"folium asks for an asset {name!r} that has no local copy: add its "
-                         f"package to package.json and to app.maps.assets.ASSETS")
+        raise AssetError(
+            f"folium asks for an asset {name!r} that has no local copy: add its "
+            f"package to package.json and to app.maps.assets.ASSETS"
+        )
     return asset
 
 
@@ -206,8 +228,11 @@ def _data_uri(match: re.Match, base: Path) -> str:
     path = (base / ref.split("?")[0].split("#")[0]).resolve()
     if not path.is_file():
         return match.group(0)  # e.g. IE-only behaviours; harmless, never loaded
-    media = (MEDIA_TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0]
-             or "application/octet-stream")
+    media = (
+        MEDIA_TYPES.get(path.suffix)
+        or mimetypes.guess_type(path.name)[0]
+        or "application/octet-stream"
+    )
     return f"url(data:{media};base64,{base64.b64encode(path.read_bytes()).decode()})"
 
 
@@ -241,15 +266,19 @@ def localize(root: Element, store: AssetStore, prefix: str | None) -> None:
             links = getattr(element, attribute, None)
             if not links:
                 continue
-            local = [(name, _INLINE + name if prefix is None else store.url(name, prefix))
-                     for name, _ in links if name not in DROPPED]
+            local = [
+                (name, _INLINE + name if prefix is None else store.url(name, prefix))
+                for name, _ in links
+                if name not in DROPPED
+            ]
             setattr(element, attribute, local)  # on the instance: folium's class stays as is
 
 
 _SCRIPT_TAG = re.compile(r'<script src="' + _INLINE + r'([^"]+)"></script>')
 _LINK_TAG = re.compile(r'<link rel="stylesheet" href="' + _INLINE + r'([^"]+)"\s*/?>')
-_REMOTE = re.compile(r'<(?:script[^>]*\bsrc|link[^>]*\bhref)\s*=\s*"((?:https?:)?//[^"]*)"',
-                     re.IGNORECASE)
+_REMOTE = re.compile(
+    r'<(?:script[^>]*\bsrc|link[^>]*\bhref)\s*=\s*"((?:https?:)?//[^"]*)"', re.IGNORECASE
+)
 
 
 def finish(html: str, store: AssetStore) -> str:

@@ -46,21 +46,43 @@ class Basemap:
 
 PRESETS: dict[str, Basemap] = {
     "none": Basemap("none", None),
-    "osm": Basemap("osm", "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
-                   "&copy; OpenStreetMap contributors", "wgs84", None, 19),
-    "amap": Basemap("amap", "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1"
-                    "&scale=1&style=8&x={x}&y={y}&z={z}", "&copy; 高德地图 AutoNavi", "gcj02",
-                    "1234", 18),
-    "amap-satellite": Basemap("amap-satellite", "https://webst0{s}.is.autonavi.com/appmaptile"
-                              "?style=6&x={x}&y={y}&z={z}", "&copy; 高德地图 AutoNavi", "gcj02",
-                              "1234", 18),
+    "osm": Basemap(
+        "osm",
+        "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        "&copy; OpenStreetMap contributors",
+        "wgs84",
+        None,
+        19,
+    ),
+    "amap": Basemap(
+        "amap",
+        "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1"
+        "&scale=1&style=8&x={x}&y={y}&z={z}",
+        "&copy; 高德地图 AutoNavi",
+        "gcj02",
+        "1234",
+        18,
+    ),
+    "amap-satellite": Basemap(
+        "amap-satellite",
+        "https://webst0{s}.is.autonavi.com/appmaptile?style=6&x={x}&y={y}&z={z}",
+        "&copy; 高德地图 AutoNavi",
+        "gcj02",
+        "1234",
+        18,
+    ),
 }
 _TEMPLATE = re.compile(r"^(https?://|/)[^\s\"'<>`]+$")
 
 
-def resolve_basemap(value: str | None, *, crs: str | None = None,
-                    attribution: str | None = None, subdomains: str | None = None,
-                    max_zoom: int = 19) -> Basemap:
+def resolve_basemap(
+    value: str | None,
+    *,
+    crs: str | None = None,
+    attribution: str | None = None,
+    subdomains: str | None = None,
+    max_zoom: int = 19,
+) -> Basemap:
     """The basemap ``value`` names: ``none``, a preset, or a URL template.
 
     Parameters
@@ -96,5 +118,6 @@ def resolve_basemap(value: str | None, *, crs: str | None = None,
         raise ValidationError(
             f"basemap must be one of {list(PRESETS)} or a tile URL template with {{z}}, {{x}} "
             f"and {{y}} (http(s)://host/{{z}}/{{x}}/{{y}}.png or /path/{{z}}/{{x}}/{{y}}.png), "
-            f"got {value!r}")
+            f"got {value!r}"
+        )
     return Basemap("custom", name, attribution or "", crs or "wgs84", subdomains, max_zoom)

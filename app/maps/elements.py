@@ -19,8 +19,19 @@ from folium.plugins import HeatMap, MarkerCluster
 from folium.template import Template
 from folium.utilities import JsCode, get_obj_in_upper_tree
 
-__all__ = ["DataGeoJson", "GridmapAssets", "LayerRegistry", "LazyHeatMap", "LazyMarkerCluster",
-           "Panel", "Raw", "SharedGeometries", "add_json_block", "js", "js_json"]
+__all__ = [
+    "DataGeoJson",
+    "GridmapAssets",
+    "LayerRegistry",
+    "LazyHeatMap",
+    "LazyMarkerCluster",
+    "Panel",
+    "Raw",
+    "SharedGeometries",
+    "add_json_block",
+    "js",
+    "js_json",
+]
 
 
 def js(code: str) -> JsCode:
@@ -138,7 +149,8 @@ def add_json_block(element: Element, block: str, json_text: str) -> str:
     root = element.get_root()
     root.html.add_child(  # type: ignore[attr-defined]
         Raw(f'<script type="application/json" id="gridmap-{block}">{json_text}</script>\n'),
-        name=f"gridmap-{block}")
+        name=f"gridmap-{block}",
+    )
     return f"gridmapJSON({json.dumps(block)})"
 
 
@@ -149,8 +161,7 @@ def _data_call(element: Any, call: str, show: bool) -> None:
     features are only made when someone ticks them in the layer control.
     """
     name = element.get_name()
-    text = (f"{call};\n" if show else
-            f"{name}.once(\"add\", function () {{ {call}; }});\n")
+    text = f"{call};\n" if show else f'{name}.once("add", function () {{ {call}; }});\n'
     element.get_root().script.add_child(Raw(text), name=name + "_data")
 
 
@@ -202,9 +213,15 @@ class DataGeoJson(GeoJson):
         As for :class:`folium.GeoJson`.
     """
 
-    def __init__(self, data: dict, geometries_js: str, table: dict,
-                 style: dict | None = None, highlight: dict | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        data: dict,
+        geometries_js: str,
+        table: dict,
+        style: dict | None = None,
+        highlight: dict | None = None,
+        **kwargs: Any,
+    ) -> None:
         # A constant style or highlight needs no per-feature style map: folium would
         # serialise the same dict once per feature (seconds for 5,000 micro-grids).
         self.constant = {"style": style, "highlight": highlight}
@@ -224,20 +241,27 @@ class DataGeoJson(GeoJson):
         mapper = GeoJsonStyleMapper(self.data, self.feature_identifier, self)
         if self.style and self.data["features"]:
             self.style_map = self._constant_map("style") or mapper.get_style_map(
-                self.style_function)
+                self.style_function
+            )
         if self.highlight and self.data["features"]:
             self.highlight_map = self._constant_map("highlight") or mapper.get_highlight_map(
-                self.highlight_function)
+                self.highlight_function
+            )
         full = self.data
-        self.data = {"type": "FeatureCollection", "features": [
-            {**f, "geometry": None} for f in full["features"][:1]]}
+        self.data = {
+            "type": "FeatureCollection",
+            "features": [{**f, "geometry": None} for f in full["features"][:1]],
+        }
         try:
             Layer.render(self, **kwargs)
         finally:
             self.data = full
         table = add_json_block(self, f"table-{self.get_name()}", js_json(self.table))
-        _data_call(self, f"{self.get_name()}_add(gridmapFeatures({self.geometries_js}, {table}))",
-                   self.show)
+        _data_call(
+            self,
+            f"{self.get_name()}_add(gridmapFeatures({self.geometries_js}, {table}))",
+            self.show,
+        )
 
     def _constant_map(self, which: str) -> dict | None:
         style = self.constant[which]

@@ -25,8 +25,9 @@ __all__ = ["display_geometries", "lonlat_to_display", "records", "round_coords"]
 DECIMALS = 6
 
 
-def display_geometries(frame: gpd.GeoDataFrame, simplify_m: float = 1.0,
-                       datum: str = "wgs84") -> list[dict | None]:
+def display_geometries(
+    frame: gpd.GeoDataFrame, simplify_m: float = 1.0, datum: str = "wgs84"
+) -> list[dict | None]:
     """GeoJSON geometry dicts of ``frame``, ready to embed.
 
     Parameters
@@ -55,8 +56,10 @@ def display_geometries(frame: gpd.GeoDataFrame, simplify_m: float = 1.0,
         geoms = shapely.transform(geoms, lambda xy: _shift(xy, datum))
     geoms = round_coords(geoms)
     texts = shapely.to_geojson(geoms)
-    return [None if t is None or g is None or g.is_empty else json.loads(t)
-            for t, g in zip(texts, geoms, strict=True)]
+    return [
+        None if t is None or g is None or g.is_empty else json.loads(t)
+        for t, g in zip(texts, geoms, strict=True)
+    ]
 
 
 def round_coords(geoms: Any) -> Any:

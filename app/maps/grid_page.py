@@ -42,8 +42,13 @@ from app.maps.page import (
 __all__ = ["build_grid_page", "grid_map"]
 
 
-def build_grid_page(data: MapData, code: str, selection: Selection | None = None,
-                    options: PageOptions | None = None, store: AssetStore | None = None) -> str:
+def build_grid_page(
+    data: MapData,
+    code: str,
+    selection: Selection | None = None,
+    options: PageOptions | None = None,
+    store: AssetStore | None = None,
+) -> str:
     """One grid: its micro-grids, incidents, staff and numbers, its neighbours around it.
 
     Raises
@@ -57,8 +62,7 @@ def build_grid_page(data: MapData, code: str, selection: Selection | None = None
     return render_page(grid_map(data, code, selection, options), store, options.asset_prefix)
 
 
-def grid_map(data: MapData, code: str, selection: Selection, options: PageOptions
-             ) -> folium.Map:
+def grid_map(data: MapData, code: str, selection: Selection, options: PageOptions) -> folium.Map:
     """The folium map behind :func:`build_grid_page`."""
     grids = data.level("grid")
     where = np.flatnonzero(grids["code"].to_numpy() == code)
@@ -66,18 +70,25 @@ def grid_map(data: MapData, code: str, selection: Selection, options: PageOption
         raise NotFoundError(f"no grid {code!r} in generation {data.generation.get('label')!r}")
     row = grids.iloc[int(where[0])]
     stats = grid_stats(data, selection, options.permutations)
-    m = _base_map(data, tuple(row.geometry.bounds), options,  # type: ignore[arg-type]
-                  f"{row['name']} {code}", padding_left=340)  # clear of the info panel
+    m = _base_map(
+        data,
+        tuple(row.geometry.bounds),
+        options,  # type: ignore[arg-type]
+        f"{row['name']} {code}",
+        padding_left=340,
+    )  # clear of the info panel
     ly.add_panes(m)
     shared = SharedGeometries().add_to(m)
     layers = _grid_layers(data, shared, code, row, stats, selection, options)
     for layer in layers.values():
         layer.add_to(m)
     folium.LayerControl(collapsed=False, position="topright").add_to(m)
-    Panel(_grid_info_html(data, row, stats, selection, options), "bottomleft",
-          "gridmap-info").add_to(m)
-    LayerRegistry(layers, {"grid": code, "generation": data.generation,
-                           "selection": selection.describe()}).add_to(m)
+    Panel(
+        _grid_info_html(data, row, stats, selection, options), "bottomleft", "gridmap-info"
+    ).add_to(m)
+    LayerRegistry(
+        layers, {"grid": code, "generation": data.generation, "selection": selection.describe()}
+    ).add_to(m)
     return m
 
 
@@ -96,21 +107,38 @@ def _grid_layers(data, shared, code, row, stats, selection, options) -> dict[str
     chosen = chosen[chosen["grid_code"] == code]
     focus = int(np.flatnonzero(props["code"].to_numpy() == code)[0])
     out: dict[str, Any] = {
-        "grids": ly.area_layer(props, near_js, "邻近网格 nearby grids", ly.OUTLINES["grid"],
-                               "grids", _GRID_TOOLTIP, on_each_feature=links),
+        "grids": ly.area_layer(
+            props,
+            near_js,
+            "邻近网格 nearby grids",
+            ly.OUTLINES["grid"],
+            "grids",
+            _GRID_TOOLTIP,
+            on_each_feature=links,
+        ),
         "micro_grids": _micro_layer(data, micro_js, micro.iloc[inside], True, with_staff=True),
-        "grid": ly.outline_layer([code], near_js, f"网格 grid {code}",
-                                 {"color": "#000000", "weight": 4, "fill": False}, "focus",
-                                 pick=[focus]),
-        "incidents": ly.incident_points(chosen, _category_names(), options.basemap.crs,
-                                        f"事件 incidents ({len(chosen):,})"),
+        "grid": ly.outline_layer(
+            [code],
+            near_js,
+            f"网格 grid {code}",
+            {"color": "#000000", "weight": 4, "fill": False},
+            "focus",
+            pick=[focus],
+        ),
+        "incidents": ly.incident_points(
+            chosen, _category_names(), options.basemap.crs, f"事件 incidents ({len(chosen):,})"
+        ),
     }
     report = coverage(data)
     box = row.geometry.buffer(0.002)
     defects = report.defects[report.defects.intersects(box)]
     if len(defects):
-        out["defects"] = ly.defect_layer(defects, options.simplify_m, options.basemap.crs,
-                                         f"覆盖缺陷 coverage defects ({len(defects)})")
+        out["defects"] = ly.defect_layer(
+            defects,
+            options.simplify_m,
+            options.basemap.crs,
+            f"覆盖缺陷 coverage defects ({len(defects)})",
+        )
     return out
 
 
@@ -123,26 +151,39 @@ def _grid_info_html(data, row, stats, selection, options) -> str:
     staff = data.staff[data.staff["area_code"] == code]
     micro = data.level("micro_grid")
     n_micro = int((micro["parent_code"] == code).sum()) if len(micro) else 0
-    rows = [("编码 code", f"<span class='gridmap-code'>{_esc(code)}</span>"),
-            ("类型 kind", _esc(KIND_NAMES.get(str(row.get("kind")), row.get("kind")))),
-            ("社区 community", _esc(community["name"].get(parent, parent))),
-            ("街道 street", _esc(_names(data, "street").get(str(street_code), street_code))),
-            ("户数 households", _number(row.get("households"))),
-            ("人口 population", _number(row.get("population"))),
-            ("责任 responsible", _esc(row.get("responsible"))),
-            ("微网格 micro-grids", str(n_micro))]
-    rows += [(_esc(ROLE_NAMES.get(s.role, s.role)), f"{_esc(s.name)} {_esc(s.phone)}")
-             for s in staff.itertuples()]
+    rows = [
+        ("编码 code", f"<span class='gridmap-code'>{_esc(code)}</span>"),
+        ("类型 kind", _esc(KIND_NAMES.get(str(row.get("kind")), row.get("kind")))),
+        ("社区 community", _esc(community["name"].get(parent, parent))),
+        ("街道 street", _esc(_names(data, "street").get(str(street_code), street_code))),
+        ("户数 households", _number(row.get("households"))),
+        ("人口 population", _number(row.get("population"))),
+        ("责任 responsible", _esc(row.get("responsible"))),
+        ("微网格 micro-grids", str(n_micro)),
+    ]
+    rows += [
+        (_esc(ROLE_NAMES.get(s.role, s.role)), f"{_esc(s.name)} {_esc(s.phone)}")
+        for s in staff.itertuples()
+    ]
     if staff.empty:
         rows.append(("网格员 staff", "<span class='gridmap-alarm'>none (unstaffed)</span>"))
-    rows += [("事件 incidents", _number(mine["count"])),
-             ("每千人 per 1,000", _number(mine["rate_per_1000"], 2)),
-             ("每平方公里 per km²", _number(mine["per_km2"], 1)),
-             ("Gi*", f"{_esc(ly.HOT_LABELS[int(mine['bin'])])}, z = {mine['z']:.2f}, "
-                     f"p = {mine['p']:.3f}")]
+    rows += [
+        ("事件 incidents", _number(mine["count"])),
+        ("每千人 per 1,000", _number(mine["rate_per_1000"], 2)),
+        ("每平方公里 per km²", _number(mine["per_km2"], 1)),
+        (
+            "Gi*",
+            f"{_esc(ly.HOT_LABELS[int(mine['bin'])])}, z = {mine['z']:.2f}, p = {mine['p']:.3f}",
+        ),
+    ]
     table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
-    back = (f"<div><a href='{_esc(options.map_url)}'>← district map</a></div>"
-            if options.map_url else "")
-    return (f"<h4>{_esc(row['name'])}</h4><div class='gridmap-meta'>"
-            f"{_esc(selection.describe())}</div><table>{table}</table>{_category_legend()}"
-            f"{back}")
+    back = (
+        f"<div><a href='{_esc(options.map_url)}'>← district map</a></div>"
+        if options.map_url
+        else ""
+    )
+    return (
+        f"<h4>{_esc(row['name'])}</h4><div class='gridmap-meta'>"
+        f"{_esc(selection.describe())}</div><table>{table}</table>{_category_legend()}"
+        f"{back}"
+    )

@@ -23,33 +23,79 @@ from folium.plugins import Search
 from app.maps.elements import DataGeoJson, LazyHeatMap, LazyMarkerCluster, js, js_json
 from app.maps.geometry import display_geometries, lonlat_to_display, records
 
-__all__ = ["ALARM", "CHOROPLETH_COLOURS", "HOT_COLOURS", "HOT_LABELS", "MAJOR_COLOURS",
-           "PANES", "Classes", "add_panes", "choropleth_classes"]
+__all__ = [
+    "ALARM",
+    "CHOROPLETH_COLOURS",
+    "HOT_COLOURS",
+    "HOT_LABELS",
+    "MAJOR_COLOURS",
+    "PANES",
+    "Classes",
+    "add_panes",
+    "choropleth_classes",
+]
 
 #: Pane name → z-index (Leaflet's overlayPane is 400, markers 600, tooltips 650).
-PANES: dict[str, int] = {"choropleth": 405, "hotspots": 410, "grids": 420, "micro_grids": 425,
-                         "communities": 430, "streets": 435, "focus": 438, "defects": 440,
-                         "incidents": 445, "outside": 450}
+PANES: dict[str, int] = {
+    "choropleth": 405,
+    "hotspots": 410,
+    "grids": 420,
+    "micro_grids": 425,
+    "communities": 430,
+    "streets": 435,
+    "focus": 438,
+    "defects": 440,
+    "incidents": 445,
+    "outside": 450,
+}
 #: Coverage defects and incidents outside coverage: one colour no theme uses.
 ALARM = "#e6007e"
 #: ArcGIS's hot spot palette, by confidence bin (DOMAIN.md §4).
-HOT_COLOURS = {3: "#d62f27", 2: "#ed7551", 1: "#fab984", 0: "#ffffbf", -1: "#c0ccbe",
-               -2: "#849eba", -3: "#4575b5"}
-HOT_LABELS = {3: "hot spot, 99 %", 2: "hot spot, 95 %", 1: "hot spot, 90 %",
-              0: "not significant", -1: "cold spot, 90 %", -2: "cold spot, 95 %",
-              -3: "cold spot, 99 %"}
+HOT_COLOURS = {
+    3: "#d62f27",
+    2: "#ed7551",
+    1: "#fab984",
+    0: "#ffffbf",
+    -1: "#c0ccbe",
+    -2: "#849eba",
+    -3: "#4575b5",
+}
+HOT_LABELS = {
+    3: "hot spot, 99 %",
+    2: "hot spot, 95 %",
+    1: "hot spot, 90 %",
+    0: "not significant",
+    -1: "cold spot, 90 %",
+    -2: "cold spot, 95 %",
+    -3: "cold spot, 99 %",
+}
 #: ColorBrewer YlGnBu, 5 classes: sequential, and apart from the hot spot reds.
 CHOROPLETH_COLOURS = ("#ffffcc", "#a1dab4", "#41b6c4", "#2c7fb8", "#253494")
 #: Incident markers by major category class (taxonomy codes 01–04).
 MAJOR_COLOURS = {"01": "#1b9e77", "02": "#d95f02", "03": "#7570b3", "04": "#e7298a"}
 OUTLINES = {
     "street": {"color": "#1a1a1a", "weight": 3.0, "opacity": 0.9, "fill": False},
-    "community": {"color": "#404040", "weight": 1.6, "opacity": 0.9, "fill": False,
-                  "dashArray": "6 3"},
-    "grid": {"color": "#5a6570", "weight": 0.8, "opacity": 0.9, "fillColor": "#ffffff",
-             "fillOpacity": 0.0},
-    "micro_grid": {"color": "#8a8f96", "weight": 0.5, "opacity": 0.8, "fillColor": "#ffffff",
-                   "fillOpacity": 0.0},
+    "community": {
+        "color": "#404040",
+        "weight": 1.6,
+        "opacity": 0.9,
+        "fill": False,
+        "dashArray": "6 3",
+    },
+    "grid": {
+        "color": "#5a6570",
+        "weight": 0.8,
+        "opacity": 0.9,
+        "fillColor": "#ffffff",
+        "fillOpacity": 0.0,
+    },
+    "micro_grid": {
+        "color": "#8a8f96",
+        "weight": 0.5,
+        "opacity": 0.8,
+        "fillColor": "#ffffff",
+        "fillOpacity": 0.0,
+    },
 }
 
 
@@ -60,8 +106,13 @@ def add_panes(m: folium.Map, names: Sequence[str] = tuple(PANES)) -> None:
 
 
 # -- data of a layer -------------------------------------------------------------------
-def data_layer(ids: Any, properties: pd.DataFrame | None, geometries_js: str,
-               pick: Sequence[int] | None = None, **kwargs: Any) -> DataGeoJson:
+def data_layer(
+    ids: Any,
+    properties: pd.DataFrame | None,
+    geometries_js: str,
+    pick: Sequence[int] | None = None,
+    **kwargs: Any,
+) -> DataGeoJson:
     """A :class:`DataGeoJson` over a geometry array, with a property table.
 
     Parameters
@@ -79,14 +130,27 @@ def data_layer(ids: Any, properties: pd.DataFrame | None, geometries_js: str,
     """
     ids = [str(i) for i in ids]
     columns = [] if properties is None else list(properties.columns)
-    rows = [[]] * len(ids) if properties is None else [
-        list(r.values()) for r in records(properties)]
-    python_side = {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "id": i, "geometry": None,
-         "properties": dict(zip(columns, r, strict=True))}
-        for i, r in zip(ids, rows, strict=True)]}
-    table = {"ids": ids, "columns": columns, "rows": rows if columns else None,
-             "pick": None if pick is None else [int(k) for k in pick]}
+    rows = (
+        [[]] * len(ids) if properties is None else [list(r.values()) for r in records(properties)]
+    )
+    python_side = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "id": i,
+                "geometry": None,
+                "properties": dict(zip(columns, r, strict=True)),
+            }
+            for i, r in zip(ids, rows, strict=True)
+        ],
+    }
+    table = {
+        "ids": ids,
+        "columns": columns,
+        "rows": rows if columns else None,
+        "pick": None if pick is None else [int(k) for k in pick],
+    }
     return DataGeoJson(python_side, geometries_js, table, **kwargs)
 
 
@@ -96,32 +160,71 @@ def inline_geometries(geometries: list) -> str:
 
 
 # -- boundaries ------------------------------------------------------------------------
-def outline_layer(codes: Any, geometries_js: str, name: str, style: dict, pane: str,
-                  show: bool = True, pick: Sequence[int] | None = None) -> DataGeoJson:
+def outline_layer(
+    codes: Any,
+    geometries_js: str,
+    name: str,
+    style: dict,
+    pane: str,
+    show: bool = True,
+    pick: Sequence[int] | None = None,
+) -> DataGeoJson:
     """Outlines of one level, not interactive (the grids below answer the mouse)."""
-    return data_layer(codes, None, geometries_js, pick, name=name, style=style, show=show,
-                      pane=pane, interactive=False)
+    return data_layer(
+        codes,
+        None,
+        geometries_js,
+        pick,
+        name=name,
+        style=style,
+        show=show,
+        pane=pane,
+        interactive=False,
+    )
 
 
-def area_layer(properties: pd.DataFrame, geometries_js: str, name: str, style: dict,
-               pane: str, tooltip: dict[str, str], show: bool = True,
-               on_each_feature: str | None = None, pick: Sequence[int] | None = None
-               ) -> DataGeoJson:
+def area_layer(
+    properties: pd.DataFrame,
+    geometries_js: str,
+    name: str,
+    style: dict,
+    pane: str,
+    tooltip: dict[str, str],
+    show: bool = True,
+    on_each_feature: str | None = None,
+    pick: Sequence[int] | None = None,
+) -> DataGeoJson:
     """Areas with a tooltip of ``tooltip`` (property → label); ``properties`` has ``code``."""
     return data_layer(
-        properties["code"], properties[list(tooltip)], geometries_js, pick, name=name,
-        style=style, show=show, pane=pane,
+        properties["code"],
+        properties[list(tooltip)],
+        geometries_js,
+        pick,
+        name=name,
+        style=style,
+        show=show,
+        pane=pane,
         highlight={"weight": style["weight"] + 2, "color": "#000000"},
-        tooltip=folium.GeoJsonTooltip(list(tooltip), aliases=list(tooltip.values()),
-                                      sticky=True) if len(properties) else None,
-        on_each_feature=js(on_each_feature) if on_each_feature else None)
+        tooltip=folium.GeoJsonTooltip(list(tooltip), aliases=list(tooltip.values()), sticky=True)
+        if len(properties)
+        else None,
+        on_each_feature=js(on_each_feature) if on_each_feature else None,
+    )
 
 
 def grid_search(layer: folium.GeoJson) -> Search:
     """Search box over the grid layer by unified code (Leaflet.Search)."""
-    return Search(layer=layer, search_label="code", geom_type="Polygon", position="topleft",
-                  placeholder="网格编码 grid code", collapsed=False,
-                  color="#000000", weight=4, fillOpacity=0.0)
+    return Search(
+        layer=layer,
+        search_label="code",
+        geom_type="Polygon",
+        position="topleft",
+        placeholder="网格编码 grid code",
+        collapsed=False,
+        color="#000000",
+        weight=4,
+        fillOpacity=0.0,
+    )
 
 
 # -- themes ----------------------------------------------------------------------------
@@ -137,8 +240,10 @@ class Classes:
         return self.colours[min(k, len(self.colours) - 1)]
 
     def labels(self, decimals: int) -> list[str]:
-        return [f"{lo:,.{decimals}f} – {hi:,.{decimals}f}"
-                for lo, hi in zip(self.edges[:-1], self.edges[1:], strict=True)]
+        return [
+            f"{lo:,.{decimals}f} – {hi:,.{decimals}f}"
+            for lo, hi in zip(self.edges[:-1], self.edges[1:], strict=True)
+        ]
 
 
 def choropleth_classes(values: np.ndarray, k: int = 5) -> Classes:
@@ -150,80 +255,135 @@ def choropleth_classes(values: np.ndarray, k: int = 5) -> Classes:
     if len(edges) == 1:
         edges = np.array([edges[0], edges[0]])
     n = len(edges) - 1
-    palette = CHOROPLETH_COLOURS if n == len(CHOROPLETH_COLOURS) else tuple(
-        CHOROPLETH_COLOURS[round(i * (len(CHOROPLETH_COLOURS) - 1) / max(n - 1, 1))]
-        for i in range(n))
+    palette = (
+        CHOROPLETH_COLOURS
+        if n == len(CHOROPLETH_COLOURS)
+        else tuple(
+            CHOROPLETH_COLOURS[round(i * (len(CHOROPLETH_COLOURS) - 1) / max(n - 1, 1))]
+            for i in range(n)
+        )
+    )
     return Classes(tuple(float(e) for e in edges), palette)
 
 
-def choropleth_layer(stats: pd.DataFrame, geometries_js: str, measure: str,
-                     classes: Classes, name: str, show: bool) -> DataGeoJson:
+def choropleth_layer(
+    stats: pd.DataFrame, geometries_js: str, measure: str, classes: Classes, name: str, show: bool
+) -> DataGeoJson:
     """Grids filled by class of ``measure`` (no data: grey)."""
-    fill = {code: ("#cccccc" if not np.isfinite(v) else classes.colour(v))
-            for code, v in zip(stats["code"], stats[measure].astype(float), strict=True)}
+    fill = {
+        code: ("#cccccc" if not np.isfinite(v) else classes.colour(v))
+        for code, v in zip(stats["code"], stats[measure].astype(float), strict=True)
+    }
     return data_layer(
-        stats["code"], None, geometries_js, name=name, show=show, pane="choropleth",
+        stats["code"],
+        None,
+        geometries_js,
+        name=name,
+        show=show,
+        pane="choropleth",
         interactive=False,
-        style_function=lambda f: {"stroke": False, "fillColor": fill[f["id"]],
-                                  "fillOpacity": 0.75})
+        style_function=lambda f: {"stroke": False, "fillColor": fill[f["id"]], "fillOpacity": 0.75},
+    )
 
 
-def hotspot_layer(stats: pd.DataFrame, geometries_js: str, name: str, show: bool
-                  ) -> DataGeoJson:
+def hotspot_layer(stats: pd.DataFrame, geometries_js: str, name: str, show: bool) -> DataGeoJson:
     """Significant Gi* bins in ArcGIS's diverging colours; other grids are not drawn."""
     keep = np.flatnonzero(stats["bin"].to_numpy() != 0)
     bins = dict(zip(stats["code"], stats["bin"].astype(int), strict=True))
     return data_layer(
-        stats["code"].iloc[keep], None, geometries_js, keep.tolist(), name=name, show=show,
-        pane="hotspots", interactive=False,
-        style_function=lambda f: {"stroke": False, "fillColor": HOT_COLOURS[bins[f["id"]]],
-                                  "fillOpacity": 0.7})
+        stats["code"].iloc[keep],
+        None,
+        geometries_js,
+        keep.tolist(),
+        name=name,
+        show=show,
+        pane="hotspots",
+        interactive=False,
+        style_function=lambda f: {
+            "stroke": False,
+            "fillColor": HOT_COLOURS[bins[f["id"]]],
+            "fillOpacity": 0.7,
+        },
+    )
 
 
 # -- coverage --------------------------------------------------------------------------
-def defect_layer(defects: pd.DataFrame, simplify_m: float, datum: str, name: str
-                 ) -> DataGeoJson:
+def defect_layer(defects: pd.DataFrame, simplify_m: float, datum: str, name: str) -> DataGeoJson:
     """Gaps, overlaps, slivers, nesting and invalid areas filled, unstaffed grids outlined."""
     polygons = defects[defects["type"] != "outside_incident"].reset_index(drop=True)
-    props = pd.DataFrame({
-        "type": polygons["type"], "level": polygons["level"],
-        "codes": [", ".join(c) for c in polygons["codes"]],
-        "area_m2": polygons["area_m2"].round(1), "detail": polygons["detail"]})
+    props = pd.DataFrame(
+        {
+            "type": polygons["type"],
+            "level": polygons["level"],
+            "codes": [", ".join(c) for c in polygons["codes"]],
+            "area_m2": polygons["area_m2"].round(1),
+            "detail": polygons["detail"],
+        }
+    )
     geometries = inline_geometries(display_geometries(polygons, simplify_m, datum))
     ids = [f"defect-{i}" for i in range(len(polygons))]
 
     def style(feature: dict) -> dict:
         if feature["properties"]["type"] == "unstaffed":
-            return {"color": ALARM, "weight": 3, "dashArray": "6 4", "fillOpacity": 0.05,
-                    "fillColor": ALARM}
+            return {
+                "color": ALARM,
+                "weight": 3,
+                "dashArray": "6 4",
+                "fillOpacity": 0.05,
+                "fillColor": ALARM,
+            }
         return {"color": ALARM, "weight": 2, "fillColor": ALARM, "fillOpacity": 0.55}
 
     return data_layer(
-        ids, props, geometries, name=name, pane="defects", style_function=style,
-        tooltip=_tooltip(ids, ["type", "codes", "area_m2", "detail"],
-                         aliases=["defect", "areas", "m²", ""]))
+        ids,
+        props,
+        geometries,
+        name=name,
+        pane="defects",
+        style_function=style,
+        tooltip=_tooltip(
+            ids, ["type", "codes", "area_m2", "detail"], aliases=["defect", "areas", "m²", ""]
+        ),
+    )
 
 
 def outside_layer(defects: pd.DataFrame, datum: str, name: str) -> DataGeoJson:
     """Located incidents that no grid covers, as alarm-coloured dots."""
     points = defects[defects["type"] == "outside_incident"].reset_index(drop=True)
-    lon, lat = lonlat_to_display(points.geometry.x, points.geometry.y, datum) if len(points) \
+    lon, lat = (
+        lonlat_to_display(points.geometry.x, points.geometry.y, datum)
+        if len(points)
         else (np.array([]), np.array([]))
-    geometries = [{"type": "Point", "coordinates": [float(x), float(y)]}
-                  for x, y in zip(lon, lat, strict=True)]
-    props = pd.DataFrame({"nearest": [c[0] if c else None for c in points["codes"]],
-                          "detail": points["detail"]})
+    )
+    geometries = [
+        {"type": "Point", "coordinates": [float(x), float(y)]}
+        for x, y in zip(lon, lat, strict=True)
+    ]
+    props = pd.DataFrame(
+        {"nearest": [c[0] if c else None for c in points["codes"]], "detail": points["detail"]}
+    )
     ids = [f"outside-{i}" for i in range(len(points))]
     return data_layer(
-        ids, props, inline_geometries(geometries), name=name, pane="outside",
+        ids,
+        props,
+        inline_geometries(geometries),
+        name=name,
+        pane="outside",
         marker=_dot(7, 2, "outside"),
         style={"color": "#000000", "fillColor": ALARM, "fillOpacity": 0.9},
-        tooltip=_tooltip(ids, ["detail"], labels=False))
+        tooltip=_tooltip(ids, ["detail"], labels=False),
+    )
 
 
 # -- incidents -------------------------------------------------------------------------
-def cluster_layer(incidents: pd.DataFrame, categories: dict[str, str], datum: str,
-                  limit: int, name: str, seed: int = 0) -> LazyMarkerCluster:
+def cluster_layer(
+    incidents: pd.DataFrame,
+    categories: dict[str, str],
+    datum: str,
+    limit: int,
+    name: str,
+    seed: int = 0,
+) -> LazyMarkerCluster:
     """Clustered incident dots: all of the selection, or a seeded sample of ``limit``.
 
     Rows are arrays (not GeoJSON) with category and source as indexes into two
@@ -234,18 +394,27 @@ def cluster_layer(incidents: pd.DataFrame, categories: dict[str, str], datum: st
         rng = np.random.default_rng(seed)
         located = located.iloc[np.sort(rng.choice(len(located), limit, replace=False))]
     lon, lat = lonlat_to_display(located["lon"], located["lat"], datum)
-    cats, cat_index = np.unique(located["category"].fillna("").to_numpy(str),
-                                return_inverse=True)
-    srcs, src_index = np.unique(located["source"].fillna("").to_numpy(str),
-                                return_inverse=True)
+    cats, cat_index = np.unique(located["category"].fillna("").to_numpy(str), return_inverse=True)
+    srcs, src_index = np.unique(located["source"].fillna("").to_numpy(str), return_inverse=True)
     days = located["reported_at"].dt.strftime("%Y-%m-%d").tolist()
-    rows = [list(r) for r in zip(lat.tolist(), lon.tolist(), cat_index.tolist(),
-                                 src_index.tolist(), days, strict=True)]
+    rows = [
+        list(r)
+        for r in zip(
+            lat.tolist(), lon.tolist(), cat_index.tolist(), src_index.tolist(), days, strict=True
+        )
+    ]
     table = [[c, categories.get(c, "")] for c in cats]
-    callback = (f"gridmapIncidentMarker({js_json(table)}, {js_json(srcs.tolist())}, "
-                f"{js_json(MAJOR_COLOURS)})")
-    return LazyMarkerCluster(rows, callback, name=name, show=False,
-                             options={"chunkedLoading": True, "maxClusterRadius": 60})
+    callback = (
+        f"gridmapIncidentMarker({js_json(table)}, {js_json(srcs.tolist())}, "
+        f"{js_json(MAJOR_COLOURS)})"
+    )
+    return LazyMarkerCluster(
+        rows,
+        callback,
+        name=name,
+        show=False,
+        options={"chunkedLoading": True, "maxClusterRadius": 60},
+    )
 
 
 def heat_layer(points: pd.DataFrame, datum: str, name: str) -> LazyHeatMap:
@@ -253,33 +422,51 @@ def heat_layer(points: pd.DataFrame, datum: str, name: str) -> LazyHeatMap:
     lon, lat = lonlat_to_display(points["lon"], points["lat"], datum)
     weight = np.round(points["weight"].to_numpy(dtype=float), 3)
     rows = [list(r) for r in zip(lat.tolist(), lon.tolist(), weight.tolist(), strict=True)]
-    return LazyHeatMap(rows, name=name, show=False, radius=14, blur=18, min_opacity=0.25,
-                       max_zoom=15)
+    return LazyHeatMap(
+        rows, name=name, show=False, radius=14, blur=18, min_opacity=0.25, max_zoom=15
+    )
 
 
-def incident_points(incidents: pd.DataFrame, categories: dict[str, str], datum: str,
-                    name: str) -> DataGeoJson:
+def incident_points(
+    incidents: pd.DataFrame, categories: dict[str, str], datum: str, name: str
+) -> DataGeoJson:
     """Every incident of a selection as a dot coloured by major class (the grid page)."""
     lon, lat = lonlat_to_display(incidents["lon"], incidents["lat"], datum)
     ok = np.isfinite(lon) & np.isfinite(lat)
     chosen = incidents[ok]
-    geometries = [{"type": "Point", "coordinates": [float(x), float(y)]}
-                  for x, y in zip(lon[ok], lat[ok], strict=True)]
-    props = pd.DataFrame({
-        "category": [f"{c} {categories.get(c, '')}" for c in chosen["category"]],
-        "major": [str(c)[:2] for c in chosen["category"]],
-        "reported": chosen["reported_at"].dt.strftime("%Y-%m-%d %H:%M").to_numpy(),
-        "source": chosen["source"].to_numpy(), "status": chosen["status"].to_numpy(),
-        "micro_grid": chosen["micro_grid_code"].to_numpy()})
+    geometries = [
+        {"type": "Point", "coordinates": [float(x), float(y)]}
+        for x, y in zip(lon[ok], lat[ok], strict=True)
+    ]
+    props = pd.DataFrame(
+        {
+            "category": [f"{c} {categories.get(c, '')}" for c in chosen["category"]],
+            "major": [str(c)[:2] for c in chosen["category"]],
+            "reported": chosen["reported_at"].dt.strftime("%Y-%m-%d %H:%M").to_numpy(),
+            "source": chosen["source"].to_numpy(),
+            "status": chosen["status"].to_numpy(),
+            "micro_grid": chosen["micro_grid_code"].to_numpy(),
+        }
+    )
     ids = [f"incident-{i}" for i in chosen["id"]]
     return data_layer(
-        ids, props, inline_geometries(geometries), name=name, pane="incidents",
+        ids,
+        props,
+        inline_geometries(geometries),
+        name=name,
+        pane="incidents",
         marker=_dot(5, 1, "incidents"),
-        style_function=lambda f: {"color": "#333333", "fillOpacity": 0.85,
-                                  "fillColor": MAJOR_COLOURS.get(f["properties"]["major"],
-                                                                 "#888888")},
-        tooltip=_tooltip(ids, ["category", "reported", "source", "status", "micro_grid"],
-                         aliases=["category", "reported", "source", "status", "micro-grid"]))
+        style_function=lambda f: {
+            "color": "#333333",
+            "fillOpacity": 0.85,
+            "fillColor": MAJOR_COLOURS.get(f["properties"]["major"], "#888888"),
+        },
+        tooltip=_tooltip(
+            ids,
+            ["category", "reported", "source", "status", "micro_grid"],
+            aliases=["category", "reported", "source", "status", "micro-grid"],
+        ),
+    )
 
 
 def _dot(radius: int, weight: int, pane: str) -> folium.CircleMarker:
@@ -297,5 +484,7 @@ def _tooltip(ids: Sequence, fields: list[str], **kwargs: Any) -> folium.GeoJsonT
 
 def swatch(colour: str, kind: str = "") -> str:
     """A legend colour sample."""
-    return (f'<span class="gridmap-swatch {kind}" style="background:{html.escape(colour)};'
-            f'border-color:{html.escape(colour)}"></span>')
+    return (
+        f'<span class="gridmap-swatch {kind}" style="background:{html.escape(colour)};'
+        f'border-color:{html.escape(colour)}"></span>'
+    )

@@ -39,16 +39,37 @@ from app.maps.elements import GridmapAssets, LayerRegistry, Panel, SharedGeometr
 from app.maps.geometry import display_geometries, lonlat_to_display
 from gis.errors import ValidationError
 
-__all__ = ["KIND_NAMES", "ROLE_NAMES", "PageOptions", "build_map_page", "district_map",
-           "render_page"]
+__all__ = [
+    "KIND_NAMES",
+    "ROLE_NAMES",
+    "PageOptions",
+    "build_map_page",
+    "district_map",
+    "render_page",
+]
 
-ROLE_NAMES = {"grid_leader": "网格长", "grid_worker": "网格员", "micro_grid_worker": "微网格员",
-              "dedicated_grid_leader": "专属网格长"}
-KIND_NAMES = {"comprehensive": "综合网格", "dedicated": "专属网格", "basic": "基础网格",
-              "micro": "微网格"}
-_GRID_TOOLTIP = {"code": "网格编码 code", "name": "名称 name", "community": "社区 community",
-                 "staff": "网格员 staff", "households": "户数 households",
-                 "count": "事件 incidents", "rate": "每千人 per 1,000", "hot": "Gi*"}
+ROLE_NAMES = {
+    "grid_leader": "网格长",
+    "grid_worker": "网格员",
+    "micro_grid_worker": "微网格员",
+    "dedicated_grid_leader": "专属网格长",
+}
+KIND_NAMES = {
+    "comprehensive": "综合网格",
+    "dedicated": "专属网格",
+    "basic": "基础网格",
+    "micro": "微网格",
+}
+_GRID_TOOLTIP = {
+    "code": "网格编码 code",
+    "name": "名称 name",
+    "community": "社区 community",
+    "staff": "网格员 staff",
+    "households": "户数 households",
+    "count": "事件 incidents",
+    "rate": "每千人 per 1,000",
+    "hot": "Gi*",
+}
 
 
 @dataclass(frozen=True)
@@ -97,8 +118,11 @@ def _category_names() -> dict[str, str]:
 def _shapes(data: MapData, level: str, options: PageOptions) -> list:
     """Display geometries of a level, computed once per data, datum and tolerance."""
     key = ("shapes", level, options.basemap.crs, options.simplify_m)
-    return cached(data, key, lambda: display_geometries(data.level(level), options.simplify_m,
-                                                        options.basemap.crs))
+    return cached(
+        data,
+        key,
+        lambda: display_geometries(data.level(level), options.simplify_m, options.basemap.crs),
+    )
 
 
 def _shared(data: MapData, shared: SharedGeometries, level: str, options: PageOptions) -> str:
@@ -108,13 +132,23 @@ def _shared(data: MapData, shared: SharedGeometries, level: str, options: PageOp
     return shared.add(level, text)
 
 
-def _base_map(data: MapData, bounds: tuple[float, float, float, float], options: PageOptions,
-              title: str, padding_left: int = 8) -> folium.Map:
+def _base_map(
+    data: MapData,
+    bounds: tuple[float, float, float, float],
+    options: PageOptions,
+    title: str,
+    padding_left: int = 8,
+) -> folium.Map:
     west, south, east, north = bounds
-    (lon0, lon1), (lat0, lat1) = lonlat_to_display([west, east], [south, north],
-                                                   options.basemap.crs)
-    m = folium.Map(location=[(lat0 + lat1) / 2, (lon0 + lon1) / 2], zoom_start=13, tiles=None,
-                   control_scale=True)
+    (lon0, lon1), (lat0, lat1) = lonlat_to_display(
+        [west, east], [south, north], options.basemap.crs
+    )
+    m = folium.Map(
+        location=[(lat0 + lat1) / 2, (lon0 + lon1) / 2],
+        zoom_start=13,
+        tiles=None,
+        control_scale=True,
+    )
     # folium passes max_zoom to its tile layer only; without tiles the map needs its own
     # (marker clusters refuse a map without one).
     m.options["max_zoom"] = options.basemap.max_zoom
@@ -123,13 +157,21 @@ def _base_map(data: MapData, bounds: tuple[float, float, float, float], options:
     root.title = html.escape(title)  # branca writes the title unescaped
     basemap = options.basemap
     if basemap.url:
-        folium.TileLayer(tiles=basemap.url, attr=basemap.attribution or basemap.name,
-                         name="底图 basemap", max_zoom=basemap.max_zoom,
-                         subdomains=basemap.subdomains or "abc", overlay=False).add_to(m)
+        folium.TileLayer(
+            tiles=basemap.url,
+            attr=basemap.attribution or basemap.name,
+            name="底图 basemap",
+            max_zoom=basemap.max_zoom,
+            subdomains=basemap.subdomains or "abc",
+            overlay=False,
+        ).add_to(m)
     # Before any layer, and not animated: layers are drawn once, at the final zoom (an
     # animated zoom right at load also leaves headless screenshots with stale panes).
-    fit = folium.map.FitBounds([[lat0, lon0], [lat1, lon1]],
-                               padding_top_left=(padding_left, 8), padding_bottom_right=(8, 8))
+    fit = folium.map.FitBounds(
+        [[lat0, lon0], [lat1, lon1]],
+        padding_top_left=(padding_left, 8),
+        padding_bottom_right=(8, 8),
+    )
     fit.options["animate"] = False
     fit.add_to(m)
     GridmapAssets().add_to(m)
@@ -178,8 +220,13 @@ def _number(value: Any, decimals: int = 0) -> str:
 
 
 # -- the district map ------------------------------------------------------------------
-def build_map_page(data: MapData, selection: Selection | None = None, measure: str = "count",
-                   options: PageOptions | None = None, store: AssetStore | None = None) -> str:
+def build_map_page(
+    data: MapData,
+    selection: Selection | None = None,
+    measure: str = "count",
+    options: PageOptions | None = None,
+    store: AssetStore | None = None,
+) -> str:
     """The district map: boundaries, choropleth, hot spots, coverage, incidents.
 
     Parameters
@@ -210,12 +257,12 @@ def build_map_page(data: MapData, selection: Selection | None = None, measure: s
     selection = selection or Selection()
     options = options or PageOptions()
     store = store or _default_store()
-    return render_page(district_map(data, selection, measure, options), store,
-                       options.asset_prefix)
+    return render_page(district_map(data, selection, measure, options), store, options.asset_prefix)
 
 
-def district_map(data: MapData, selection: Selection, measure: str, options: PageOptions
-                 ) -> folium.Map:
+def district_map(
+    data: MapData, selection: Selection, measure: str, options: PageOptions
+) -> folium.Map:
     """The folium map behind :func:`build_map_page` (before assets are localized)."""
     stats = grid_stats(data, selection, options.permutations)
     report = coverage(data)
@@ -226,52 +273,80 @@ def district_map(data: MapData, selection: Selection, measure: str, options: Pag
     ly.add_panes(m)
     shared = SharedGeometries().add_to(m)  # before the layers that draw from it
     classes = ly.choropleth_classes(stats[measure].to_numpy(dtype=float))
-    layers = _district_layers(data, shared, stats, classes, measure, selection, report,
-                              options)
+    layers = _district_layers(data, shared, stats, classes, measure, selection, report, options)
     for layer in layers.values():
         layer.add_to(m)
     ly.grid_search(layers["grids"]).add_to(m)
     folium.LayerControl(collapsed=False, position="topright").add_to(m)
-    Panel(_legend_html(data, stats, classes, measure, selection, report), "bottomleft",
-          "gridmap-legend").add_to(m)
+    Panel(
+        _legend_html(data, stats, classes, measure, selection, report),
+        "bottomleft",
+        "gridmap-legend",
+    ).add_to(m)
     LayerRegistry(layers, _meta(data, stats, selection, measure, report)).add_to(m)
     return m
 
 
-def _district_layers(data, shared, stats, classes, measure, selection, report, options
-                     ) -> dict[str, Any]:
+def _district_layers(
+    data, shared, stats, classes, measure, selection, report, options
+) -> dict[str, Any]:
     grid_props = _grid_properties(data, stats)
     links = f"gridmapGridLinks({_js_string(options.grid_url)})" if options.grid_url else None
     chosen = select_incidents(data, selection)
     grid_js = _shared(data, shared, "grid", options)
     out: dict[str, Any] = {
-        "choropleth": ly.choropleth_layer(stats, grid_js, measure, classes,
-                                          f"事件数 choropleth: {MEASURES[measure]}", False),
+        "choropleth": ly.choropleth_layer(
+            stats, grid_js, measure, classes, f"事件数 choropleth: {MEASURES[measure]}", False
+        ),
         "hotspots": ly.hotspot_layer(stats, grid_js, "热点 hot spots (Gi*)", True),
-        "grids": ly.area_layer(grid_props, grid_js, f"网格 grids ({len(stats)})",
-                               ly.OUTLINES["grid"], "grids", _GRID_TOOLTIP,
-                               on_each_feature=links),
-        "micro_grids": _micro_layer(data, _shared(data, shared, "micro_grid", options),
-                                    data.level("micro_grid"), show=False),
+        "grids": ly.area_layer(
+            grid_props,
+            grid_js,
+            f"网格 grids ({len(stats)})",
+            ly.OUTLINES["grid"],
+            "grids",
+            _GRID_TOOLTIP,
+            on_each_feature=links,
+        ),
+        "micro_grids": _micro_layer(
+            data, _shared(data, shared, "micro_grid", options), data.level("micro_grid"), show=False
+        ),
     }
-    for level, pane, label in (("community", "communities", "社区 communities"),
-                               ("street", "streets", "街道 streets")):
+    for level, pane, label in (
+        ("community", "communities", "社区 communities"),
+        ("street", "streets", "街道 streets"),
+    ):
         frame = data.level(level)
         out[f"{level}_outlines"] = ly.outline_layer(
-            frame["code"], _shared(data, shared, level, options), f"{label} ({len(frame)})",
-            ly.OUTLINES[level], pane)
+            frame["code"],
+            _shared(data, shared, level, options),
+            f"{label} ({len(frame)})",
+            ly.OUTLINES[level],
+            pane,
+        )
     defects = report.defects
-    out["defects"] = ly.defect_layer(defects, options.simplify_m, options.basemap.crs,
-                                     f"覆盖缺陷 coverage defects ({_polygon_defects(defects)})")
+    out["defects"] = ly.defect_layer(
+        defects,
+        options.simplify_m,
+        options.basemap.crs,
+        f"覆盖缺陷 coverage defects ({_polygon_defects(defects)})",
+    )
     outside = int((defects["type"] == "outside_incident").sum())
-    out["outside"] = ly.outside_layer(defects, options.basemap.crs,
-                                      f"网格外事件 incidents outside grids ({outside})")
+    out["outside"] = ly.outside_layer(
+        defects, options.basemap.crs, f"网格外事件 incidents outside grids ({outside})"
+    )
     sample = min(len(chosen), options.cluster_points)
     label = f"{sample:,}" if sample == len(chosen) else f"{sample:,} of {len(chosen):,} sampled"
-    out["clusters"] = ly.cluster_layer(chosen, _category_names(), options.basemap.crs,
-                                       options.cluster_points, f"事件聚类 incidents ({label})")
-    out["heat"] = ly.heat_layer(heat_points(data, selection), options.basemap.crs,
-                                "热力 heat (kernel density)")
+    out["clusters"] = ly.cluster_layer(
+        chosen,
+        _category_names(),
+        options.basemap.crs,
+        options.cluster_points,
+        f"事件聚类 incidents ({label})",
+    )
+    out["heat"] = ly.heat_layer(
+        heat_points(data, selection), options.basemap.crs, "热力 heat (kernel density)"
+    )
     return out
 
 
@@ -279,36 +354,61 @@ def _polygon_defects(defects: pd.DataFrame) -> int:
     return int((defects["type"] != "outside_incident").sum())
 
 
-def _micro_layer(data: MapData, geometries_js: str, micro: pd.DataFrame, show: bool,
-                 pick: list[int] | None = None, with_staff: bool = False) -> Any:
-    props = pd.DataFrame({"code": micro["code"], "name": micro["name"],
-                          "households": micro.get("households")})
+def _micro_layer(
+    data: MapData,
+    geometries_js: str,
+    micro: pd.DataFrame,
+    show: bool,
+    pick: list[int] | None = None,
+    with_staff: bool = False,
+) -> Any:
+    props = pd.DataFrame(
+        {"code": micro["code"], "name": micro["name"], "households": micro.get("households")}
+    )
     tooltip = {"code": "微网格 micro-grid", "name": "名称 name", "households": "户数 households"}
     if with_staff:  # one grid's micro-grids: with their building heads
         staff = staff_summary(data.staff, micro["code"], ROLE_NAMES)
         props["staff"] = micro["code"].map(staff).fillna("—").to_numpy()
         tooltip["staff"] = "微网格员 staff"
-    return ly.area_layer(props, geometries_js, f"微网格 micro-grids ({len(micro):,})",
-                         ly.OUTLINES["micro_grid"], "micro_grids", tooltip, show=show,
-                         pick=pick)
+    return ly.area_layer(
+        props,
+        geometries_js,
+        f"微网格 micro-grids ({len(micro):,})",
+        ly.OUTLINES["micro_grid"],
+        "micro_grids",
+        tooltip,
+        show=show,
+        pick=pick,
+    )
 
 
 def _grid_properties(data: MapData, stats: pd.DataFrame) -> pd.DataFrame:
     """Tooltip properties of the grids: names, staff, households, counts, Gi* class."""
     grids = data.level("grid")
-    own = cached(data, ("grid_staff",), lambda: staff_summary(
-        data.staff, grids["code"], ROLE_NAMES))
+    own = cached(
+        data, ("grid_staff",), lambda: staff_summary(data.staff, grids["code"], ROLE_NAMES)
+    )
     heads = cached(data, ("micro_staff_per_grid",), lambda: _micro_staff_counts(data))
     community = _names(data, "community")
-    staff_text = [own.get(c, "无 none") + (f" + {heads.get(c, 0)} 微网格员"
-                                           if heads.get(c, 0) else "") for c in grids["code"]]
-    return pd.DataFrame({
-        "code": stats["code"], "name": stats["name"],
-        "community": grids["parent_code"].map(community).fillna("").to_numpy(),
-        "staff": staff_text, "households": stats.get("households"),
-        "count": stats["count"], "rate": stats["rate_per_1000"].round(2),
-        "hot": [ly.HOT_LABELS[int(b)] + f" (z = {z:.2f})"
-                for b, z in zip(stats["bin"], stats["z"], strict=True)]})
+    staff_text = [
+        own.get(c, "无 none") + (f" + {heads.get(c, 0)} 微网格员" if heads.get(c, 0) else "")
+        for c in grids["code"]
+    ]
+    return pd.DataFrame(
+        {
+            "code": stats["code"],
+            "name": stats["name"],
+            "community": grids["parent_code"].map(community).fillna("").to_numpy(),
+            "staff": staff_text,
+            "households": stats.get("households"),
+            "count": stats["count"],
+            "rate": stats["rate_per_1000"].round(2),
+            "hot": [
+                ly.HOT_LABELS[int(b)] + f" (z = {z:.2f})"
+                for b, z in zip(stats["bin"], stats["z"], strict=True)
+            ],
+        }
+    )
 
 
 def _micro_staff_counts(data: MapData) -> dict[str, int]:
@@ -330,43 +430,62 @@ def _js_string(text: str | None) -> str:
 
 def _legend_html(data, stats, classes, measure, selection, report) -> str:
     decimals = 0 if measure == "count" else 2
-    parts = [f"<h4>{_esc(_first(data.level('district')['name'], 'gridmap'))} · "
-             f"{_esc(data.generation.get('label'))}</h4>",
-             f"<div class='gridmap-meta'>{_esc(selection.describe())}<br>"
-             f"{stats.attrs.get('selected', 0):,} incidents selected, "
-             f"{stats.attrs.get('unassigned', 0):,} outside every grid</div>",
-             "<h5>热点 Gi* hot spots</h5>"]
-    parts += [f"<div class='gridmap-row'>{ly.swatch(ly.HOT_COLOURS[b])}{_esc(ly.HOT_LABELS[b])}"
-              f" <span class='gridmap-meta'>({int((stats['bin'] == b).sum())})</span></div>"
-              for b in (3, 2, 1, -1, -2, -3)]
+    parts = [
+        f"<h4>{_esc(_first(data.level('district')['name'], 'gridmap'))} · "
+        f"{_esc(data.generation.get('label'))}</h4>",
+        f"<div class='gridmap-meta'>{_esc(selection.describe())}<br>"
+        f"{stats.attrs.get('selected', 0):,} incidents selected, "
+        f"{stats.attrs.get('unassigned', 0):,} outside every grid</div>",
+        "<h5>热点 Gi* hot spots</h5>",
+    ]
+    parts += [
+        f"<div class='gridmap-row'>{ly.swatch(ly.HOT_COLOURS[b])}{_esc(ly.HOT_LABELS[b])}"
+        f" <span class='gridmap-meta'>({int((stats['bin'] == b).sum())})</span></div>"
+        for b in (3, 2, 1, -1, -2, -3)
+    ]
     parts.append(f"<h5>{_esc(MEASURES[measure])}</h5>")
-    parts += [f"<div class='gridmap-row'>{ly.swatch(c)}{_esc(label)}</div>"
-              for c, label in zip(classes.colours, classes.labels(decimals), strict=True)]
+    parts += [
+        f"<div class='gridmap-row'>{ly.swatch(c)}{_esc(label)}</div>"
+        for c, label in zip(classes.colours, classes.labels(decimals), strict=True)
+    ]
     parts.append("<h5>覆盖 coverage</h5>")
     counts = {k: v for k, v in report.counts.items() if v}
     if counts:
-        parts.append("<div class='gridmap-alarm'>" + _esc(", ".join(
-            f"{k.replace('_', ' ')} {v}" for k, v in counts.items())) + "</div>")
+        parts.append(
+            "<div class='gridmap-alarm'>"
+            + _esc(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items()))
+            + "</div>"
+        )
     else:
         parts.append("<div>no gaps, overlaps or unstaffed grids ✓</div>")
-    parts += [f"<div class='gridmap-row'>{ly.swatch(ly.ALARM)}gap, overlap, sliver, nesting</div>",
-              f"<div class='gridmap-row'>{ly.swatch(ly.ALARM, 'line')}unstaffed grid</div>",
-              f"<div class='gridmap-row'>{ly.swatch(ly.ALARM, 'dot')}incident outside grids</div>"]
+    parts += [
+        f"<div class='gridmap-row'>{ly.swatch(ly.ALARM)}gap, overlap, sliver, nesting</div>",
+        f"<div class='gridmap-row'>{ly.swatch(ly.ALARM, 'line')}unstaffed grid</div>",
+        f"<div class='gridmap-row'>{ly.swatch(ly.ALARM, 'dot')}incident outside grids</div>",
+    ]
     return "".join(parts) + _category_legend()
 
 
 def _category_legend() -> str:
     """Colours of the incident dots: the four major classes of the taxonomy."""
     names = _category_names()
-    rows = [f"<div class='gridmap-row'>{ly.swatch(colour, 'dot')}{_esc(code)} "
-            f"{_esc(names.get(code, ''))}</div>" for code, colour in ly.MAJOR_COLOURS.items()]
+    rows = [
+        f"<div class='gridmap-row'>{ly.swatch(colour, 'dot')}{_esc(code)} "
+        f"{_esc(names.get(code, ''))}</div>"
+        for code, colour in ly.MAJOR_COLOURS.items()
+    ]
     return "<h5>事件类别 incident classes</h5>" + "".join(rows)
 
 
 def _meta(data, stats, selection, measure, report) -> dict:
-    return {"generation": data.generation, "grids": int(len(stats)),
-            "selected": int(stats.attrs.get("selected", 0)), "measure": measure,
-            "selection": selection.describe(), "defects": report.counts}
+    return {
+        "generation": data.generation,
+        "grids": int(len(stats)),
+        "selected": int(stats.attrs.get("selected", 0)),
+        "measure": measure,
+        "selection": selection.describe(),
+        "defects": report.counts,
+    }
 
 
 def _default_store() -> AssetStore:

@@ -41,8 +41,9 @@ class MapService:
         Default: the one under ``settings.asset_dir``.
     """
 
-    def __init__(self, engine: Engine, settings: MapSettings | None = None,
-                 store: AssetStore | None = None):
+    def __init__(
+        self, engine: Engine, settings: MapSettings | None = None, store: AssetStore | None = None
+    ):
         self.engine = engine
         self.settings = settings or MapSettings()
         self.store = store or AssetStore(self.settings.asset_dir)
@@ -78,8 +79,11 @@ class MapService:
             started = time.perf_counter()
             with self.engine.connect() as conn:
                 loaded = load_map_data(conn, generation)
-            log.info("map data of generation %s loaded in %.2f s", loaded.generation["label"],
-                     time.perf_counter() - started)
+            log.info(
+                "map data of generation %s loaded in %.2f s",
+                loaded.generation["label"],
+                time.perf_counter() - started,
+            )
             with self._lock:
                 self._data[generation] = loaded
                 self._pages.clear()  # built from the old data
@@ -91,8 +95,9 @@ class MapService:
         text = repr((self.fingerprint(), key, self.store.version("gridmap")))
         return '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
 
-    def page(self, key: Hashable, build: Callable[[MapData], str],
-             generation: str | None = None) -> str:
+    def page(
+        self, key: Hashable, build: Callable[[MapData], str], generation: str | None = None
+    ) -> str:
         """The page ``key``, built by ``build(data)`` unless cached for the current data."""
         data = self.data(generation)
         full_key = (data.fingerprint, key)

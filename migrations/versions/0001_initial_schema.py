@@ -39,7 +39,10 @@ def upgrade() -> None:
     )
     # At most one active generation; activation switches it inside one transaction.
     op.create_index(
-        "generation_one_active", "generation", ["is_active"], unique=True,
+        "generation_one_active",
+        "generation",
+        ["is_active"],
+        unique=True,
         postgresql_where=sa.text("is_active"),
     )
 
@@ -69,8 +72,10 @@ def upgrade() -> None:
         "rejected_row",
         sa.Column("id", sa.BigInteger, primary_key=True),
         sa.Column(
-            "batch_id", sa.BigInteger,
-            sa.ForeignKey("import_batch.id", ondelete="CASCADE"), nullable=False,
+            "batch_id",
+            sa.BigInteger,
+            sa.ForeignKey("import_batch.id", ondelete="CASCADE"),
+            nullable=False,
         ),
         sa.Column("row_number", sa.Integer),
         sa.Column("reason", sa.Text, nullable=False),
@@ -93,9 +98,7 @@ def upgrade() -> None:
         sa.Column("households", sa.Integer),
         sa.Column("responsible", sa.Text),
         sa.Column("area_m2", sa.Float),
-        sa.Column(
-            "geom", Geometry("MULTIPOLYGON", srid=4326, spatial_index=False), nullable=False
-        ),
+        sa.Column("geom", Geometry("MULTIPOLYGON", srid=4326, spatial_index=False), nullable=False),
         sa.Column("batch_id", sa.BigInteger, sa.ForeignKey("import_batch.id")),
         sa.CheckConstraint(_in("level", levels), name="area_level"),
         sa.CheckConstraint("generation_low <= generation_high", name="area_generation_range"),
@@ -124,8 +127,9 @@ def upgrade() -> None:
         sa.Column("generation_id", sa.Integer, sa.ForeignKey("generation.id"), nullable=False),
         sa.Column("phone", sa.String(32)),
         sa.CheckConstraint(
-            _in("role", ("grid_leader", "grid_worker", "micro_grid_worker",
-                         "dedicated_grid_leader")),
+            _in(
+                "role", ("grid_leader", "grid_worker", "micro_grid_worker", "dedicated_grid_leader")
+            ),
             name="staff_role",
         ),
     )
@@ -158,8 +162,9 @@ def upgrade() -> None:
         # Re-importing the same file is idempotent: a source never repeats an id.
         sa.UniqueConstraint("source", "external_id", name="incident_source_external_id"),
         sa.CheckConstraint(
-            _in("status", ("reported", "registered", "dispatched", "handled", "verified",
-                           "closed")),
+            _in(
+                "status", ("reported", "registered", "dispatched", "handled", "verified", "closed")
+            ),
             name="incident_status",
         ),
         sa.CheckConstraint(
@@ -203,11 +208,14 @@ def upgrade() -> None:
             _in("assign_status", ("inside", "boundary", "snapped", "outside")),
             name="incident_assignment_status",
         ),
-        sa.CheckConstraint("(grid_code IS NULL) = (assign_status = 'outside')",
-                           name="incident_assignment_outside_has_no_grid"),
+        sa.CheckConstraint(
+            "(grid_code IS NULL) = (assign_status = 'outside')",
+            name="incident_assignment_outside_has_no_grid",
+        ),
     )
-    op.create_index("incident_assignment_grid", "incident_assignment",
-                    ["generation_id", "grid_code"])
+    op.create_index(
+        "incident_assignment_grid", "incident_assignment", ["generation_id", "grid_code"]
+    )
     op.create_index("incident_assignment_incident", "incident_assignment", ["incident_id"])
     op.execute(
         "CREATE FUNCTION incident_assignment_cascade() RETURNS trigger LANGUAGE plpgsql AS $$ "
@@ -237,8 +245,9 @@ def upgrade() -> None:
         sa.Column("area_share", sa.Float, nullable=False),
         sa.Column("household_share", sa.Float),
         sa.CheckConstraint("area_share >= 0 AND area_share <= 1.000001", name="lineage_area_share"),
-        sa.UniqueConstraint("from_generation", "to_generation", "old_code", "new_code",
-                            name="lineage_pair"),
+        sa.UniqueConstraint(
+            "from_generation", "to_generation", "old_code", "new_code", name="lineage_pair"
+        ),
     )
 
 
@@ -246,6 +255,14 @@ def downgrade() -> None:
     op.execute("DROP VIEW incident_current")
     op.execute("DROP TRIGGER incident_deleted ON incident")
     op.execute("DROP FUNCTION incident_assignment_cascade()")
-    for table in ("lineage", "incident_assignment", "incident", "staff", "area",
-                  "rejected_row", "import_batch", "generation"):
+    for table in (
+        "lineage",
+        "incident_assignment",
+        "incident",
+        "staff",
+        "area",
+        "rejected_row",
+        "import_batch",
+        "generation",
+    ):
         op.drop_table(table)

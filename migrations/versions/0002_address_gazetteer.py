@@ -25,8 +25,9 @@ def upgrade() -> None:
         sa.Column("micro_grid_code", sa.String(32)),
         sa.Column("source", sa.Text),
         sa.Column("geom", Geometry("POINT", srid=4326, spatial_index=False), nullable=False),
-        sa.CheckConstraint("lon BETWEEN -180 AND 180 AND lat BETWEEN -90 AND 90",
-                           name="address_point_range"),
+        sa.CheckConstraint(
+            "lon BETWEEN -180 AND 180 AND lat BETWEEN -90 AND 90", name="address_point_range"
+        ),
     )
     op.create_index("address_point_address", "address_point", ["address"])
     op.create_index("address_point_geom_gist", "address_point", ["geom"], postgresql_using="gist")

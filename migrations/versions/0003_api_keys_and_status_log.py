@@ -39,8 +39,12 @@ def upgrade() -> None:
     op.create_table(
         "incident_status_log",
         sa.Column("id", sa.BigInteger, primary_key=True),
-        sa.Column("incident_id", sa.BigInteger,
-                  sa.ForeignKey("incident.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "incident_id",
+            sa.BigInteger,
+            sa.ForeignKey("incident.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
         sa.Column("from_status", sa.String(16)),
         sa.Column("to_status", sa.String(16), nullable=False),
         sa.Column("from_level", sa.String(16)),
@@ -56,8 +60,11 @@ def upgrade() -> None:
     # The API selects incidents by the area they are assigned to at every level, not
     # only by grid (which 0001 indexes).
     for level in ("street", "community", "micro_grid"):
-        op.create_index(f"incident_assignment_{level}", "incident_assignment",
-                        ["generation_id", f"{level}_code"])
+        op.create_index(
+            f"incident_assignment_{level}",
+            "incident_assignment",
+            ["generation_id", f"{level}_code"],
+        )
     op.create_index("incident_status", "incident", ["status"])
     op.create_index("area_code", "area", ["code"])
 
