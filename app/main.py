@@ -34,10 +34,10 @@ from app.api.deps import AppState, requires
 from app.api.errors import install_error_handlers
 from app.api.limits import BodyLimitMiddleware
 from app.api.settings import ApiSettings
-from app.api.state import AreaRegistry
-from app.api.taxonomy import Taxonomy
 from app.config import Settings
 from app.db.session import make_engine, upgrade
+from app.services.registry import AreaRegistry
+from app.services.taxonomy import Taxonomy
 
 log = logging.getLogger("gridmap.api")
 

@@ -3,7 +3,7 @@
 In one run on the same data: N random incidents (default 1,000,000) over the
 demo district are COPYed into a scratch database, then
 
-1. gridmap's path — `app.assignment.assign_stored` (what `gridmap assign --all`
+1. gridmap's path — `app.services.assignment.assign_stored` (what `gridmap assign --all`
    runs): read in chunks, assign street/community/grid/micro-grid in memory,
    write back through COPY + UPDATE … FROM;
 2. the peer — one `UPDATE incident SET grid_code = … FROM area WHERE ST_Covers`
@@ -31,12 +31,12 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.assignment import assign_stored, load_hierarchy  # noqa: E402
 from app.config import PROJECT_ROOT  # noqa: E402
 from app.db import repo  # noqa: E402
 from app.db.embedded import EmbeddedPostgres  # noqa: E402
 from app.db.session import make_engine, upgrade  # noqa: E402
-from app.imports import import_areas_on  # noqa: E402
+from app.services.area_import import import_areas_on  # noqa: E402
+from app.services.assignment import assign_stored, load_hierarchy  # noqa: E402
 from gis.codes import LEVELS  # noqa: E402
 from gis.demo import build_demo  # noqa: E402
 

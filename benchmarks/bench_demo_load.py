@@ -28,7 +28,7 @@ from app.config import PROJECT_ROOT  # noqa: E402
 from app.db import repo  # noqa: E402
 from app.db.embedded import EmbeddedPostgres  # noqa: E402
 from app.db.session import make_engine, upgrade  # noqa: E402
-from app.demo_loader import load_demo  # noqa: E402
+from app.services.demo import load_demo  # noqa: E402
 from gis.demo import build_demo  # noqa: E402
 
 BENCH_DB = "gridmap_bench_load"

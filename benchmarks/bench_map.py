@@ -47,13 +47,13 @@ import folium
 import numpy as np
 from folium.plugins import FastMarkerCluster, HeatMap
 
-from app.maps import analysis
-from app.maps.analysis import Selection
 from app.maps.assets import MEDIA_TYPES, AssetStore, localize
-from app.maps.data import MapData
 from app.maps.page import PageOptions, build_map_page
 from app.maps.service import MapService
 from app.maps.settings import MapSettings
+from app.services import analysis
+from app.services.analysis import Selection
+from app.services.map_data import MapData
 
 CHROMIUM = "/usr/bin/chromium"
 PREFIX = "/static/vendor/"
@@ -71,7 +71,7 @@ def load(database: bool) -> tuple[Callable[[], MapData], str]:
     if database:
         from app.config import Settings
         from app.db.session import make_engine
-        from app.maps.data import load_map_data
+        from app.services.map_data import load_map_data
 
         engine = make_engine(Settings().sqlalchemy_url())
 

@@ -97,7 +97,7 @@ def demo_engine(demo) -> Iterator[Engine]:
 
     Tests using it must not write to it, or must undo what they write.
     """
-    from app.demo_loader import load_demo
+    from app.services.demo import load_demo
 
     url = os.environ.get("GRIDMAP_TEST_DEMO_DATABASE_URL")
     url = normalise_url(url) if url else _fresh_embedded_database(DEMO_DB)

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from app.db import repo
-from app.security import create_api_key
+from app.services.security import create_api_key
 from tests.test_api_support import demo_point, load_generation, make_client, small_district
 
 pytestmark = pytest.mark.db

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.api.state import assign_hierarchy, assign_point
+from app.services.registry import assign_hierarchy, assign_point
 from gis import crs as crs_mod
 from tests import test_api_support as support
 from tests.test_api_support import demo_point

@@ -7,7 +7,7 @@ import time
 import pytest
 from sqlalchemy import text
 
-from app.security import create_api_key
+from app.services.security import create_api_key
 from tests.test_api_support import load_generation, make_client, small_district
 
 pytestmark = pytest.mark.db

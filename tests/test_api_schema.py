@@ -24,7 +24,7 @@ from sqlalchemy import text
 from app.api.settings import ApiSettings
 from app.config import Settings
 from app.main import create_app
-from app.security import create_api_key
+from app.services.security import create_api_key
 from tests import test_api_support as support
 from tests.conftest import TABLES
 from tests.test_api_support import load_generation, make_client, small_district

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 
 from app.api.errors import NotFoundError
-from app.security import ROLES, create_api_key, list_api_keys, revoke_api_key
+from app.services.security import ROLES, create_api_key, list_api_keys, revoke_api_key
 from tests import test_api_support as support
 from tests.test_api_support import make_client
 

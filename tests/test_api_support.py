@@ -19,7 +19,7 @@ from sqlalchemy import Engine, text
 from app.api.settings import ApiSettings
 from app.config import Settings
 from app.main import create_app
-from app.security import create_api_key
+from app.services.security import create_api_key
 
 _SHARED: dict[str, list] = {}  # url → [client, references]
 
@@ -97,7 +97,7 @@ def small_district(demo, communities: list[str]) -> dict[str, gpd.GeoDataFrame]:
 
 def load_generation(engine: Engine, label: str, frames: dict[str, gpd.GeoDataFrame]) -> None:
     """Store ``frames`` (level → areas) as generation ``label``."""
-    from app.imports import import_areas_on
+    from app.services.area_import import import_areas_on
 
     with engine.begin() as conn:
         for level, frame in frames.items():

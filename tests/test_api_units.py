@@ -17,9 +17,9 @@ from app.api.errors import (
     status_for,
 )
 from app.api.geojson import feature_collection
-from app.api.workflow import STEPS, plan_transition
 from app.db.repo import NotFoundError
-from app.security import ROLES, role_allows
+from app.services.security import ROLES, role_allows
+from app.services.workflow import STEPS, plan_transition
 from gis.errors import CRSError, GridmapError, InvalidCodeError, ValidationError
 
 

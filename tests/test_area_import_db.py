@@ -9,7 +9,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from app.db import repo
-from app.imports import import_area_file, import_areas
+from app.services.area_import import import_area_file, import_areas
 
 pytestmark = pytest.mark.db
 

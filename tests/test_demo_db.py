@@ -3,7 +3,7 @@
 import pytest
 from sqlalchemy import text
 
-from app.demo_loader import load_demo
+from app.services.demo import load_demo
 
 pytestmark = pytest.mark.db
 

@@ -7,10 +7,10 @@ import pytest
 import shapely
 from sqlalchemy import text
 
-from app.assignment import activate_and_reassign, assign_stored
 from app.db import repo
-from app.imports import import_areas
-from app.incidents import import_incident_file, import_incidents
+from app.services.area_import import import_areas
+from app.services.assignment import activate_and_reassign, assign_stored
+from app.services.incident_import import import_incident_file, import_incidents
 from gis.crs import from_wgs84
 
 pytestmark = pytest.mark.db

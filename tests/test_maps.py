@@ -17,14 +17,14 @@ import pytest
 from folium.plugins import HeatMap, MarkerCluster, Search
 from sqlalchemy import text
 
-from app.maps import analysis
-from app.maps.analysis import Selection
 from app.maps.assets import ASSETS, DROPPED, AssetError, AssetStore, localize
 from app.maps.basemap import PRESETS, resolve_basemap
-from app.maps.data import MapData
 from app.maps.grid_page import build_grid_page
 from app.maps.page import PageOptions, _compact_unicode, build_map_page
 from app.maps.settings import MapSettings
+from app.services import analysis
+from app.services.analysis import Selection
+from app.services.map_data import MapData
 from gis import crs as crs_mod
 from gis.errors import ValidationError
 

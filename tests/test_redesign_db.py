@@ -4,10 +4,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from app.assignment import activate_and_reassign
 from app.db import repo
-from app.demo_loader import load_demo
-from app.redesign import plan_redesign
+from app.services.assignment import activate_and_reassign
+from app.services.demo import load_demo
+from app.services.redesign import plan_redesign
 from gis.demo import build_demo
 
 pytestmark = pytest.mark.db

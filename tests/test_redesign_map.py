@@ -7,7 +7,7 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from app.redesign import compare_plan, plan_redesign
+from app.services.redesign import compare_plan, plan_redesign
 from tests.test_api_support import engine_url, load_generation, make_client, small_district
 
 pytestmark = pytest.mark.db

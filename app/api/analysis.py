@@ -23,8 +23,8 @@ from app.api.deps import GenerationParam
 from app.api.errors import ERROR_RESPONSES
 from app.api.geojson import GEOJSON, GeoJSONResponse, dumps
 from app.api.maps import MapsDep, SelectionDep
-from app.maps import analysis
 from app.maps.layers import HOT_LABELS
+from app.services import analysis
 from gis.coverage import DEFECT_TYPES
 
 __all__ = ["router"]

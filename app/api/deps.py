@@ -22,12 +22,12 @@ from sqlalchemy import Connection, Engine
 
 from app.api.errors import AuthenticationError, NotReadyError, PermissionDeniedError
 from app.api.settings import ApiSettings
-from app.api.state import AreaRegistry
-from app.api.taxonomy import Taxonomy
 from app.config import Settings
 from app.db import queries, repo
 from app.db.repo import NotFoundError
-from app.security import Principal, authenticate
+from app.services.registry import AreaRegistry
+from app.services.security import Principal, authenticate
+from app.services.taxonomy import Taxonomy
 from gis.errors import ValidationError
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")  # naive times in China mean China Standard Time

@@ -10,8 +10,8 @@ from fastapi.concurrency import run_in_threadpool
 from app.api.deps import AdminDep, ConnDep, StateDep, ToleranceDep
 from app.api.errors import ERROR_RESPONSES, NotFoundError
 from app.api.schemas import ActivationResult, GenerationOut
-from app.assignment import activate_and_reassign
 from app.db import queries, repo
+from app.services.assignment import activate_and_reassign
 
 router = APIRouter(prefix="/generations", tags=["generations"], responses=ERROR_RESPONSES)
 

@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import JSONResponse
 
-from app.api import incident_service
 from app.api.deps import (
     AppState,
     BBoxDep,
@@ -27,6 +26,7 @@ from app.api.errors import ERROR_RESPONSES, NotFoundError
 from app.api.geojson import GeoJSONResponse, feature_collection, paging_links
 from app.api.schemas import FeatureCollection, IncidentIn, IncidentOut, TransitionIn
 from app.db import queries
+from app.services import incidents as incident_service
 
 router = APIRouter(prefix="/incidents", tags=["incidents"], responses=ERROR_RESPONSES)
 

@@ -29,7 +29,7 @@ from app.api.deps import (
 from app.api.errors import ERROR_RESPONSES, PayloadTooLargeError
 from app.api.geojson import JSONBytesResponse, dumps
 from app.api.schemas import LookupBatch, LookupBatchResult, LookupResult
-from app.api.state import GenerationView, assign_hierarchy, assign_point
+from app.services.registry import GenerationView, assign_hierarchy, assign_point
 from gis import crs as crs_mod
 from gis.errors import ValidationError
 

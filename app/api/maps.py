@@ -20,13 +20,13 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from app.api.deps import StateDep
 from app.api.errors import ERROR_RESPONSES, NotFoundError
-from app.maps.analysis import Selection
 from app.maps.assets import MEDIA_TYPES, AssetError
 from app.maps.basemap import PRESETS, Basemap, resolve_basemap
 from app.maps.grid_page import build_grid_page
 from app.maps.page import PageOptions, build_map_page
 from app.maps.service import MapService
 from app.maps.settings import MapSettings
+from app.services.analysis import Selection
 
 __all__ = [
     "MapQuery",
@@ -259,7 +259,7 @@ def redesign_map(
     """Old and new grid boundaries, new grids coloured by workload, changed grids
     outlined, and every metric before and after (see POST /redesign/plans)."""
     from app.maps.redesign_page import build_redesign_page
-    from app.redesign import compare_plan
+    from app.services.redesign import compare_plan
 
     root = request.scope.get("root_path", "")
     plan = compare_plan(maps.engine, ref)

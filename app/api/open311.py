@@ -21,7 +21,6 @@ from fastapi import APIRouter, Depends, Form, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
-from app.api import incident_service
 from app.api.deps import (
     CRS_DESCRIPTION,
     AppState,
@@ -35,9 +34,10 @@ from app.api.deps import (
 )
 from app.api.errors import ERROR_RESPONSES, AuthenticationError, NotFoundError
 from app.api.schemas import IncidentIn
-from app.api.state import GenerationView
 from app.db import queries
-from app.security import Principal, authenticate
+from app.services import incidents as incident_service
+from app.services.registry import GenerationView
+from app.services.security import Principal, authenticate
 from gis.errors import ValidationError
 
 router = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"], responses=ERROR_RESPONSES)

@@ -135,7 +135,7 @@ def create_plan(
 
 
 def _run(board: JobBoard, job_id: str, engine, body: PlanRequest) -> None:
-    from app.redesign import plan_redesign
+    from app.services.redesign import plan_redesign
 
     board.update(job_id, status="running", progress="starting")
     try:

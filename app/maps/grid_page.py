@@ -16,9 +16,7 @@ import numpy as np
 
 from app.db.repo import NotFoundError
 from app.maps import layers as ly
-from app.maps.analysis import Selection, coverage, grid_stats, select_incidents
 from app.maps.assets import AssetStore
-from app.maps.data import MapData
 from app.maps.elements import LayerRegistry, Panel, SharedGeometries, js_json
 from app.maps.page import (
     _GRID_TOOLTIP,
@@ -38,6 +36,8 @@ from app.maps.page import (
     _shapes,
     render_page,
 )
+from app.services.analysis import Selection, coverage, grid_stats, select_incidents
+from app.services.map_data import MapData
 
 __all__ = ["build_grid_page", "grid_map"]
 

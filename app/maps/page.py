@@ -2,7 +2,7 @@
 
 One grid's page (/map/grids/{code}) is in :mod:`app.maps.grid_page`.
 
-Builders take a :class:`~app.maps.data.MapData` (database or in-memory demo) and
+Builders take a :class:`~app.services.map_data.MapData` (database or in-memory demo) and
 return a complete HTML page; they never touch the database. How assets are
 referenced (served URLs or inlined), which basemap is drawn and where links
 point is a :class:`PageOptions`.
@@ -22,7 +22,11 @@ import pandas as pd
 from branca.element import Figure
 
 from app.maps import layers as ly
-from app.maps.analysis import (
+from app.maps.assets import AssetStore, finish, localize
+from app.maps.basemap import PRESETS, Basemap
+from app.maps.elements import GridmapAssets, LayerRegistry, Panel, SharedGeometries, js_json
+from app.maps.geometry import display_geometries, lonlat_to_display
+from app.services.analysis import (
     MEASURES,
     Selection,
     cached,
@@ -32,11 +36,7 @@ from app.maps.analysis import (
     select_incidents,
     staff_summary,
 )
-from app.maps.assets import AssetStore, finish, localize
-from app.maps.basemap import PRESETS, Basemap
-from app.maps.data import MapData
-from app.maps.elements import GridmapAssets, LayerRegistry, Panel, SharedGeometries, js_json
-from app.maps.geometry import display_geometries, lonlat_to_display
+from app.services.map_data import MapData
 from gis.errors import ValidationError
 
 __all__ = [

@@ -2,8 +2,8 @@
 
 Loading the district (areas, staff, 50,000 incidents) and checking its coverage
 takes seconds; a page from loaded data well under one; a cached page nothing.
-:class:`MapService` keeps one :class:`~app.maps.data.MapData` per generation,
-reloads it when :func:`~app.maps.data.data_fingerprint` changes (asked at most
+:class:`MapService` keeps one :class:`~app.services.map_data.MapData` per generation,
+reloads it when :func:`~app.services.map_data.data_fingerprint` changes (asked at most
 every ``refresh_seconds``), and keeps the newest pages in an LRU. Concurrent
 requests for the same page wait for one build ("single flight").
 """
@@ -21,8 +21,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from app.maps.assets import AssetStore
-from app.maps.data import MapData, data_fingerprint, load_map_data
 from app.maps.settings import MapSettings
+from app.services.map_data import MapData, data_fingerprint, load_map_data
 from gis.errors import GridmapError
 
 __all__ = ["MapService"]

@@ -38,7 +38,7 @@ def redesign_map(
     from app.maps.assets import AssetStore
     from app.maps.redesign_page import build_redesign_page
     from app.maps.settings import MapSettings
-    from app.redesign import compare_plan
+    from app.services.redesign import compare_plan
 
     comparison = compare_plan(_engine(), plan)
     page = build_redesign_page(
@@ -81,7 +81,7 @@ def redesign(
 ):
     """Redesign the active generation's grids to TARGET with balanced workload."""
     from app.cli import _engine, console
-    from app.redesign import plan_redesign
+    from app.services.redesign import plan_redesign
 
     if mode not in ("merge", "reshape"):
         raise typer.BadParameter("use merge or reshape", param_hint="--mode")

@@ -19,10 +19,10 @@ import numpy as np
 from sqlalchemy import Connection, Engine, func, select
 
 from app.api.errors import NotReadyError
-from app.assignment import load_hierarchy
 from app.db import repo
 from app.db.models import Area, Generation, Staff
 from app.db.repo import NotFoundError
+from app.services.assignment import load_hierarchy
 from gis.errors import GridmapError
 from gis.hierarchy import HierarchyIndex
 

@@ -7,7 +7,7 @@ new grids get new unified codes (W→E, N→S in each community), micro-grids ar
 renumbered under their new grid, staff follow their grid's lineage, and the
 ``lineage`` table records how each old grid maps onto the new ones. Nothing
 changes for users until an admin activates the plan, which re-assigns every
-incident (``app.assignment.activate_and_reassign``) and keeps the old
+incident (``app.services.assignment.activate_and_reassign``) and keeps the old
 assignments as history.
 """
 
@@ -24,7 +24,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, text
 
 from app.db import repo
-from app.imports import import_areas_on
+from app.services.area_import import import_areas_on
 from gis.codes import DEFAULT_SCHEME
 from gis.errors import GridmapError
 from gis.redesign import Redesign

@@ -22,17 +22,19 @@ from sqlalchemy import Connection, Engine, func, select
 from app.api.deps import LOCAL_TZ, AppState
 from app.api.errors import NotFoundError
 from app.api.schemas import IncidentIn
-from app.api.state import GenerationView, assign_hierarchy
-from app.api.taxonomy import Taxonomy
-from app.api.workflow import STEP_TIMESTAMP, plan_transition
 from app.db import queries
 from app.db.models import AddressPoint
-from app.security import Principal
+from app.services.registry import GenerationView, assign_hierarchy
+from app.services.security import Principal
+from app.services.taxonomy import Taxonomy
+from app.services.workflow import STEP_TIMESTAMP, plan_transition
 from gis.errors import ValidationError
 from gis.geocode import Gazetteer
 from gis.incidents import FieldMap, clean_incidents
 
-_PAD_DEG = 0.5  # as app.incidents: only to tell swapped lat/lon from a far-away point
+_PAD_DEG = (
+    0.5  # as app.services.incident_import: only to tell swapped lat/lon from a far-away point
+)
 
 
 # -- creation --------------------------------------------------------------------------

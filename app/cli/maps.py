@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
 
 def _load(generation: str | None = None):
     from app.cli import _engine, console
-    from app.maps.data import load_map_data
+    from app.services.map_data import load_map_data
 
     with console.status("loading areas, staff and incidents…"), _engine().connect() as conn:
         return load_map_data(conn, generation)
@@ -71,7 +71,7 @@ def coverage(
 ):
     """Check full coverage: gaps, overlaps, slivers, nesting, unstaffed grids, stray incidents."""
     from app.cli import console
-    from app.maps import analysis
+    from app.services import analysis
     from gis.coverage import DEFECT_TYPES, coverage_summary_table
 
     data = _load(generation)
@@ -155,8 +155,8 @@ def hotspots(
 ):
     """Getis-Ord Gi* hot and cold spots of incidents per grid (ArcGIS bins, ±3 = 99 %)."""
     from app.cli import console
-    from app.maps import analysis
     from app.maps.layers import HOT_LABELS
+    from app.services import analysis
 
     selection = analysis.Selection.parse(start, end, category, source)
     data = _load()
@@ -224,11 +224,11 @@ def map_page(
 ):
     """Write the map page as a standalone HTML file (the page /map serves)."""
     from app.cli import console
-    from app.maps.analysis import Selection
     from app.maps.basemap import resolve_basemap
     from app.maps.grid_page import build_grid_page
     from app.maps.page import PageOptions, build_map_page
     from app.maps.settings import MapSettings
+    from app.services.analysis import Selection
 
     settings = MapSettings()
     selection = Selection.parse(start, end, category, source)

@@ -4,7 +4,7 @@ Thin, cached calls into ``gis/``: coverage of the whole hierarchy
 (:func:`gis.coverage.check_coverage`), incidents per grid
 (:func:`gis.hotspots.grid_counts`), Gi* (:class:`gis.hotspots.HotSpots`) and a
 heat surface (:func:`gis.hotspots.kernel_density`). Results are cached on the
-:class:`~app.maps.data.MapData` they come from, so a new parameter set costs only
+:class:`~app.services.map_data.MapData` they come from, so a new parameter set costs only
 what changed, and new data (a new MapData) starts afresh.
 """
 
@@ -21,7 +21,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from app.maps.data import LOCAL_TZ, MapData
+from app.services.map_data import LOCAL_TZ, MapData
 from gis.coverage import CoverageReport, check_coverage
 from gis.errors import ValidationError
 from gis.hotspots import HotSpots, grid_counts, kernel_density

@@ -132,7 +132,7 @@ def areas_import(
     ] = None,
 ):
     """Validate a boundary file and store all of it, or nothing with a full report."""
-    from app.imports import import_area_file
+    from app.services.area_import import import_area_file
 
     _check_level(level)
     with console.status(f"importing {file.name} as {level} areas…"):
@@ -308,7 +308,7 @@ def incidents_import(
     ] = 0.0,
 ):
     """Import incidents: clean, geocode, assign to grids and store as one batch."""
-    from app.incidents import import_incident_file
+    from app.services.incident_import import import_incident_file
     from gis.incidents import FieldMap
 
     fields = FieldMap(
@@ -395,7 +395,7 @@ def assign(
     """Assign stored incidents to the active generation's areas, in bulk."""
     if engine not in ("local", "dask"):
         raise typer.BadParameter("use local or dask", param_hint="--engine")
-    from app.assignment import assign_stored
+    from app.services.assignment import assign_stored
 
     if all_ == unassigned:
         raise typer.BadParameter("give exactly one of --all or --unassigned")
@@ -429,7 +429,7 @@ def generations_activate(
     tolerance: Annotated[float, typer.Option(help="Snap tolerance in metres.")] = 0.0,
 ):
     """Activate a generation and re-assign every incident (old assignments kept in history)."""
-    from app.assignment import activate_and_reassign
+    from app.services.assignment import activate_and_reassign
 
     with console.status(f"activating {generation} and re-assigning incidents…"):
         report = activate_and_reassign(_engine(), generation, tolerance=tolerance)
@@ -503,7 +503,7 @@ def keys_create(
     name: Annotated[str | None, typer.Option(help="Who or what the key is for.")] = None,
 ):
     """Create an API key; it is printed once and stored hashed."""
-    from app.security import ROLES, create_api_key
+    from app.services.security import ROLES, create_api_key
 
     if role not in ROLES:
         raise typer.BadParameter(f"use one of {', '.join(ROLES)}", param_hint="--role")
@@ -517,7 +517,7 @@ def keys_create(
 @keys_app.command("list")
 def keys_list():
     """List API keys (never the keys themselves)."""
-    from app.security import list_api_keys
+    from app.services.security import list_api_keys
 
     table = Table("id", "prefix", "role", "name", "created", "revoked")
     for key in list_api_keys(_engine()):
@@ -535,7 +535,7 @@ def keys_list():
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[int, typer.Argument(help="Id from `gridmap keys list`.")]):
     """Revoke an API key."""
-    from app.security import revoke_api_key
+    from app.services.security import revoke_api_key
 
     revoke_api_key(_engine(), key_id)
     console.print(f"key {key_id} revoked")
@@ -552,7 +552,7 @@ def demo(
     reload: Annotated[bool, typer.Option(help="Replace a demo that is already loaded.")] = False,
 ):
     """Provision PostGIS, migrate, load the demo district (Weidu-like, 411002) and summarise."""
-    from app.demo_loader import load_demo
+    from app.services.demo import load_demo
     from gis.demo import build_demo
 
     started = time.perf_counter()
@@ -600,7 +600,7 @@ def _register_plugins() -> None:
     """Commands that live with their feature (maps, redesign) register themselves here."""
     import importlib
 
-    for module in ("app.cli_maps", "app.cli_redesign"):
+    for module in ("app.cli.maps", "app.cli.redesign"):
         try:
             plugin = importlib.import_module(module)
         except ModuleNotFoundError as exc:

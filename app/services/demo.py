@@ -10,8 +10,8 @@ from sqlalchemy import Engine, func, select
 
 from app.db import repo
 from app.db.models import AddressPoint, Incident, Staff
-from app.imports import import_areas_on
-from app.incidents import IncidentImportReport, import_incidents
+from app.services.area_import import import_areas_on
+from app.services.incident_import import IncidentImportReport, import_incidents
 from gis.codes import LEVELS
 from gis.incidents import FieldMap
 

@@ -17,8 +17,8 @@ import pandas as pd
 import shapely
 from sqlalchemy import Connection, Engine, text
 
-from app.assignment import CODE_COLUMNS, load_hierarchy, write_assignments
 from app.db import repo
+from app.services.assignment import CODE_COLUMNS, load_hierarchy, write_assignments
 from gis.geocode import Gazetteer
 from gis.hierarchy import HierarchyIndex
 from gis.incidents import FieldMap, clean_incidents, read_incident_file
