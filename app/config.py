@@ -31,13 +31,18 @@ class Settings(BaseSettings):
     )
 
     def sqlalchemy_url(self) -> str:
-        """The database to use: the configured one, else the embedded cluster (started)."""
+        """The database to use, without side effects: the configured URL, else the embedded one.
+
+        Reading a setting never installs or starts anything: provisioning the
+        embedded cluster is the explicit step :func:`app.db.provision.ensure_database`
+        (run by the CLI and the scripts). Raises ``ProvisioningError`` when no URL
+        is configured and the embedded cluster was never provisioned.
+        """
         if self.database_url:
             return normalise_url(self.database_url)
-        from app.db.embedded import EmbeddedPostgres  # local import: provisioning is heavy
+        from app.db.embedded import EmbeddedPostgres
 
-        cluster = EmbeddedPostgres(self.data_dir / "pg", install_packages=self.install_packages)
-        return cluster.ensure(self.database_name)
+        return EmbeddedPostgres(self.data_dir / "pg").existing_url(self.database_name)
 
 
 def normalise_url(url: str) -> str:

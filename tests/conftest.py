@@ -23,8 +23,9 @@ from app.db.session import make_engine, upgrade
 # Test apps must not start the background map build of `gridmap serve`.
 os.environ.setdefault("GRIDMAP_MAP_WARM_ON_STARTUP", "false")
 
-TEST_DB = "gridmap_test"
-DEMO_DB = "gridmap_test_demo"
+# Parallel runs on one machine each set their own name (GRIDMAP_TEST_DB_NAME=gridmap_test_a).
+TEST_DB = os.environ.get("GRIDMAP_TEST_DB_NAME", "gridmap_test")
+DEMO_DB = f"{TEST_DB}_demo"
 CHICAGO = PROJECT_ROOT.parent / "shared" / "data" / "real" / "chicago"
 TABLES = (
     "api_key",

@@ -50,12 +50,10 @@ GenerationOpt = Annotated[
 
 
 def _engine(migrate: bool = True):
-    from app.db.session import make_engine, upgrade
+    from app.db.provision import ensure_database
+    from app.db.session import make_engine
 
-    url = Settings().sqlalchemy_url()
-    if migrate:
-        upgrade(url)
-    return make_engine(url)
+    return make_engine(ensure_database(Settings(), migrate=migrate))
 
 
 def _check_level(level: str) -> str:
@@ -70,16 +68,19 @@ def _check_level(level: str) -> str:
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head"):
     """Provision the database if needed and migrate the schema to REVISION."""
+    from app.db.provision import ensure_database
     from app.db.session import upgrade
 
-    upgrade(Settings().sqlalchemy_url(), revision)
+    upgrade(ensure_database(Settings(), migrate=False), revision)
     console.print(f"[green]schema at {revision}[/green]")
 
 
 @db_app.command("url")
 def db_url(show_password: Annotated[bool, typer.Option(help="Print the password too.")] = False):
     """Print the SQLAlchemy URL of the database gridmap uses (starting the embedded one)."""
-    url = Settings().sqlalchemy_url()
+    from app.db.provision import ensure_database
+
+    url = ensure_database(Settings(), migrate=False)
     if not show_password and "@" in url:
         head, tail = url.split("@", 1)
         url = head.rsplit(":", 1)[0] + ":***@" + tail
@@ -472,11 +473,10 @@ def serve(
     """Serve the HTTP API, the OpenAPI docs (/docs) and the map pages (/map)."""
     import uvicorn
 
-    from app.db.session import upgrade
-
     settings = Settings()
-    url = settings.sqlalchemy_url()
-    upgrade(url)
+    from app.db.provision import ensure_database
+
+    url = ensure_database(settings)
     settings = settings.model_copy(update={"database_url": url})
     console.print(f"gridmap on http://{host}:{port}/ — docs at /docs, map at /map")
     if workers > 1:

@@ -86,6 +86,15 @@ class EmbeddedPostgres:
             self._ensure_database(port, dbname)
         return self.url(dbname, port)
 
+    def existing_url(self, dbname: str = "gridmap") -> str:
+        """The URL of ``dbname`` in a cluster provisioned before, without starting anything."""
+        if not (self.root / "port").exists() or not (self.root / "password").exists():
+            raise ProvisioningError(
+                f"no database is configured and the embedded cluster under {self.root} "
+                "has not been provisioned: run `gridmap db upgrade` (or set GRIDMAP_DATABASE_URL)"
+            )
+        return self.url(dbname)
+
     def url(self, dbname: str, port: int | None = None) -> str:
         port = port or int((self.root / "port").read_text())
         password = (self.root / "password").read_text().strip()
