@@ -1,4 +1,10 @@
-"""Settings, read from the environment with the ``GRIDMAP_`` prefix (or a ``.env`` file)."""
+"""Settings, read from the environment (or a ``.env`` file): one :class:`Settings`, built once.
+
+:class:`Settings` holds the database settings and carries the API's
+(:class:`ApiSettings`, prefix ``GRIDMAP_``) and the map pages' (:class:`MapSettings`,
+prefix ``GRIDMAP_MAP_``). ``create_app`` and the CLI build one and hand down the
+part each layer needs.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,111 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ApiSettings(BaseSettings):
+    """How the HTTP API behaves (``GRIDMAP_`` prefix): limits, CORS, refresh of the index."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDMAP_", env_file=".env", extra="ignore")
+
+    public_boundaries: bool = Field(
+        default=True,
+        description="Serve boundaries, lookups, grids and generations without an API key. "
+        "Incidents always need a key.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description='Origins allowed by CORS, as JSON: ["https://intranet.example"]; '
+        "empty: no CORS headers.",
+    )
+    max_body_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body accepted (bytes); larger ones get 413.",
+    )
+    max_lookup_points: int = Field(
+        default=100_000, ge=1, description="Most points in one POST /lookup."
+    )
+    max_tolerance_m: float = Field(
+        default=500.0, gt=0, description="Largest snapping tolerance a request may ask for."
+    )
+    index_refresh_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="How often to check whether the active generation or its areas changed "
+        "(e.g. by the CLI) and rebuild the in-memory index; 0 disables polling.",
+    )
+    migrate_on_startup: bool = Field(
+        default=False,
+        description="Run the Alembic migrations when the app starts (`gridmap serve` "
+        "already does so before starting).",
+    )
+
+
+class MapSettings(BaseSettings):
+    """How the map pages are built and served.
+
+    The basemap is off by default: an intranet has no tile server until someone
+    configures one, and the pages must work without any.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="GRIDMAP_MAP_", env_file=".env", extra="ignore")
+
+    basemap: str = Field(
+        default="none",
+        description="Basemap tiles: `none`, a preset (`osm`, `amap`, `amap-satellite`) or a "
+        "URL template with {z}/{x}/{y} (e.g. an intranet tile server).",
+    )
+    basemap_crs: str | None = Field(
+        default=None,
+        description="Datum of a basemap given as a URL: `wgs84` or `gcj02` (Amap/Tencent "
+        "style tiles; geometries are then converted to GCJ-02). Presets know "
+        "their own.",
+    )
+    basemap_attribution: str | None = Field(
+        default=None, description="Attribution shown for a basemap given as a URL."
+    )
+    basemap_subdomains: str | None = Field(
+        default=None, description="Values of {s} in a basemap URL, e.g. `1234`."
+    )
+    basemap_max_zoom: int = Field(
+        default=19, ge=1, le=22, description="Deepest zoom of a basemap given as a URL."
+    )
+    asset_dir: Path = Field(
+        default=PROJECT_ROOT / "var" / "assets",
+        description="Where scripts/install_assets.sh installed the front-end packages "
+        "(`node_modules` inside it).",
+    )
+    page_cache: int = Field(
+        default=32, ge=0, description="Built pages kept in memory (per parameter set)."
+    )
+    refresh_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long a data fingerprint is trusted before the database is asked "
+        "again whether areas, staff or incidents changed.",
+    )
+    warm_on_startup: bool = Field(
+        default=True,
+        description="Build the default /map in the background when the app starts, so the "
+        "first visitor does not wait for the data to load.",
+    )
+    cluster_points: int = Field(
+        default=5000,
+        ge=0,
+        le=200_000,
+        description="Incidents drawn in the clustered layer at most (a seeded random sample "
+        "beyond that; the layer name says so).",
+    )
+    permutations: int = Field(
+        default=999,
+        ge=0,
+        le=99_999,
+        description="Gi* permutations of the hot spot layer (0: normal approximation).",
+    )
+    simplify_m: float = Field(
+        default=1.0, ge=0, le=50, description="Display simplification of boundaries, in metres."
+    )
 
 
 class Settings(BaseSettings):
@@ -28,6 +139,13 @@ class Settings(BaseSettings):
     install_packages: bool = Field(
         default=True,
         description="Install the Debian packages postgresql and postgis when they are missing.",
+    )
+    api: ApiSettings = Field(
+        default_factory=ApiSettings, description="How the HTTP API behaves (`GRIDMAP_*`)."
+    )
+    maps: MapSettings = Field(
+        default_factory=MapSettings,
+        description="How the map pages are built and served (`GRIDMAP_MAP_*`).",
     )
 
     def sqlalchemy_url(self) -> str:

@@ -4,6 +4,10 @@ Nothing is created at import time. ``gridmap serve`` calls ``create_app``;
 ``uvicorn app.main:create_app --factory`` works too (settings from the
 environment). Routers of later features are appended to :data:`ROUTERS` or
 passed as ``extra_routers``.
+
+The lifespan opens every service the routers reach through
+:class:`app.api.deps.AppState`; it reads the database URL and never provisions
+(``app.db.provision.ensure_database`` is the CLI's explicit step).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy import Engine
 
 from app.api import (
     analysis,
@@ -33,9 +38,12 @@ from app.api import (
 from app.api.deps import AppState, requires
 from app.api.errors import install_error_handlers
 from app.api.limits import BodyLimitMiddleware
-from app.api.settings import ApiSettings
-from app.config import Settings
+from app.config import ApiSettings, Settings
 from app.db.session import make_engine, upgrade
+from app.maps.page_cache import PageCache
+from app.services.data_version import DataVersion
+from app.services.incidents import GazetteerCache
+from app.services.map_data import MapDataCache
 from app.services.registry import AreaRegistry
 from app.services.taxonomy import Taxonomy
 
@@ -94,51 +102,55 @@ TAGS = [
 
 def create_app(
     settings: Settings | None = None,
-    api_settings: ApiSettings | None = None,
+    api: ApiSettings | None = None,
     extra_routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
-    """Build the application; the database is opened by the lifespan, not here."""
+    """Build the application; the database is opened by the lifespan, not here.
+
+    ``api`` replaces ``settings.api`` (tests tune the API without rebuilding
+    the database settings).
+    """
     settings = settings or Settings()
-    api_settings = api_settings or ApiSettings()
+    if api is not None:
+        settings = settings.model_copy(update={"api": api})
     app = FastAPI(
         title="gridmap",
         version="0.1.0",
-        lifespan=_lifespan(settings, api_settings),
+        lifespan=_lifespan(settings),
         description="GIS service for grid governance (网格化管理): unified-code grids in "
         "PostGIS, incident lookup and assignment, the closed loop of handling. "
         "Send API keys as `X-API-Key` (or `Authorization: Bearer`).",
         openapi_tags=TAGS,
     )
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=api_settings.max_body_bytes)
-    if api_settings.cors_origins:
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
+    if settings.api.cors_origins:
         app.add_middleware(
             CORSMiddleware,
-            allow_origins=api_settings.cors_origins,
+            allow_origins=settings.api.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["X-API-Key", "Authorization", "Content-Type"],
         )
-    guard = [] if api_settings.public_boundaries else [Depends(requires("viewer"))]
+    guard = [] if settings.api.public_boundaries else [Depends(requires("viewer"))]
     for router in [*ROUTERS, *extra_routers]:
         app.include_router(router, dependencies=guard if router in BOUNDARY_ROUTERS else [])
     return app
 
 
-def _lifespan(settings: Settings, api_settings: ApiSettings):
+def _lifespan(settings: Settings):
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = await run_in_threadpool(settings.sqlalchemy_url)
-        if api_settings.migrate_on_startup:
+        if settings.api.migrate_on_startup:
             await run_in_threadpool(upgrade, url)
         engine = make_engine(url)
-        registry = AreaRegistry(engine)
-        await run_in_threadpool(registry.refresh, True)
-        app.state.gridmap = AppState(settings, api_settings, engine, registry, Taxonomy())
-        watcher = (
-            asyncio.create_task(_watch(registry, api_settings.index_refresh_seconds))
-            if api_settings.index_refresh_seconds > 0
-            else None
-        )
+        state = _open_state(settings, engine)
+        await run_in_threadpool(state.registry.refresh, True)
+        app.state.gridmap = state
+        if settings.maps.warm_on_startup:
+            maps.warm_district_map(state.pages, app.root_path)
+        seconds = settings.api.index_refresh_seconds
+        watcher = asyncio.create_task(_watch(state.registry, seconds)) if seconds > 0 else None
         try:
             yield
         finally:
@@ -150,6 +162,22 @@ def _lifespan(settings: Settings, api_settings: ApiSettings):
             engine.dispose()
 
     return lifespan
+
+
+def _open_state(settings: Settings, engine: Engine) -> AppState:
+    """The services of one app on ``engine``; nothing is read from the database yet."""
+    version = DataVersion(engine, settings.maps.refresh_seconds)
+    map_data = MapDataCache(engine, version)
+    return AppState(
+        settings=settings,
+        engine=engine,
+        version=version,
+        registry=AreaRegistry(engine, version),
+        map_data=map_data,
+        pages=PageCache(map_data, settings.maps),
+        taxonomy=Taxonomy(),
+        gazetteer=GazetteerCache(),
+    )
 
 
 async def _watch(registry: AreaRegistry, seconds: float) -> None:

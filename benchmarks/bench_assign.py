@@ -188,7 +188,7 @@ POSTGIS_FILL = [
     "ANALYZE bench_g",
     "ANALYZE bench_p",
 ]
-# Rule 1 of DESIGN.md §4 as one UPDATE: DISTINCT ON picks the smallest code
+# Rule 1 of docs/assignment.md as one UPDATE: DISTINCT ON picks the smallest code
 # (a bare UPDATE ... FROM would take an arbitrary covering grid).
 POSTGIS_UPDATE = """
     UPDATE bench_p AS p

@@ -19,7 +19,7 @@ What is measured:
   data, done by ``gridmap serve`` in the background at start-up. ``new selection``:
   a /map request with parameters not seen before (counts, Gi*, heat, page on loaded
   data). ``page only``: analyses cached, the page rendered. ``cached``: what a repeated
-  /map costs (MapService's LRU).
+  /map costs (PageCache's LRU).
 * **render** — Debian's Chromium, headless, fresh profile, page and assets from an HTTP
   server on loopback: milliseconds from navigation start to the load event plus two
   animation frames (every visible layer painted), median of ``--repeat`` loads.
@@ -41,16 +41,17 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import folium
 import numpy as np
 from folium.plugins import FastMarkerCluster, HeatMap
 
+from app.config import MapSettings
 from app.maps.assets import MEDIA_TYPES, AssetStore, localize
 from app.maps.page import PageOptions, build_map_page
-from app.maps.service import MapService
-from app.maps.settings import MapSettings
+from app.maps.page_cache import PageCache
 from app.services import analysis
 from app.services.analysis import Selection
 from app.services.map_data import MapData
@@ -100,13 +101,9 @@ def bench_gridmap(loader: Callable[[], MapData], store: AssetStore, repeat: int)
         timed(lambda: build_map_page(data, Selection(), "count", options, store))[0]
         for _ in range(repeat)
     ]
-    service = MapService(
-        engine=None,
-        settings=MapSettings(warm_on_startup=False),  # type: ignore[arg-type]
-        store=store,
-    )
-    service._data[None] = data  # noqa: SLF001 - the cache as a running app holds it
-    service.fingerprint = lambda: data.fingerprint[1:]  # type: ignore[method-assign]
+    # The data as a running app's MapDataCache holds it, loaded and current.
+    loaded = SimpleNamespace(data=lambda generation=None: data, version=lambda: data.fingerprint)
+    service = PageCache(loaded, MapSettings(warm_on_startup=False), store)  # type: ignore[arg-type]
     service.page("k", lambda d: html)
     hits = [timed(lambda: service.page("k", lambda d: html))[0] for _ in range(repeat)]
     inline = build_map_page(data, Selection(), "count", PageOptions(), store)
@@ -267,7 +264,7 @@ def main() -> None:
     parser.add_argument("--no-browser", action="store_true", help="Skip the Chromium runs.")
     args = parser.parse_args()
 
-    store = AssetStore(MapSettings().asset_dir)
+    store = AssetStore.configured()
     loader, source = load(args.database)
     ours = bench_gridmap(loader, store, args.repeat)
     data = ours["data"]

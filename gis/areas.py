@@ -17,6 +17,7 @@ import pandas as pd
 import pyproj
 import shapely
 
+from gis import crs as crs_mod
 from gis.codes import DEFAULT_SCHEME, LEVELS, CodeScheme
 from gis.errors import CRSError, GridmapError, InvalidCodeError, ValidationError
 
@@ -150,16 +151,14 @@ def _to_wgs84(gdf: gpd.GeoDataFrame, crs: str | None, name: str) -> gpd.GeoDataF
         if gdf.crs is None:
             raise CRSError(f"{name} does not say which CRS its coordinates are in; give --crs")
         return gdf.to_crs(4326)
-    from gis import crs as chinese_crs  # GCJ-02/BD-09 are not pyproj CRSs
-
-    try:
-        name_ = chinese_crs.normalize_crs_name(crs)
+    try:  # GCJ-02/BD-09 are not pyproj CRSs
+        name_ = crs_mod.normalize_crs_name(crs)
     except CRSError:
         name_ = None
     if name_ in ("gcj02", "bd09"):
 
         def to_wgs84(coords: np.ndarray) -> np.ndarray:
-            lon, lat = chinese_crs.to_wgs84(coords[:, 0], coords[:, 1], name_)
+            lon, lat = crs_mod.to_wgs84(coords[:, 0], coords[:, 1], name_)
             return np.column_stack([lon, lat])
 
         geometry = shapely.transform(gdf.geometry.values, to_wgs84)
@@ -412,9 +411,10 @@ def spatial_parents(geometry, parents: gpd.GeoDataFrame) -> tuple[list[str | Non
     latitude and the largest overlap could be the wrong one.
     """
     geoms = np.array([g if g is not None else shapely.Polygon() for g in geometry], dtype=object)
-    metric = gpd.GeoSeries(parents.geometry.values, crs=4326).estimate_utm_crs()
+    parent_series = gpd.GeoSeries(parents.geometry.values, crs=4326)
+    metric = crs_mod.metric_crs(parent_series)
     child = gpd.GeoSeries(geoms, crs=4326).to_crs(metric).values
-    parent_geoms = gpd.GeoSeries(parents.geometry.values, crs=4326).to_crs(metric).values
+    parent_geoms = parent_series.to_crs(metric).values
     tree = shapely.STRtree(parent_geoms)
     left, right = tree.query(child, predicate="intersects")
     overlap = shapely.area(shapely.intersection(child[left], parent_geoms[right]))
@@ -435,7 +435,7 @@ def _check_share_in_named_parent(geometry, usable, parent_codes, parents, rows, 
     if not named:
         return
     idx = [i for i, _ in named]
-    metric = gpd.GeoSeries(parents.geometry.values, crs=4326).estimate_utm_crs()
+    metric = crs_mod.metric_crs(gpd.GeoSeries(parents.geometry.values, crs=4326))
     child = gpd.GeoSeries([geometry[i] for i in idx], crs=4326).to_crs(metric).values
     parent = gpd.GeoSeries([g for _, g in named], crs=4326).to_crs(metric).values
     shares = shapely.area(shapely.intersection(child, parent)) / shapely.area(child)
@@ -540,7 +540,7 @@ def _assemble(
     valid = gdf.geometry.notna()
     gdf["area_m2"] = np.nan
     if valid.any():
-        metric = gdf.loc[valid].estimate_utm_crs()
+        metric = crs_mod.metric_crs(gdf.loc[valid])
         gdf.loc[valid, "area_m2"] = gdf.loc[valid].to_crs(metric).area
     return gdf[AREA_COLUMNS]
 

@@ -1,8 +1,8 @@
 """Unified area codes: build, parse, validate, parent by prefix, number W→E / N→S.
 
 A code is the concatenation of numeric segments, one per level of the hierarchy
-(DOMAIN.md §2): the 6-digit county-level division of GB/T 2260, then street,
-community, grid and micro-grid sequence numbers. The default widths give the
+("Unified codes" in ``docs/domain.md``): the 6-digit county-level division of
+GB/T 2260, then street, community, grid and micro-grid sequence numbers. The default widths give the
 15-digit grid code of DB11/T 2157 (6+3+3+3) and 18 digits for a micro-grid.
 Widths are configurable because the standards' full texts are not public and
 cities differ (CJ/T 213 uses 2-digit grid numbers).
@@ -21,6 +21,7 @@ import numpy as np
 import shapely
 
 from gis.errors import InvalidCodeError
+from gis.vocabulary import AREA_LEVELS
 
 __all__ = [
     "LEVELS",
@@ -37,7 +38,7 @@ __all__ = [
 ]
 
 #: The hierarchy, top to bottom.
-LEVELS: tuple[str, ...] = ("district", "street", "community", "grid", "micro_grid")
+LEVELS: tuple[str, ...] = AREA_LEVELS
 
 
 class ParsedCode(NamedTuple):
@@ -290,9 +291,11 @@ def _check_level(level: str) -> None:
 DEFAULT_SCHEME = CodeScheme()
 
 
-def build(*segments: int | str | None, scheme: CodeScheme = DEFAULT_SCHEME) -> str:
+def build(
+    district: int | str, *segments: int | str | None, scheme: CodeScheme = DEFAULT_SCHEME
+) -> str:
     """Module-level :meth:`CodeScheme.build` with the default scheme."""
-    return scheme.build(*segments)
+    return scheme.build(district, *segments)
 
 
 def parse(code: str, scheme: CodeScheme = DEFAULT_SCHEME) -> ParsedCode:

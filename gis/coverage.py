@@ -1,7 +1,7 @@
 """Coverage checks of an area hierarchy: "全覆盖、无死角" — full coverage, no blind spots.
 
 :func:`check_coverage` looks at every level of an area set (district, street,
-community, grid, micro-grid; DOMAIN.md §1) and reports one GeoDataFrame of
+community, grid, micro-grid) and reports one GeoDataFrame of
 defects in EPSG:4326, of these types:
 
 ``gap``
@@ -33,7 +33,7 @@ defects in EPSG:4326, of these types:
     workers on the grid code, building heads on micro-grid codes.
 ``outside_incident``
     A located incident that no grid covers (interior or boundary, the
-    ``ST_Covers`` rule of DESIGN.md §4) and that is farther than
+    ``ST_Covers`` rule of ``docs/assignment.md``) and that is farther than
     ``incident_tolerance_m`` from every grid, with the nearest grid and its
     distance. The point test runs in EPSG:4326, like the assignment itself.
 
@@ -49,6 +49,7 @@ gets no gap or nesting check (there is nothing to compare it with).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,8 +70,6 @@ __all__ = [
     "check_coverage",
     "coverage_summary_table",
     "incident_lonlat",
-    "resolve_metric_crs",
-    "utm_crs",
 ]
 
 #: Defect types, in the order reports list them.
@@ -85,7 +84,6 @@ DEFECT_TYPES: tuple[str, ...] = (
 )
 #: Columns of :attr:`CoverageReport.defects`.
 DEFECT_COLUMNS = ["type", "level", "area_m2", "codes", "detail", "geometry"]
-_METRE = ("metre", "meter", "m")
 _POLYGON_TYPES = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
 # The nesting buffer only has to reach ``nesting_tolerance_m``; coarse round
 # corners are enough and keep buffering ~700 parents cheap.
@@ -184,7 +182,7 @@ def check_coverage(
         nesting defect.
     incident_tolerance_m : float, default 0.0
         Incidents within this distance (m) of a grid are not reported: the
-        snapping tolerance of the assignment (DESIGN.md §4).
+        snapping tolerance of the assignment (``docs/assignment.md``).
     noise_m2 : float, default 1.0
         Gap and overlap pieces smaller than this (m²) are floating-point noise
         and not reported; must not exceed ``sliver_m2``.
@@ -222,7 +220,7 @@ def check_coverage(
         raise ValidationError("staff must be a DataFrame with an 'area_code' column")
     if incidents is not None and not (areas["level"] == "grid").any():
         raise ValidationError("incidents were given but areas has no level 'grid' to cover them")
-    metric = resolve_metric_crs(areas, metric_crs)
+    metric = crs_mod.metric_crs(areas, metric_crs)
     layers, invalid = _layers(areas, metric)
     check = _Checker(layers, metric, settings)
     rows = invalid + check.overlaps() + check.gaps() + check.nesting()
@@ -306,7 +304,7 @@ def incident_lonlat(incidents: pd.DataFrame | gpd.GeoDataFrame) -> tuple[np.ndar
         given = pd.notna(names)
         for name in pd.unique(names[given]):
             if crs_mod.normalize_crs_name(name) in ("wgs84", "cgcs2000"):
-                continue  # equal to centimetres (DOMAIN.md §3)
+                continue  # equal to centimetres (docs/domain.md, "Coordinate systems")
             rows = given & (names == name)
             lon[rows], lat[rows] = crs_mod.to_wgs84(lon[rows], lat[rows], name)
     return lon, lat
@@ -348,64 +346,6 @@ def _settings(**values: Any) -> dict[str, float]:
             f"noise_m2 ({values['noise_m2']!r}) must not exceed sliver_m2 ({values['sliver_m2']!r})"
         )
     return {name: float(value) for name, value in values.items()}
-
-
-def resolve_metric_crs(
-    geometry: gpd.GeoSeries | gpd.GeoDataFrame, metric_crs: Any = None
-) -> pyproj.CRS:
-    """The projected CRS in metres that metric work on ``geometry`` uses.
-
-    Parameters
-    ----------
-    geometry : geopandas.GeoSeries or geopandas.GeoDataFrame
-        Data with a CRS.
-    metric_crs : anything pyproj.CRS accepts, optional
-        An explicit choice, checked to be projected in metres.
-
-    Returns
-    -------
-    pyproj.CRS
-        ``metric_crs`` when given; else the data's CRS when it is projected in
-        metres; else :func:`utm_crs` of the centre of the data's bounds.
-
-    Raises
-    ------
-    CRSError
-        If ``metric_crs`` is not a projected CRS in metres, or the data have no CRS.
-    """
-    if metric_crs is not None:
-        try:
-            crs = pyproj.CRS.from_user_input(metric_crs)
-        except pyproj.exceptions.CRSError as error:
-            raise CRSError(f"metric_crs={metric_crs!r} is not a CRS pyproj understands") from error
-        if not _is_metric(crs):
-            raise CRSError(
-                f"metric_crs must be a projected CRS in metres (e.g. a UTM zone), "
-                f"got {crs.to_string()}"
-            )
-        return crs
-    if geometry.crs is None:
-        raise CRSError("the data have no CRS; set it with set_crs(...)")
-    if _is_metric(geometry.crs):
-        return geometry.crs
-    west, south, east, north = geometry.to_crs(4326).total_bounds
-    return utm_crs((west + east) / 2, (south + north) / 2)
-
-
-def utm_crs(lon: float, lat: float) -> pyproj.CRS:
-    """The WGS84 UTM zone (EPSG:326xx north, 327xx south) of a point.
-
-    What ``GeoDataFrame.estimate_utm_crs()`` finds for a district-sized extent
-    away from the Norwegian exceptions, without its half-second database search.
-    """
-    if not (np.isfinite(lon) and np.isfinite(lat)):
-        raise CRSError(f"no UTM zone for a point without coordinates ({lon!r}, {lat!r})")
-    zone = int(np.clip((lon + 180) // 6 + 1, 1, 60))
-    return pyproj.CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
-
-
-def _is_metric(crs: pyproj.CRS) -> bool:
-    return crs.is_projected and all(axis.unit_name in _METRE for axis in crs.axis_info)
 
 
 @dataclass
@@ -530,6 +470,15 @@ class _Checker:
         index = LEVELS.index(level)
         return self.layers.get(LEVELS[index - 1]) if index else None
 
+    def _each_with_parent(self, check: Callable[[_Layer, _Layer], list[dict]]) -> list[dict]:
+        """The rows of ``check(layer, parent)`` for every level whose parent level is given."""
+        rows: list[dict] = []
+        for layer in self.layers.values():
+            parent = self.parent_layer(layer.level)
+            if parent is not None:
+                rows += check(layer, parent)
+        return rows
+
     # overlaps
     def overlaps(self) -> list[dict]:
         rows: list[dict] = []
@@ -570,12 +519,7 @@ class _Checker:
 
     # gaps
     def gaps(self) -> list[dict]:
-        rows: list[dict] = []
-        for layer in self.layers.values():
-            parent = self.parent_layer(layer.level)
-            if parent is not None:
-                rows += self._gaps(layer, parent)
-        return rows
+        return self._each_with_parent(self._gaps)
 
     def _gaps(self, layer: _Layer, parent: _Layer) -> list[dict]:
         missing = shapely.difference(parent.union, layer.union)
@@ -599,12 +543,7 @@ class _Checker:
 
     # nesting
     def nesting(self) -> list[dict]:
-        rows: list[dict] = []
-        for layer in self.layers.values():
-            parent = self.parent_layer(layer.level)
-            if parent is not None:
-                rows += self._nesting(layer, parent)
-        return rows
+        return self._each_with_parent(self._nesting)
 
     def _nesting(self, layer: _Layer, parent: _Layer) -> list[dict]:
         position = {code: i for i, code in enumerate(parent.codes)}

@@ -64,6 +64,7 @@ import numpy as np
 import pandas as pd
 
 from gis.errors import GridmapError, ValidationError
+from gis.vocabulary import AREA_LEVELS
 
 __all__ = [
     "GAZETTEER_COLUMNS",
@@ -204,7 +205,7 @@ _ADMIN_LEVEL = {
     "县": "district",
     "旗": "district",
 }
-_ADMIN_LEVELS = ("district", "street", "community")
+_ADMIN_LEVELS = AREA_LEVELS[:3]  # district, street, community: named in addresses
 
 
 # -- normalisation -------------------------------------------------------------------

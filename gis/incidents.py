@@ -19,22 +19,23 @@ import pandas as pd
 
 from gis import crs as crs_mod
 from gis.errors import GridmapError
+from gis.vocabulary import KNOWN_SOURCES, LOCAL_TZ, LOCATION_STATUSES
 
 __all__ = [
+    "CLEAN_COLUMNS",
     "KNOWN_SOURCES",
+    "REPORT_COLUMNS",
     "FieldMap",
     "CleanIncidents",
     "read_incident_file",
     "clean_incidents",
 ]
 
-KNOWN_SOURCES = ("hotline_12345", "police_110", "patrol", "resident", "petition", "other")
 _SOURCE_RE = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
-LOCAL_TZ = "Asia/Shanghai"
 
-#: Columns of the cleaned frame, in order.
-CLEAN_COLUMNS = [
-    "row",
+#: What a report says, kept as given (coordinates in their own CRS): the columns an
+#: incident row stores beside its location and location status.
+REPORT_COLUMNS = (
     "source",
     "external_id",
     "category",
@@ -44,11 +45,9 @@ CLEAN_COLUMNS = [
     "raw_lon",
     "raw_lat",
     "raw_crs",
-    "lon",
-    "lat",
-    "location_status",
-    "unlocated_reason",
-]
+)
+#: Columns of the cleaned frame, in order.
+CLEAN_COLUMNS = ["row", *REPORT_COLUMNS, "lon", "lat", "location_status", "unlocated_reason"]
 
 
 @dataclass
@@ -383,12 +382,14 @@ def _coordinates(raw, fields, crs, expected_bounds, frame, reasons) -> None:
     frame["lon"], frame["lat"] = wgs_lon, wgs_lat
 
     has_address = (_column(raw, fields.address) != "").to_numpy()
-    status = np.where(usable, "located", np.where(has_address, "to_geocode", "unlocated"))
+    located, _, unlocated = LOCATION_STATUSES
+    # "to_geocode" is not stored: the importer geocodes those rows before saving them.
+    status = np.where(usable, located, np.where(has_address, "to_geocode", unlocated))
     why = np.where(
         null_island, "coordinates (0, 0) are a device placeholder", "no coordinates and no address"
     )
     frame["location_status"] = status
-    frame["unlocated_reason"] = np.where(status == "unlocated", why, None)
+    frame["unlocated_reason"] = np.where(status == unlocated, why, np.array(None, dtype=object))
 
 
 def _crs_per_row(raw, fields, crs, reasons) -> np.ndarray:

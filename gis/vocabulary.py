@@ -30,6 +30,7 @@ __all__ = [
     "AssignStatus",
     "HandlingLevel",
     "IncidentStatus",
+    "LocationStatus",
     "Role",
 ]
 
@@ -56,7 +57,8 @@ AssignStatus = Literal["inside", "boundary", "snapped", "outside"]
 ASSIGN_STATUSES: Final[tuple[str, ...]] = get_args(AssignStatus)
 
 #: How an incident got its location.
-LOCATION_STATUSES: Final = ("located", "geocoded", "unlocated")
+LocationStatus = Literal["located", "geocoded", "unlocated"]
+LOCATION_STATUSES: Final[tuple[str, ...]] = get_args(LocationStatus)
 
 #: Roles of grid staff (网格长, 专职网格员, 微网格员, 专属网格长).
 STAFF_ROLES: Final = ("grid_leader", "grid_worker", "micro_grid_worker", "dedicated_grid_leader")

@@ -2,79 +2,102 @@
 
 With ``GRIDMAP_TEST_DATABASE_URL`` set, that (disposable!) database is used;
 otherwise the embedded cluster of ``app.db.embedded`` hosts a database
-``gridmap_test`` that is dropped and recreated at the start of every session,
-so runs never depend on each other or on the demo database.
+``gridmap_test`` (``GRIDMAP_TEST_DB_NAME``) that is dropped and recreated at the
+start of every session, so runs never depend on each other or on the demo database.
+
+Within a session no test may depend on another: each one undoes what it writes
+(``clean_db`` empties the test database; demo fixtures delete their own rows).
+``pytest -p randomly --randomly-seed=N`` shuffles the order to check that.
+Plain helpers are in ``tests/helpers.py``.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
+import uuid
+from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import psycopg
 import pytest
-from psycopg import sql
 from sqlalchemy import Engine, text
 
 from app.config import PROJECT_ROOT, normalise_url
 from app.db.session import make_engine, upgrade
+from gis.vocabulary import ROLES
+from tests.helpers import (
+    TEST_DB,
+    empty_tables,
+    fresh_embedded_database,
+    make_client,
+    row_counts,
+)
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
 # Test apps must not start the background map build of `gridmap serve`.
 os.environ.setdefault("GRIDMAP_MAP_WARM_ON_STARTUP", "false")
 
-# Parallel runs on one machine each set their own name (GRIDMAP_TEST_DB_NAME=gridmap_test_a).
-TEST_DB = os.environ.get("GRIDMAP_TEST_DB_NAME", "gridmap_test")
 DEMO_DB = f"{TEST_DB}_demo"
 CHICAGO = PROJECT_ROOT.parent / "shared" / "data" / "real" / "chicago"
-TABLES = (
-    "api_key",
-    "address_point",
-    "lineage",
-    "incident_assignment",
-    "incident",
-    "staff",
-    "area",
-    "rejected_row",
-    "import_batch",
-    "generation",
-)
 
 
-def _fresh_embedded_database(name: str = TEST_DB) -> str:
-    from app.db.embedded import EmbeddedPostgres
+# -- test order ----------------------------------------------------------------------
+_FILE_ORDER = pytest.StashKey[int]()
+_collected = itertools.count()
 
-    cluster = EmbeddedPostgres(PROJECT_ROOT / "var" / "pg")
-    admin = cluster.ensure("postgres").replace("postgresql+psycopg", "postgresql")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-    return cluster.ensure(name)
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    item.stash[_FILE_ORDER] = next(_collected)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the tests of an ``in_file_order`` module back in file order, however shuffled.
+
+    Such a module is one scenario whose steps build on each other's state; the order
+    of the modules, and of every other module's tests, is left as it is.
+    """
+    slots: dict[Path, list[int]] = defaultdict(list)
+    for slot, item in enumerate(items):
+        if item.get_closest_marker("in_file_order"):
+            slots[item.path].append(slot)
+    for module_slots in slots.values():
+        steps = sorted((items[slot] for slot in module_slots), key=lambda i: i.stash[_FILE_ORDER])
+        for slot, step in zip(module_slots, steps, strict=True):
+            items[slot] = step
+
+
+# -- databases -----------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
 def pg_url() -> str:
     """URL of a migrated, empty PostGIS test database."""
     url = os.environ.get("GRIDMAP_TEST_DATABASE_URL")
-    url = normalise_url(url) if url else _fresh_embedded_database()
+    url = normalise_url(url) if url else fresh_embedded_database()
     upgrade(url)
     return url
 
 
 @pytest.fixture(scope="session")
 def pg_engine(pg_url: str) -> Iterator[Engine]:
+    """The engine of the test database; every test leaves it empty (see ``clean_db``)."""
     engine = make_engine(pg_url)
     yield engine
+    left = {table: rows for table, rows in row_counts(engine).items() if rows}
     engine.dispose()
+    assert not left, f"tests left rows in the test database (use clean_db): {left}"
 
 
 @pytest.fixture
 def clean_db(pg_engine: Engine) -> Iterator[Engine]:
     """The engine, with every gridmap table emptied after the test (for code that commits)."""
     yield pg_engine
-    with pg_engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    empty_tables(pg_engine)
 
 
 @pytest.fixture(scope="session")
@@ -101,9 +124,44 @@ def demo_engine(demo) -> Iterator[Engine]:
     from app.services.demo import load_demo
 
     url = os.environ.get("GRIDMAP_TEST_DEMO_DATABASE_URL")
-    url = normalise_url(url) if url else _fresh_embedded_database(DEMO_DB)
+    url = normalise_url(url) if url else fresh_embedded_database(DEMO_DB)
     upgrade(url)
     engine = make_engine(url)
     load_demo(engine, demo)
+    loaded = row_counts(engine)
     yield engine
+    left = row_counts(engine)
     engine.dispose()
+    assert left == loaded, f"tests changed the demo database: {loaded} before, {left} after"
+
+
+@pytest.fixture(scope="session")
+def demo_client(demo_engine: Engine) -> Iterator[TestClient]:
+    """The app on the demo database, started once: building its lookup index takes seconds."""
+    with make_client(demo_engine) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def demo_keys(demo_engine: Engine) -> Iterator[dict[str, dict[str, str]]]:
+    """Headers with a key of each role on the demo database (deleted afterwards)."""
+    from app.services.security import create_api_key
+
+    names = {role: f"api-test-{role}-{uuid.uuid4().hex[:8]}" for role in ROLES}
+    keys = {
+        role: {"X-API-Key": create_api_key(demo_engine, role, name)} for role, name in names.items()
+    }
+    yield keys
+    with demo_engine.begin() as conn:
+        conn.execute(
+            text("DELETE FROM api_key WHERE name = ANY(:names)"), {"names": list(names.values())}
+        )
+
+
+@pytest.fixture
+def incident_source(demo_engine: Engine) -> Iterator[str]:
+    """A source name of this test's own; its incidents are deleted afterwards."""
+    source = f"apitest_{uuid.uuid4().hex[:12]}"
+    yield source
+    with demo_engine.begin() as conn:
+        conn.execute(text("DELETE FROM incident WHERE source = :s"), {"s": source})

@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from app.db import repo
 from app.services.security import create_api_key
-from tests.test_api_support import demo_point, load_generation, make_client, small_district
+from tests.helpers import demo_point, load_generation, make_client, small_district
 
 pytestmark = pytest.mark.db
 

@@ -5,13 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from tests import test_api_support as support
-
 pytestmark = pytest.mark.db
-
-# Fixtures shared by the API tests (one demo app per session).
-demo_client = support.demo_client
-demo_keys = support.demo_keys
 
 GRID = "411002003001003"
 

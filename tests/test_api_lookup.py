@@ -7,14 +7,9 @@ import pytest
 
 from app.services.registry import assign_hierarchy, assign_point
 from gis import crs as crs_mod
-from tests import test_api_support as support
-from tests.test_api_support import demo_point
+from tests.helpers import demo_point
 
 pytestmark = pytest.mark.db
-
-# Fixtures shared by the API tests (one demo app per session).
-demo_client = support.demo_client
-demo_keys = support.demo_keys
 
 GRID = "411002003001003"
 

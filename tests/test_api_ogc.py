@@ -6,13 +6,7 @@ import pytest
 import shapely
 from shapely.geometry import box, shape
 
-from tests import test_api_support as support
-
 pytestmark = pytest.mark.db
-
-# Fixtures shared by the API tests (one demo app per session).
-demo_client = support.demo_client
-demo_keys = support.demo_keys
 
 CGCS2000 = "http://www.opengis.net/def/crs/EPSG/0/4490"
 BBOX = "113.80974,34.01723,113.83114,34.03863"

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from app.services.security import create_api_key
-from tests.test_api_support import load_generation, make_client, small_district
+from tests.helpers import load_generation, make_client, small_district
 
 pytestmark = pytest.mark.db
 

@@ -19,21 +19,13 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from sqlalchemy import text
 
-from app.api.settings import ApiSettings
 from app.config import Settings
 from app.main import create_app
 from app.services.security import create_api_key
-from tests import test_api_support as support
-from tests.conftest import TABLES
-from tests.test_api_support import load_generation, make_client, small_district
+from tests.helpers import empty_tables, load_generation, make_client, small_district
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
-
-# Fixtures shared by the API tests (one demo app per session).
-demo_client = support.demo_client
-demo_keys = support.demo_keys
 
 CHECKS = [
     not_a_server_error,
@@ -51,7 +43,7 @@ BOUNDED = settings(
 
 # The schema needs no database: create_app opens nothing until its lifespan starts.
 SCHEMA = schemathesis.openapi.from_dict(
-    create_app(Settings(database_url="postgresql://unused/"), ApiSettings()).openapi()
+    create_app(Settings(database_url="postgresql://unused/")).openapi()
 )
 
 
@@ -62,8 +54,7 @@ def write_app(pg_engine, demo) -> Iterator[tuple]:
     key = create_api_key(pg_engine, "admin", "schema-test-admin")
     with make_client(pg_engine) as client:
         yield client, {"X-API-Key": key}
-    with pg_engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    empty_tables(pg_engine)
 
 
 def _call_and_validate(case, client, headers: dict) -> None:

@@ -5,16 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from app.api.errors import NotFoundError
+from app.errors import NotFoundError
 from app.services.security import ROLES, create_api_key, list_api_keys, revoke_api_key
-from tests import test_api_support as support
-from tests.test_api_support import make_client
+from tests.helpers import make_client
 
 pytestmark = pytest.mark.db
-
-# Fixtures shared by the API tests (one demo app per session).
-demo_client = support.demo_client
-demo_keys = support.demo_keys
 
 
 @pytest.fixture

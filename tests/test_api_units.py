@@ -7,20 +7,22 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.api.deps import EPSG4326, EPSG4490, LOCAL_TZ, parse_bbox, parse_interval
-from app.api.errors import (
+from app.api.deps import EPSG4326, EPSG4490, parse_bbox, parse_interval
+from app.api.errors import status_for
+from app.api.geojson import feature_collection
+from app.errors import (
     AuthenticationError,
     IllegalTransitionError,
+    NotFoundError,
     NotReadyError,
     PayloadTooLargeError,
     PermissionDeniedError,
-    status_for,
 )
-from app.api.geojson import feature_collection
-from app.db.repo import NotFoundError
-from app.services.security import ROLES, role_allows
-from app.services.workflow import STEPS, plan_transition
+from app.services.security import role_allows
+from app.services.workflow import plan_transition
 from gis.errors import CRSError, GridmapError, InvalidCodeError, ValidationError
+from gis.vocabulary import INCIDENT_STATUSES as STEPS
+from gis.vocabulary import LOCAL_TZ, ROLES
 
 
 # -- the closed loop -------------------------------------------------------------------

@@ -21,7 +21,7 @@ import pytest
 import shapely
 from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box
 
-import gis.assign as assign_module
+import gis.assign.index as assign_module
 from gis.assign import STATUSES, GridIndex, assign_points
 from gis.errors import CRSError, ValidationError
 

@@ -1,7 +1,7 @@
 """gis.assign against PostGIS: the same code and status for every point, distances to 1e-6 m.
 
 The grids and points go into TEMP tables (COPY, no SQL built from values) and
-the SQL definition of DESIGN.md §4 (also in ``gis.assign``'s docstring) runs on
+the SQL definition of docs/assignment.md (also in ``gis.assign.index``'s docstring) runs on
 them. ``ST_Transform(geom, epsg)`` is materialised once per row (``gm``) and
 GiST-indexed, which is the same value the inline form computes, only faster.
 

@@ -35,16 +35,6 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = PROJECT_ROOT / "var" / "screenshots"
 LOOPBACK = {"127.0.0.1", "localhost", "[::1]"}
-# Until app/main.py includes the map routers, `gridmap serve` has no /map: serve the
-# same create_app with them added (exactly what including them in main.py does).
-_SERVE_WITH_MAPS = """
-import sys, uvicorn
-from app.config import Settings
-from app.main import create_app
-from app.api import analysis, maps
-app = create_app(Settings(), extra_routers=[maps.router, analysis.router])
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
-"""
 
 
 def _free_port() -> int:
@@ -54,21 +44,9 @@ def _free_port() -> int:
 
 
 def _serve_command(port: int) -> list[str]:
-    import app.main as main
-    from app.api import maps
-
-    if maps.router in main.ROUTERS:
-        return [
-            sys.executable,
-            "-m",
-            "app.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ]
-    return [sys.executable, "-c", _SERVE_WITH_MAPS, str(port)]
+    """``gridmap serve`` with this interpreter (the console script may not be on PATH)."""
+    cli = "from app.cli import main; main()"
+    return [sys.executable, "-c", cli, "serve", "--host", "127.0.0.1", "--port", str(port)]
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,8 @@
 """Unified codes: build, parse, validate, parent by prefix, W→E / N→S numbering."""
 
+import subprocess
+import sys
+
 import pytest
 import shapely
 
@@ -104,3 +107,25 @@ def test_numbering_refuses_more_children_than_digits_allow():
     boxes = [shapely.box(i, 0, i + 1, 1) for i in range(12)]
     with pytest.raises(InvalidCodeError, match="number at most 9"):
         CodeScheme(grid=1).number_children("411002001012", boxes)
+
+
+def test_importing_gis_and_its_codes_stays_light():
+    # The API and the CLI import gis.codes on every start: no Dask, esda or geopandas there.
+    script = (
+        "import sys, gis, gis.codes; "
+        "print(sorted({'dask', 'esda', 'libpysal', 'geopandas'} & set(sys.modules)))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.strip() == "[]"
+
+
+def test_every_name_gis_exports_resolves():
+    import gis as package
+
+    for name in package.__all__:
+        assert getattr(package, name) is not None, name
+    assert package.GridIndex is package.assign.GridIndex
+    assert package.assign.HierarchyIndex.__module__ == "gis.assign.hierarchy"
+    assert package.assign.distributed.assign_dask is not None

@@ -24,8 +24,6 @@ from gis.coverage import (
     check_coverage,
     coverage_summary_table,
     incident_lonlat,
-    resolve_metric_crs,
-    utm_crs,
 )
 from gis.crs import from_wgs84
 from gis.demo import DemoDistrict, build_demo
@@ -305,13 +303,11 @@ def test_bad_settings_are_refused_naming_the_argument():
 
 
 def test_the_default_metric_crs_is_the_utm_zone_of_the_centre():
-    assert utm_crs(113.82, 34.03).to_epsg() == 32649
-    assert utm_crs(-70.6, -33.4).to_epsg() == 32719  # Santiago: south
     lonlat = town(four_grids()).to_crs(4326)
-    assert resolve_metric_crs(lonlat) == lonlat.estimate_utm_crs()
-    assert resolve_metric_crs(lonlat, "EPSG:4547").to_epsg() == 4547
+    assert check_coverage(lonlat).metric_crs == lonlat.estimate_utm_crs()
+    assert check_coverage(lonlat, metric_crs="EPSG:4547").metric_crs.to_epsg() == 4547
     with pytest.raises(CRSError, match="metric_crs"):
-        resolve_metric_crs(lonlat, "EPSG:4490")
+        check_coverage(lonlat, metric_crs="EPSG:4490")
 
 
 # -- the demo district ---------------------------------------------------------------

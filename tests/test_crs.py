@@ -1,4 +1,4 @@
-"""Tests for gis.crs: WGS84 / CGCS2000 / GCJ-02 / BD-09 conversions and in_china.
+"""Tests for gis.crs: WGS84 / CGCS2000 / GCJ-02 / BD-09 conversions, in_china, metric_crs.
 
 Accuracy is measured in metres on the ground. The reference is the independent
 implementation ``prcoords`` (PyPI, CC0), a dev-only dependency. Tests that need
@@ -10,21 +10,24 @@ from __future__ import annotations
 import itertools
 import warnings
 
+import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
+from shapely.geometry import box
 
 from gis import crs
-from gis._china_outline import CHINA_OUTLINE
+from gis.crs import datums
+from gis.crs.china_outline import CHINA_OUTLINE
 from gis.errors import CRSError
 
-# Beijing railway station, as DOMAIN.md §3 gives it.
+# Beijing railway station, as docs/domain.md ("Coordinate systems") gives it.
 STATION_WGS84 = (116.42079, 39.90105)
 STATION_GCJ02_DOMAIN = (116.42703, 39.90245)
 STATION_BD09_DOMAIN = (116.43351, 39.90851)
 # What the published formulas give from STATION_WGS84, to 5 decimals. Four
 # independent libraries (prcoords, coordTransform, eviltransform, coord-convert)
-# agree with these. DOMAIN.md is up to 1e-5° (≈ 1 m) off.
+# agree with these. docs/domain.md is up to 1e-5° (≈ 1 m) off.
 STATION_GCJ02_FORMULA = (116.42702, 39.90245)
 STATION_BD09_FORMULA = (116.43350, 39.90850)
 
@@ -184,7 +187,7 @@ def test_errors_name_the_argument():
         crs.from_wgs84(116.4, 39.9, "mars")
 
 
-# --- the DOMAIN.md test vector ----------------------------------------------------------
+# --- the docs/domain.md test vector ------------------------------------------------------
 
 
 def five_decimals(lon, lat):
@@ -196,14 +199,14 @@ def test_station_matches_the_published_formulas_to_five_decimals():
     bd = crs.wgs84_to_bd09(*STATION_WGS84)
     assert five_decimals(*gcj) == STATION_GCJ02_FORMULA
     assert five_decimals(*bd) == STATION_BD09_FORMULA
-    # DOMAIN.md's figures are within about one unit of the 5th decimal.
+    # docs/domain.md's figures are within about one unit of the 5th decimal.
     assert np.abs(np.subtract(gcj, STATION_GCJ02_DOMAIN)).max() <= 1.1e-5
     assert np.abs(np.subtract(bd, STATION_BD09_DOMAIN)).max() <= 1.1e-5
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="DOMAIN.md's GCJ-02 longitude 116.42703 and BD-09 (116.43351, 39.90851) differ "
+    reason="docs/domain.md's GCJ-02 longitude 116.42703 and BD-09 (116.43351, 39.90851) differ "
     "by up to 1e-5° (~1 m) from the published formulas, which give 116.42702 and "
     "(116.43350, 39.90850); four independent libraries agree with the formulas",
 )
@@ -250,7 +253,7 @@ def test_bd09_round_trip_below_one_millimetre_everywhere(dense):
 
 def test_inverses_converge_in_a_few_iterations(dense, monkeypatch):
     # Three forward evaluations per block already give sub-millimetre answers.
-    monkeypatch.setattr(crs, "_MAX_ITER", 3)
+    monkeypatch.setattr(datums, "_MAX_ITER", 3)
     lon, lat = dense
     bd = crs.wgs84_to_bd09(lon, lat, china_only=False)
     assert metres(*crs.bd09_to_wgs84(*bd, china_only=False), lon, lat).max() < 1e-3
@@ -496,3 +499,30 @@ def test_outline_is_a_valid_polygon_of_modest_size():
     polygon = shapely.Polygon(CHINA_OUTLINE)
     assert polygon.is_valid
     assert 40 <= len(CHINA_OUTLINE) <= 160
+
+
+# --- the metric CRS ---------------------------------------------------------------------
+
+
+def test_the_metric_crs_is_the_utm_zone_of_the_centre():
+    assert crs.metric_crs((113.82, 34.03, 113.82, 34.03)).to_epsg() == 32649
+    assert crs.metric_crs((-70.6, -33.4, -70.6, -33.4)).to_epsg() == 32719  # Santiago: south
+    lonlat = gpd.GeoSeries([box(113.80, 34.00, 113.84, 34.04), box(113.84, 34.00, 113.88, 34.04)])
+    lonlat = lonlat.set_crs(4326)
+    assert crs.metric_crs(lonlat) == lonlat.estimate_utm_crs()
+    assert crs.metric_crs(gpd.GeoDataFrame(geometry=lonlat.to_crs(4490))).to_epsg() == 32649
+
+
+def test_the_metric_crs_keeps_metric_data_and_checks_a_given_one():
+    lonlat = gpd.GeoSeries([box(113.80, 34.00, 113.84, 34.04)], crs=4326)
+    assert crs.metric_crs(lonlat.to_crs(4547)).to_epsg() == 4547  # already metric: used as is
+    assert crs.metric_crs(lonlat, "EPSG:4547").to_epsg() == 4547
+    assert crs.metric_crs(lonlat.to_crs(32649), 32650).to_epsg() == 32650  # the caller decides
+    with pytest.raises(CRSError, match="metric_crs must be a projected CRS in metres"):
+        crs.metric_crs(lonlat, "EPSG:4490")
+    with pytest.raises(CRSError, match="metric_crs='EPSG:0' is not a CRS"):
+        crs.metric_crs(lonlat, "EPSG:0")
+    with pytest.raises(CRSError, match="no CRS"):
+        crs.metric_crs(gpd.GeoSeries([box(0, 0, 1, 1)]))
+    with pytest.raises(CRSError, match="no UTM zone"):
+        crs.metric_crs(gpd.GeoSeries([], crs=4326))

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gis.distributed import assign_dask, dask_client
+from gis.assign import HierarchyIndex
+from gis.assign.distributed import assign_dask, dask_client
 from gis.errors import GridmapError
-from gis.hierarchy import HierarchyIndex
 
 
 @pytest.fixture(scope="module")

@@ -14,22 +14,14 @@ import pandas as pd
 import pytest
 import shapely
 
+from gis.areas import AREA_COLUMNS as STORED_AREA_COLUMNS
 from gis.codes import DEFAULT_SCHEME, LEVELS
 from gis.demo import DemoDistrict, build_demo
 from gis.errors import ValidationError
 from gis.taxonomy import TAXONOMY_COLUMNS, load_taxonomy
 
-AREA_COLUMNS = [
-    "code",
-    "name",
-    "level",
-    "kind",
-    "parent_code",
-    "population",
-    "households",
-    "responsible",
-    "geometry",
-]
+#: The columns of a stored area layer, but for ``area_m2`` (the import computes it).
+AREA_COLUMNS = [c for c in STORED_AREA_COLUMNS if c != "area_m2"]
 METRIC = "EPSG:4547"
 N_SMALL = 5_000
 

@@ -1,19 +1,22 @@
 """The embedded cluster is provisioned once and reused."""
 
+import os
+
 import pytest
 
 from app.config import PROJECT_ROOT, Settings, normalise_url
 from app.db.embedded import EmbeddedPostgres
+from tests.helpers import TEST_DB
 
 pytestmark = pytest.mark.db
 
 
 def test_embedded_cluster_is_reused_on_the_same_port(pg_url):
-    if "GRIDMAP_TEST_DATABASE_URL" in __import__("os").environ:
+    if "GRIDMAP_TEST_DATABASE_URL" in os.environ:
         pytest.skip("an external test database is configured")
     cluster = EmbeddedPostgres(PROJECT_ROOT / "var" / "pg")
-    first = cluster.ensure("gridmap_test")
-    second = cluster.ensure("gridmap_test")
+    first = cluster.ensure(TEST_DB)
+    second = cluster.ensure(TEST_DB)
     assert first == second == pg_url
     assert (PROJECT_ROOT / "var" / "pg" / "data" / "PG_VERSION").exists()
 

@@ -228,3 +228,15 @@ def test_bulk_assign_and_activation_keep_history(small_district, tmp_path):
         assert list(history) == [COMMUNITY + "001", COMMUNITY + "002"]
     again = assign_stored(small_district, only_unassigned=True)
     assert again.assigned == 0  # everything already belongs to the active generation
+
+
+def test_incidents_frame_selects_by_source(small_district, tmp_path):
+    row = "1,113.805,34.005,2023-01-01 09:00,0101,\n"
+    import_incident_file(small_district, _write(tmp_path, row, "a.csv"), source="hotline_12345")
+    import_incident_file(small_district, _write(tmp_path, row, "b.csv"), source="patrol")
+    with small_district.connect() as conn:
+        every = repo.incidents_frame(conn)
+        patrol = repo.incidents_frame(conn, sources=["patrol"])
+    assert sorted(every["source"]) == ["hotline_12345", "patrol"]
+    assert list(patrol["source"]) == ["patrol"]
+    assert patrol.iloc[0]["grid_code"] == COMMUNITY + "001"

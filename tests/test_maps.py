@@ -17,11 +17,11 @@ import pytest
 from folium.plugins import HeatMap, MarkerCluster, Search
 from sqlalchemy import text
 
+from app.config import ApiSettings, MapSettings, Settings
 from app.maps.assets import ASSETS, DROPPED, AssetError, AssetStore, localize
 from app.maps.basemap import PRESETS, resolve_basemap
 from app.maps.grid_page import build_grid_page
 from app.maps.page import PageOptions, _compact_unicode, build_map_page
-from app.maps.settings import MapSettings
 from app.services import analysis
 from app.services.analysis import Selection
 from app.services.map_data import MapData
@@ -42,7 +42,7 @@ def data(demo) -> MapData:
 
 @pytest.fixture(scope="module")
 def store() -> AssetStore:
-    return AssetStore(MapSettings().asset_dir)
+    return AssetStore.configured()
 
 
 @pytest.fixture(scope="module")
@@ -372,7 +372,7 @@ def test_the_grid_page_zooms_on_one_grid_with_its_micro_grids(data, store):
 
 
 def test_an_unknown_grid_is_not_found(data, store):
-    from app.db.repo import NotFoundError
+    from app.errors import NotFoundError
 
     with pytest.raises(NotFoundError):
         build_grid_page(data, "411002999999999", Selection(), SERVED, store)
@@ -381,25 +381,19 @@ def test_an_unknown_grid_is_not_found(data, store):
 # -- the service and the endpoints (demo database) -------------------------------------
 @pytest.fixture(scope="module")
 def client(demo_engine):
-    """An app on the demo database with the map and analysis routers, no warm-up."""
-    import app.main as main
-    from app.api import analysis as analysis_api
-    from app.api import maps as maps_api
-    from app.maps.service import MapService
-    from tests.test_api_support import make_client
+    """An app on the demo database, no warm-up, no index polling, 99 Gi* permutations."""
+    from fastapi.testclient import TestClient
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("GRIDMAP_MAP_WARM_ON_STARTUP", "false")
-        test_client = make_client(demo_engine)
-        for router in (maps_api.router, analysis_api.router):
-            if router not in main.ROUTERS:  # until app/main.py includes them
-                test_client.app.include_router(router)
-        with test_client as started:
-            state = started.app.state.gridmap
-            state.extras["maps"] = MapService(
-                state.engine, MapSettings(warm_on_startup=False, permutations=99)
-            )
-            yield started
+    from app.main import create_app
+    from tests.helpers import engine_url
+
+    settings = Settings(
+        database_url=engine_url(demo_engine),
+        api=ApiSettings(index_refresh_seconds=0),
+        maps=MapSettings(warm_on_startup=False, permutations=99),
+    )
+    with TestClient(create_app(settings)) as started:
+        yield started
 
 
 @pytest.mark.db
@@ -480,7 +474,7 @@ def test_hotspots_endpoint(client, demo):
 
 @pytest.mark.db
 def test_database_data_match_the_demo(client, demo):
-    maps = client.app.state.gridmap.extras["maps"]
+    maps = client.app.state.gridmap.map_data
     data = maps.data()
     assert {lv: len(f) for lv, f in data.areas.items()} == {
         "district": 1,
@@ -495,10 +489,32 @@ def test_database_data_match_the_demo(client, demo):
     assert maps.data() is data  # unchanged database: cached
 
 
+@pytest.mark.db
+def test_one_data_version_serves_the_lookup_index_and_the_maps(client, demo_engine):
+    """A new incident reloads the map data but leaves the lookup index as it is."""
+    state = client.app.state.gridmap
+    data = state.map_data.data()
+    insert = text(
+        "INSERT INTO incident (source, external_id, location_status, location) "
+        "VALUES ('patrol', 'version-test', 'located', "
+        "ST_SetSRID(ST_MakePoint(113.6, 34.0), 4326))"
+    )
+    with demo_engine.begin() as conn:
+        conn.execute(insert)
+    try:
+        assert state.registry.refresh() is False  # asks the version now: areas unchanged
+        reloaded = state.map_data.data()  # the same version, already asked: no wait
+        assert reloaded is not data and len(reloaded.incidents) == len(data.incidents) + 1
+    finally:
+        with demo_engine.begin() as conn:
+            conn.execute(text("DELETE FROM incident WHERE external_id = 'version-test'"))
+        state.version.check()
+
+
 # -- CLI -------------------------------------------------------------------------------
 @pytest.fixture
 def cli_env(demo_engine, monkeypatch):
-    from tests.test_api_support import engine_url
+    from tests.helpers import engine_url
 
     monkeypatch.setenv("GRIDMAP_DATABASE_URL", engine_url(demo_engine))
     from typer.testing import CliRunner

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.services.redesign import compare_plan, plan_redesign
-from tests.test_api_support import engine_url, load_generation, make_client, small_district
+from tests.helpers import engine_url, load_generation, make_client, small_district
 
 pytestmark = pytest.mark.db
 

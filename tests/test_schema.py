@@ -1,5 +1,7 @@
 """The schema's own guarantees, checked against the real PostGIS."""
 
+import json
+
 import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
@@ -145,3 +147,51 @@ def test_deleting_an_incident_deletes_its_assignments(pg_engine):
         left = conn.execute(text("SELECT count(*) FROM incident_assignment")).scalar_one()
         tx.rollback()
     assert left == 0
+
+
+def test_redesign_plans_survive_downgrade_to_0003_and_upgrade(clean_db):
+    from alembic import command
+
+    from app.db import plans, repo
+    from app.db.session import alembic_config, upgrade
+    from tests.helpers import engine_url
+
+    stored = dict(target=2, mode="reshape", weights={"households": 1.0})
+    with clean_db.begin() as conn:
+        source = repo.create_generation(conn, "before-plan")
+        gen = repo.create_generation(conn, "plan-x", note="reshape redesign of before-plan")
+        repo.create_generation(conn, "free-text", note="{not json, a person's note")
+        plans.store_plan(
+            conn,
+            plans.PlanInfo(
+                generation_id=gen.id,
+                source_label="before-plan",
+                source_generation_id=source.id,
+                metrics={"cv": 0.25},
+                baseline={"cv": 0.5},
+                **stored,
+            ),
+        )
+    url = engine_url(clean_db)
+    command.downgrade(alembic_config(url), "0003")
+    try:
+        with clean_db.connect() as conn:
+            notes = dict(conn.execute(text("SELECT label, note FROM generation")).all())
+            assert not inspect(conn).has_table("redesign_plan")
+        assert json.loads(notes["plan-x"]) == {
+            "redesign_of": "before-plan",
+            "metrics": {"cv": 0.25},
+            "baseline": {"cv": 0.5},
+            **stored,
+        }
+    finally:
+        upgrade(url)
+    with clean_db.connect() as conn:
+        plan = plans.get_plan(conn, gen.id)
+        notes = dict(conn.execute(text("SELECT label, note FROM generation")).all())
+    assert plan is not None
+    assert (plan.source_label, plan.source_generation_id) == ("before-plan", source.id)
+    assert (plan.target, plan.mode, plan.weights) == (2, "reshape", {"households": 1.0})
+    assert (plan.metrics, plan.baseline) == ({"cv": 0.25}, {"cv": 0.5})
+    assert notes["plan-x"] == "reshape redesign of before-plan"
+    assert notes["free-text"] == "{not json, a person's note"

@@ -6,8 +6,8 @@
 - ``GET /hotspots`` — per grid: incidents of a time window, categories and sources,
   rates, and Getis-Ord Gi* z, p and confidence bin (:class:`gis.hotspots.HotSpots`).
 
-Both answer from the map data the app keeps in memory (:class:`app.maps.service.MapService`),
-so repeated questions cost milliseconds.
+Both answer from the map data the app keeps in memory
+(:class:`app.services.map_data.MapDataCache`), so repeated questions cost milliseconds.
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ import numpy as np
 import shapely
 from fastapi import APIRouter, Query
 
-from app.api.deps import GenerationParam
+from app.api.deps import GenerationParam, SelectionDep, StateDep, list_pattern
 from app.api.errors import ERROR_RESPONSES
 from app.api.geojson import GEOJSON, GeoJSONResponse, dumps
-from app.api.maps import MapsDep, SelectionDep
 from app.maps.layers import HOT_LABELS
 from app.services import analysis
 from gis.coverage import DEFECT_TYPES
@@ -31,7 +30,6 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["analysis"], responses=ERROR_RESPONSES)
 _DECIMALS = 7  # ~1 cm: finer than any boundary survey, and a third shorter than repr
-_TYPES = "|".join(DEFECT_TYPES)
 
 
 @router.get(
@@ -41,12 +39,12 @@ _TYPES = "|".join(DEFECT_TYPES)
     responses={200: {"content": {GEOJSON: {}}}},
 )
 def coverage(
-    maps: MapsDep,
+    state: StateDep,
     generation: GenerationParam = None,
     types: Annotated[
         str | None,
         Query(
-            pattern=rf"^({_TYPES})(,({_TYPES}))*$",
+            pattern=list_pattern(DEFECT_TYPES),
             description=f"Defect types to return, comma-separated ({', '.join(DEFECT_TYPES)}); "
             "default all. The summary always counts every type.",
         ),
@@ -77,7 +75,7 @@ def coverage(
     ``detail``. ``summary`` has the counts by type, the coverage ratio of every level
     and the tolerances; ``levels`` the areas and covered surface per level.
     """
-    data = maps.data(generation)
+    data = state.map_data.data(generation)
     report = analysis.coverage(
         data,
         sliver_m2=sliver_m2,
@@ -131,10 +129,10 @@ def coverage(
     responses={200: {"content": {GEOJSON: {}}}},
 )
 def hotspots(
-    maps: MapsDep,
+    state: StateDep,
     selection: SelectionDep,
     value: Annotated[
-        Literal["count", "rate_per_1000", "per_km2"],
+        analysis.Measure,
         Query(description="The value analysed: incidents, per 1,000 residents or per km²."),
     ] = "count",
     permutations: Annotated[
@@ -166,7 +164,7 @@ def hotspots(
     ``/map``. One feature per grid: ``code``, ``name``, ``count``, ``population``,
     ``rate_per_1000``, ``area_km2``, ``per_km2``, ``z``, ``p``, ``bin``, ``class``.
     """
-    data = maps.data()
+    data = state.map_data.data()
     stats = analysis.grid_stats(data, selection, permutations, seed, fdr, float(alpha), value)
     columns = [
         "code",

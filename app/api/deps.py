@@ -1,48 +1,61 @@
 """Dependencies shared by the routers: state, database, API keys and query parameters.
 
 Query parameters used by several resources (bbox, paging, time window, CRS,
-generation) are parsed here once, with descriptions that become the OpenAPI
-documentation; the routers receive parsed values.
+generation, incident filters, the selection of the maps and analyses) are parsed
+here once, with descriptions that become the OpenAPI documentation; the routers
+receive parsed values.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Final, Literal
-from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Query, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection, Engine
 
-from app.api.errors import AuthenticationError, NotReadyError, PermissionDeniedError
-from app.api.settings import ApiSettings
-from app.config import Settings
+from app.config import ApiSettings, Settings
 from app.db import queries, repo
-from app.db.repo import NotFoundError
+from app.errors import AuthenticationError, NotFoundError, NotReadyError, PermissionDeniedError
+from app.maps.page_cache import PageCache
+from app.services.analysis import Selection
+from app.services.data_version import DataVersion
+from app.services.incidents import GazetteerCache
+from app.services.map_data import MapDataCache
 from app.services.registry import AreaRegistry
 from app.services.security import Principal, authenticate
 from app.services.taxonomy import Taxonomy
 from gis.errors import ValidationError
-
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")  # naive times in China mean China Standard Time
+from gis.vocabulary import HANDLING_LEVELS, INCIDENT_STATUSES, LOCAL_TZ, LOCATION_STATUSES
 
 
 @dataclass
 class AppState:
-    """Everything the lifespan opens, shared by all requests."""
+    """Everything the lifespan opens, shared by all requests: one field per service."""
 
     settings: Settings
-    api: ApiSettings
     engine: Engine
+    #: The data version the lookup index and the map data are checked against.
+    version: DataVersion
+    #: The lookup index of the active generation (and a few others).
     registry: AreaRegistry
+    #: Map data per generation, for the map pages and the analysis endpoints.
+    map_data: MapDataCache
+    #: Built map pages.
+    pages: PageCache
     taxonomy: Taxonomy
-    extras: dict = field(default_factory=dict)  # services added later (gazetteer cache, …)
+    #: Address points for incidents reported without coordinates.
+    gazetteer: GazetteerCache
+
+    @property
+    def api(self) -> ApiSettings:
+        return self.settings.api
 
 
 async def get_state(request: Request) -> AppState:
@@ -367,8 +380,13 @@ TimeWindowDep = Annotated[TimeWindow, Depends(datetime_param)]
 
 
 # -- incident filters ------------------------------------------------------------------
-_STATUS = "reported|registered|dispatched|handled|verified|closed"
 _SOURCE = "[a-z][a-z0-9_]{1,63}"
+
+
+def list_pattern(words: Sequence[str]) -> str:
+    """The pattern of a comma-separated list of ``words``."""
+    one = "|".join(words)
+    return rf"^({one})(,({one}))*$"
 
 
 @dataclass(frozen=True)
@@ -398,41 +416,45 @@ class IncidentQuery:
         )
 
 
+CategoryParam = Annotated[
+    str | None,
+    Query(
+        pattern=r"^\d{1,16}(,\d{1,16})*$",
+        description="Category codes, comma-separated; a major class code (e.g. `04`, public "
+        "safety) selects all its items.",
+        examples=["0401,0402"],
+    ),
+]
+SourceParam = Annotated[
+    str | None,
+    Query(
+        pattern=rf"^{_SOURCE}(,{_SOURCE})*$",
+        description="Sources, comma-separated (hotline_12345, police_110, patrol, resident, "
+        "petition, other, …).",
+        examples=["hotline_12345"],
+    ),
+]
+
+
 def _split(value: str | None) -> tuple[str, ...]:
     return tuple(v for v in value.split(",") if v) if value else ()
 
 
 async def incident_query(
-    category: Annotated[
-        str | None,
-        Query(
-            pattern=r"^\d{1,16}(,\d{1,16})*$",
-            description="Category codes, comma-separated; a major class code (e.g. `04`, public "
-            "safety) selects all its items.",
-            examples=["0401,0402"],
-        ),
-    ] = None,
+    category: CategoryParam = None,
     status: Annotated[
         str | None,
         Query(
-            pattern=rf"^({_STATUS})(,({_STATUS}))*$",
+            pattern=list_pattern(INCIDENT_STATUSES),
             description="Closed-loop statuses, comma-separated.",
             examples=["registered,dispatched"],
         ),
     ] = None,
-    source: Annotated[
-        str | None,
-        Query(
-            pattern=rf"^{_SOURCE}(,{_SOURCE})*$",
-            description="Sources, comma-separated (hotline_12345, police_110, patrol, resident, "
-            "petition, other, …).",
-            examples=["hotline_12345"],
-        ),
-    ] = None,
+    source: SourceParam = None,
     handling_level: Annotated[
         str | None,
         Query(
-            pattern=r"^(grid|community|street)(,(grid|community|street))*$",
+            pattern=list_pattern(HANDLING_LEVELS),
             description="Handling levels, comma-separated: grid (self-handled), community, "
             "street (escalated).",
         ),
@@ -440,7 +462,7 @@ async def incident_query(
     location_status: Annotated[
         str | None,
         Query(
-            pattern=r"^(located|geocoded|unlocated)(,(located|geocoded|unlocated))*$",
+            pattern=list_pattern(LOCATION_STATUSES),
             description="How the incident was located, comma-separated.",
         ),
     ] = None,
@@ -455,6 +477,35 @@ async def incident_query(
 
 
 IncidentQueryDep = Annotated[IncidentQuery, Depends(incident_query)]
+
+
+# -- incident selection of the maps and analyses --------------------------------------
+async def selection_query(
+    start: Annotated[
+        str | None,
+        Query(
+            max_length=40,
+            description="Incidents reported from this time on (inclusive): a date "
+            "(`2023-03-01`) or an RFC 3339 time; without an offset, China Standard Time.",
+            examples=["2023-01-01"],
+        ),
+    ] = None,
+    end: Annotated[
+        str | None,
+        Query(
+            max_length=40,
+            description="Incidents reported before this time (exclusive).",
+            examples=["2023-07-01"],
+        ),
+    ] = None,
+    category: CategoryParam = None,
+    source: SourceParam = None,
+) -> Selection:
+    """A half-open window ``[start, end)``, unlike ``datetime``: it is what Gi* compares."""
+    return Selection.parse(start, end, category, source)
+
+
+SelectionDep = Annotated[Selection, Depends(selection_query)]
 OutputCrs = Annotated[
     OgcCrs,
     Query(

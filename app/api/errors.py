@@ -1,8 +1,8 @@
 """The one place where errors become HTTP responses, always as ``{"detail": ...}``.
 
-``gis.errors.GridmapError`` is the base of every error raised on purpose; the
-classes here extend it for what only an HTTP service needs. :data:`HTTP_STATUS`
-maps the hierarchy to status codes: the most specific class listed wins.
+``gis.errors.GridmapError`` is the base of every error raised on purpose (the
+service's own classes are in ``app/errors.py``). :data:`HTTP_STATUS` maps the
+hierarchy to status codes: the most specific class listed wins.
 Anything else is a bug and becomes a 500 without internals in the body.
 """
 
@@ -18,49 +18,24 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
-from app.db.repo import NotFoundError
+from app.errors import (
+    AuthenticationError,
+    ConflictError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+)
 from gis.errors import CRSError, GridmapError, InfeasibleError, InvalidCodeError, ValidationError
 
 log = logging.getLogger("gridmap.api")
 
 __all__ = [
-    "AuthenticationError",
-    "ConflictError",
     "ErrorBody",
     "HTTP_STATUS",
-    "IllegalTransitionError",
-    "NotFoundError",
-    "NotReadyError",
-    "PayloadTooLargeError",
-    "PermissionDeniedError",
     "ERROR_RESPONSES",
     "install_error_handlers",
     "status_for",
 ]
-
-
-class AuthenticationError(GridmapError):
-    """No API key, or one that is unknown or revoked."""
-
-
-class PermissionDeniedError(GridmapError):
-    """A valid key whose role is too weak for the request."""
-
-
-class ConflictError(GridmapError):
-    """The request is well-formed but the current state forbids it."""
-
-
-class IllegalTransitionError(ConflictError):
-    """A status change the closed loop does not allow; the message says which are."""
-
-
-class NotReadyError(ConflictError):
-    """No active generation (or one without grids) to answer from yet."""
-
-
-class PayloadTooLargeError(GridmapError):
-    """A request over a configured size bound (body bytes, points per lookup)."""
 
 
 #: Error class → HTTP status; looked up along the exception's MRO.

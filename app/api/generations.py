@@ -8,9 +8,10 @@ from fastapi import APIRouter, Path
 from fastapi.concurrency import run_in_threadpool
 
 from app.api.deps import AdminDep, ConnDep, StateDep, ToleranceDep
-from app.api.errors import ERROR_RESPONSES, NotFoundError
+from app.api.errors import ERROR_RESPONSES
 from app.api.schemas import ActivationResult, GenerationOut
 from app.db import queries, repo
+from app.errors import NotFoundError
 from app.services.assignment import activate_and_reassign
 
 router = APIRouter(prefix="/generations", tags=["generations"], responses=ERROR_RESPONSES)

@@ -23,7 +23,7 @@ from app.api.deps import (
     ViewerDep,
     resolve_generation,
 )
-from app.api.errors import ERROR_RESPONSES, NotFoundError
+from app.api.errors import ERROR_RESPONSES
 from app.api.geojson import (
     GEOJSON,
     JSON,
@@ -36,6 +36,7 @@ from app.api.geojson import (
 from app.api.schemas import Feature, FeatureCollection, GridStats, Neighbours
 from app.db import queries
 from app.db.repo import GenerationInfo
+from app.errors import NotFoundError
 
 #: Boundaries are public unless GRIDMAP_PUBLIC_BOUNDARIES=false (then create_app adds a
 #: viewer check); incidents and statistics always need a viewer key.

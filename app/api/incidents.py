@@ -22,11 +22,13 @@ from app.api.deps import (
     checked_tolerance,
     resolve_generation,
 )
-from app.api.errors import ERROR_RESPONSES, NotFoundError
+from app.api.errors import ERROR_RESPONSES
 from app.api.geojson import GeoJSONResponse, feature_collection, paging_links
 from app.api.schemas import FeatureCollection, IncidentIn, IncidentOut, TransitionIn
 from app.db import queries
+from app.errors import NotFoundError
 from app.services import incidents as incident_service
+from app.services.security import Principal
 
 router = APIRouter(prefix="/incidents", tags=["incidents"], responses=ERROR_RESPONSES)
 
@@ -53,7 +55,7 @@ def create(state: StateDep, actor: OperatorDep, incident: IncidentIn) -> JSONRes
     (street, community, grid, micro-grid, status and distance).
     """
     tolerance = checked_tolerance(incident.tolerance, state.api.max_tolerance_m)
-    incident_id, created = incident_service.create_incident(state, incident, tolerance, actor)
+    incident_id, created = create_reported(state, incident, tolerance, actor)
     doc = _document(state, incident_id, with_history=False)
     return JSONResponse(
         IncidentOut.model_validate(doc).model_dump(mode="json"), status_code=201 if created else 200
@@ -119,6 +121,21 @@ def transition(
         state.engine, incident_id, step.status, step.handling_level, step.note, actor
     )
     return _document(state, incident_id, with_history=True)
+
+
+def create_reported(
+    state: AppState, incident: IncidentIn, tolerance: float, actor: Principal
+) -> tuple[int, bool]:
+    """Store an incident of a request (this route's or Open311's); returns (id, created)."""
+    return incident_service.create_incident(
+        state.engine,
+        incident_service.NewIncident(**incident.model_dump(exclude={"tolerance"})),
+        view=state.registry.active,
+        taxonomy=state.taxonomy,
+        gazetteer=state.gazetteer,
+        tolerance=tolerance,
+        actor=actor,
+    )
 
 
 def _document(state: AppState, incident_id: int, with_history: bool) -> dict:

@@ -26,9 +26,10 @@ from app.api.deps import (
     ToleranceParam,
     checked_tolerance,
 )
-from app.api.errors import ERROR_RESPONSES, PayloadTooLargeError
+from app.api.errors import ERROR_RESPONSES
 from app.api.geojson import JSONBytesResponse, dumps
 from app.api.schemas import LookupBatch, LookupBatchResult, LookupResult
+from app.errors import PayloadTooLargeError
 from app.services.registry import GenerationView, assign_hierarchy, assign_point
 from gis import crs as crs_mod
 from gis.errors import ValidationError

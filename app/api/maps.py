@@ -2,80 +2,52 @@
 
 Every script and stylesheet the pages load comes from ``/static/vendor/``, served
 here from the pinned packages ``scripts/install_assets.sh`` installed: the pages
-work on an intranet without internet. Pages are built from cached map data
-(:class:`app.maps.service.MapService`) and cached per parameter set; an ``ETag``
-lets browsers revalidate without a rebuild.
+work on an intranet without internet. Pages are built from the app's map data
+and cached per parameter set (:class:`app.maps.page_cache.PageCache`, opened by
+``create_app``'s lifespan); an ``ETag`` lets browsers revalidate without a rebuild.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
-from app.api.deps import StateDep
-from app.api.errors import ERROR_RESPONSES, NotFoundError
+from app.api.deps import SelectionDep, StateDep
+from app.api.errors import ERROR_RESPONSES
+from app.config import MapSettings
+from app.errors import NotFoundError
 from app.maps.assets import MEDIA_TYPES, AssetError
 from app.maps.basemap import PRESETS, Basemap, resolve_basemap
 from app.maps.grid_page import build_grid_page
 from app.maps.page import PageOptions, build_map_page
-from app.maps.service import MapService
-from app.maps.settings import MapSettings
-from app.services.analysis import Selection
+from app.maps.page_cache import PageCache
+from app.services.analysis import Measure, Selection
 
-__all__ = [
-    "MapQuery",
-    "MapQueryDep",
-    "MapsDep",
-    "SelectionDep",
-    "map_query",
-    "map_service",
-    "router",
-    "selection_query",
-]
+__all__ = ["MapQuery", "MapQueryDep", "PagesDep", "map_query", "router", "warm_district_map"]
 
 log = logging.getLogger("gridmap.maps")
-_SOURCE = "[a-z][a-z0-9_]{1,63}"
 _IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 
-
-@asynccontextmanager
-async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Prepare the default map in the background once the app's own start-up is done."""
-    state = getattr(app.state, "gridmap", None)
-    if state is not None:
-        service = _service_of(state)
-        if service.settings.warm_on_startup:
-            query = MapQuery(Selection(), "count", _configured_basemap(service.settings))
-            service.warm(
-                _district_builder(service, query, _options(app.root_path, "", query, service)),
-                _district_key(query, app.root_path, ""),
-            )
-    yield
+router = APIRouter(tags=["maps"], responses=ERROR_RESPONSES)
 
 
-router = APIRouter(tags=["maps"], responses=ERROR_RESPONSES, lifespan=_lifespan)
+def warm_district_map(pages: PageCache, root_path: str) -> None:
+    """Build the default /map in the background, so the first visitor does not wait."""
+    query = MapQuery(Selection(), "count", _configured_basemap(pages.settings))
+    options = _options(root_path, "", query, pages)
+    pages.warm(_district_builder(pages, query, options), _district_key(query, root_path, ""))
 
 
 # -- dependencies ----------------------------------------------------------------------
-def _service_of(state) -> MapService:
-    service = state.extras.get("maps")
-    if service is None:
-        service = state.extras.setdefault("maps", MapService(state.engine, MapSettings()))
-    return service
+async def page_cache(state: StateDep) -> PageCache:
+    return state.pages
 
 
-async def map_service(state: StateDep) -> MapService:
-    """The app's :class:`MapService` (created on first use)."""
-    return _service_of(state)
-
-
-MapsDep = Annotated[MapService, Depends(map_service)]
+PagesDep = Annotated[PageCache, Depends(page_cache)]
 
 
 @dataclass(frozen=True)
@@ -83,71 +55,28 @@ class MapQuery:
     """What a map page shows: the incidents, the choropleth's measure and the basemap."""
 
     selection: Selection
-    measure: str
+    measure: Measure
     basemap: Basemap
 
 
-async def selection_query(
-    start: Annotated[
-        str | None,
-        Query(
-            max_length=40,
-            description="Incidents reported from this time on (inclusive): a date "
-            "(`2023-03-01`) or an RFC 3339 time; without an offset, China Standard Time.",
-            examples=["2023-01-01"],
-        ),
-    ] = None,
-    end: Annotated[
-        str | None,
-        Query(
-            max_length=40,
-            description="Incidents reported before this time (exclusive).",
-            examples=["2023-07-01"],
-        ),
-    ] = None,
-    category: Annotated[
-        str | None,
-        Query(
-            pattern=r"^\d{1,16}(,\d{1,16})*$",
-            description="Category codes, comma-separated; a major class code (`04`, public "
-            "safety) selects all its items.",
-            examples=["04"],
-        ),
-    ] = None,
-    source: Annotated[
-        str | None,
-        Query(
-            pattern=rf"^{_SOURCE}(,{_SOURCE})*$",
-            description="Sources, comma-separated (hotline_12345, police_110, patrol, resident, "
-            "petition, other, …).",
-            examples=["hotline_12345"],
-        ),
-    ] = None,
-) -> Selection:
-    return Selection.parse(start, end, category, source)
-
-
-SelectionDep = Annotated[Selection, Depends(selection_query)]
-
-
 async def map_query(
-    maps: MapsDep,
+    pages: PagesDep,
     selection: SelectionDep,
     measure: Annotated[
-        Literal["count", "rate_per_1000", "per_km2"],
+        Measure,
         Query(description="What the choropleth shows: incidents, per 1,000 residents or per km²."),
     ] = "count",
     basemap: Annotated[
         str | None,
         Query(
-            pattern=r"^(default|none|osm|amap|amap-satellite)$",
+            pattern=rf"^({'|'.join(['default', *PRESETS])})$",
             description="`default` (the server's GRIDMAP_MAP_BASEMAP), `none`, or a preset; "
             "geometries follow the basemap's datum (GCJ-02 for Amap).",
         ),
     ] = None,
 ) -> MapQuery:
     chosen = (
-        _configured_basemap(maps.settings) if basemap in (None, "default") else PRESETS[basemap]
+        _configured_basemap(pages.settings) if basemap in (None, "default") else PRESETS[basemap]
     )
     return MapQuery(selection, measure, chosen)
 
@@ -165,16 +94,16 @@ def _configured_basemap(settings: MapSettings) -> Basemap:
     )
 
 
-def _options(root: str, query: str, params: MapQuery, service: MapService) -> PageOptions:
+def _options(root: str, query: str, params: MapQuery, pages: PageCache) -> PageOptions:
     suffix = f"?{query}" if query else ""
     return PageOptions(
         basemap=params.basemap,
         asset_prefix=f"{root}/static/vendor/",
         grid_url=f"{root}/map/grids/{{code}}{suffix}",
         map_url=f"{root}/map{suffix}",
-        simplify_m=service.settings.simplify_m,
-        cluster_points=service.settings.cluster_points,
-        permutations=service.settings.permutations,
+        simplify_m=pages.settings.simplify_m,
+        cluster_points=pages.settings.cluster_points,
+        permutations=pages.settings.permutations,
     )
 
 
@@ -182,18 +111,16 @@ def _district_key(params: MapQuery, root: str, query: str) -> tuple:
     return ("map", params.selection, params.measure, params.basemap, root, query)
 
 
-def _district_builder(service: MapService, params: MapQuery, options: PageOptions):
-    return lambda data: build_map_page(
-        data, params.selection, params.measure, options, service.store
-    )
+def _district_builder(pages: PageCache, params: MapQuery, options: PageOptions):
+    return lambda data: build_map_page(data, params.selection, params.measure, options, pages.store)
 
 
-def _html(request: Request, service: MapService, key: tuple, build) -> Response:
+def _html(request: Request, pages: PageCache, key: tuple, build) -> Response:
     try:
-        etag = service.etag(key)
+        etag = pages.etag(key)
         if request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers={"ETag": etag})
-        html = service.page(key, build)
+        html = pages.page(key, build)
     except AssetError as exc:
         log.error("%s", exc)
         return JSONResponse({"detail": str(exc)}, status_code=503)
@@ -202,30 +129,33 @@ def _html(request: Request, service: MapService, key: tuple, build) -> Response:
 
 # -- routes ----------------------------------------------------------------------------
 @router.get("/map", response_class=HTMLResponse, summary="The district map")
-def district_map(request: Request, maps: MapsDep, params: MapQueryDep) -> Response:
+def district_map(request: Request, pages: PagesDep, params: MapQueryDep) -> Response:
     """The district on one page: streets, communities, grids (search by code, tooltips
     with staff and counts), micro-grids, a choropleth, Gi* hot spots, coverage defects,
     incidents outside every grid, incident clusters and a heat layer, with a legend and
     a layer control. Works offline: every asset is served by this app."""
     root, query = request.scope.get("root_path", ""), request.url.query
-    options = _options(root, query, params, maps)
+    options = _options(root, query, params, pages)
     return _html(
-        request, maps, _district_key(params, root, query), _district_builder(maps, params, options)
+        request,
+        pages,
+        _district_key(params, root, query),
+        _district_builder(pages, params, options),
     )
 
 
 @router.get("/map/grids/{code}", response_class=HTMLResponse, summary="One grid's map")
 def grid_map(
     request: Request,
-    maps: MapsDep,
+    pages: PagesDep,
     params: MapQueryDep,
     code: Annotated[str, Path(pattern=r"^\d{1,32}$", description="Unified code of a grid.")],
 ) -> Response:
     """One grid zoomed in: its micro-grids (with building heads), its incidents of the
     selection, its staff and numbers (counts, rates, Gi*), the grids around it."""
     root, query = request.scope.get("root_path", ""), request.url.query
-    options = _options(root, query, params, maps)
-    data = maps.data()
+    options = _options(root, query, params, pages)
+    data = pages.data.data()
     if code not in set(data.level("grid")["code"]):
         raise NotFoundError(
             f"no grid {code!r} in generation {data.generation['label']!r}; see /map"
@@ -233,9 +163,9 @@ def grid_map(
     key = ("grid", code, params.selection, params.measure, params.basemap, root, query)
     return _html(
         request,
-        maps,
+        pages,
         key,
-        lambda d: build_grid_page(d, code, params.selection, options, maps.store),
+        lambda d: build_grid_page(d, code, params.selection, options, pages.store),
     )
 
 
@@ -246,7 +176,8 @@ def grid_map(
 )
 def redesign_map(
     request: Request,
-    maps: MapsDep,
+    state: StateDep,
+    pages: PagesDep,
     ref: Annotated[
         str,
         Path(
@@ -262,7 +193,7 @@ def redesign_map(
     from app.services.redesign import compare_plan
 
     root = request.scope.get("root_path", "")
-    plan = compare_plan(maps.engine, ref)
+    plan = compare_plan(state.engine, ref)
     try:
         page = build_redesign_page(
             plan.before,
@@ -270,7 +201,7 @@ def redesign_map(
             plan.metrics,
             plan.baseline,
             f"{plan.source} → {plan.label}",
-            maps.store,
+            pages.store,
             f"{root}/static/vendor/",
         )
     except AssetError as exc:
@@ -279,10 +210,10 @@ def redesign_map(
 
 
 @router.get("/static/vendor/{path:path}", include_in_schema=False)
-def vendor_asset(path: str, maps: MapsDep) -> Response:
+def vendor_asset(path: str, pages: PagesDep) -> Response:
     """A file of an installed front-end package: ``package@version/path``."""
     try:
-        found = maps.store.file(path)
+        found = pages.store.file(path)
     except AssetError as exc:
         return JSONResponse({"detail": str(exc)}, status_code=503)
     if found is None:

@@ -30,7 +30,7 @@ from app.api.deps import (
     check_role,
     resolve_generation,
 )
-from app.api.errors import ERROR_RESPONSES, NotFoundError
+from app.api.errors import ERROR_RESPONSES
 from app.api.geojson import (
     GEOJSON,
     JSON,
@@ -49,6 +49,7 @@ from app.api.schemas import (
     LandingPage,
 )
 from app.db import queries
+from app.errors import NotFoundError
 from gis.errors import ValidationError
 
 router = APIRouter(tags=["OGC API – Features"], responses=ERROR_RESPONSES)

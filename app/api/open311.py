@@ -32,18 +32,20 @@ from app.api.deps import (
     check_role,
     parse_interval,
 )
-from app.api.errors import ERROR_RESPONSES, AuthenticationError, NotFoundError
+from app.api.errors import ERROR_RESPONSES
+from app.api.incidents import create_reported
 from app.api.schemas import IncidentIn
 from app.db import queries
-from app.services import incidents as incident_service
+from app.errors import AuthenticationError, NotFoundError
 from app.services.registry import GenerationView
 from app.services.security import Principal, authenticate
 from gis.errors import ValidationError
+from gis.vocabulary import INCIDENT_STATUSES
 
 router = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"], responses=ERROR_RESPONSES)
 
 SOURCE = "open311"
-NOT_CLOSED = ("reported", "registered", "dispatched", "handled", "verified")
+NOT_CLOSED = tuple(s for s in INCIDENT_STATUSES if s != "closed")
 Lang = Annotated[Literal["zh", "en"], Query(description="Language of service names (extension).")]
 _NOT_STORED = (
     "Accepted for GeoReport compatibility; not stored (personal data stays with "
@@ -276,7 +278,7 @@ def create_request(
             "invalid service request: "
             + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         ) from None
-    incident_id, _created = incident_service.create_incident(state, incident, 0.0, actor)
+    incident_id, _created = create_reported(state, incident, 0.0, actor)
     with state.engine.connect() as conn:
         record = queries.incident_record(conn, incident_id)
     assert record is not None

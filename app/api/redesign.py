@@ -8,7 +8,6 @@ it becomes live through ``POST /generations/{ref}/activate`` (admin).
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -18,12 +17,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import text
 
 from app.api.deps import ConnDep, OperatorDep, StateDep, ViewerDep
 from app.api.errors import ERROR_RESPONSES
-from app.db import repo
-from app.db.repo import NotFoundError
+from app.db import plans, repo
+from app.errors import NotFoundError
 
 router = APIRouter(prefix="/redesign", tags=["redesign"], responses=ERROR_RESPONSES)
 
@@ -127,6 +125,7 @@ def create_plan(
         progress="waiting for a worker",
         submitted_at=datetime.now(UTC),
         request=body,
+        result=None,
     )
     with board.lock:
         board.jobs[job.id] = job
@@ -143,7 +142,7 @@ def _run(board: JobBoard, job_id: str, engine, body: PlanRequest) -> None:
             engine,
             body.target,
             mode=body.mode,
-            weights=body.weights,
+            weights={str(k): w for k, w in body.weights.items()} if body.weights else None,
             nest_within=body.nest_within,
             band=body.band,
             lock_dedicated=body.lock_dedicated,
@@ -190,7 +189,7 @@ def get_job(
 
 @router.get("/plans", summary="Stored redesign plans (generations made by a redesign)")
 def list_plans(conn: ConnDep) -> list[dict[str, Any]]:
-    return [_plan_summary(gen) for gen in repo.list_generations(conn) if _note(gen)]
+    return [_plan_summary(gen, plan) for gen, plan in plans.list_plans(conn)]
 
 
 @router.get("/plans/{ref}", summary="One plan: metrics before/after, lineage summary")
@@ -200,47 +199,29 @@ def get_plan(
     lineage: Annotated[bool, Query(description="Include every lineage row.")] = False,
 ) -> dict[str, Any]:
     gen = repo.get_generation(conn, ref)
-    if gen is None or not _note(gen):
+    plan = None if gen is None else plans.get_plan(conn, gen.id)
+    if gen is None or plan is None:
         raise NotFoundError(f"no redesign plan {ref!r}")
-    summary = _plan_summary(gen)
-    rows = (
-        conn.execute(
-            text(
-                "SELECT old_code, new_code, area_share, household_share FROM lineage "
-                "WHERE to_generation = :g ORDER BY old_code, new_code"
-            ),
-            {"g": gen.id},
-        )
-        .mappings()
-        .all()
-    )
+    summary = _plan_summary(gen, plan)
+    rows = plans.lineage_rows(conn, gen.id)
     summary["lineage_rows"] = len(rows)
     summary["changed_grids"] = len({r["new_code"] for r in rows if r["area_share"] < 0.999})
     if lineage:
-        summary["lineage"] = [dict(r) for r in rows]
+        summary["lineage"] = rows
     return summary
 
 
-def _note(gen: repo.GenerationInfo) -> dict | None:
-    try:
-        note = json.loads(gen.note or "")
-    except json.JSONDecodeError:
-        return None
-    return note if isinstance(note, dict) and "redesign_of" in note else None
-
-
-def _plan_summary(gen: repo.GenerationInfo) -> dict[str, Any]:
-    note = _note(gen) or {}
+def _plan_summary(gen: repo.GenerationInfo, plan: plans.PlanInfo) -> dict[str, Any]:
     return {
         "generation": gen.label,
         "id": gen.id,
         "active": gen.is_active,
         "created_at": gen.created_at.isoformat(),
-        "redesign_of": note.get("redesign_of"),
-        "mode": note.get("mode"),
-        "target": note.get("target"),
-        "metrics": note.get("metrics"),
-        "baseline": note.get("baseline"),
+        "redesign_of": plan.source_label,
+        "mode": plan.mode,
+        "target": plan.target,
+        "metrics": plan.metrics,
+        "baseline": plan.baseline,
     }
 
 

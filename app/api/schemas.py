@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.api.deps import CRS_DESCRIPTION, CrsName
+from gis.vocabulary import AssignStatus, HandlingLevel, IncidentStatus, LocationStatus
 
 
 def _no_nul(value: str) -> str:
@@ -18,9 +19,7 @@ def _no_nul(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_no_nul)]
-Status = Literal["reported", "registered", "dispatched", "handled", "verified", "closed"]
-HandlingLevel = Literal["grid", "community", "street"]
-AssignStatus = Literal["inside", "boundary", "snapped", "outside"]
+Status = IncidentStatus
 
 
 # -- GeoJSON and OGC API – Features ----------------------------------------------------
@@ -320,7 +319,7 @@ class IncidentOut(BaseModel):
     )
     location: LonLat | None = Field(description="WGS84; null when unlocated.")
     raw: dict[str, Any] = Field(description="Coordinates as received, with their CRS.")
-    location_status: Literal["located", "geocoded", "unlocated"]
+    location_status: LocationStatus
     unlocated_reason: str | None
     assignment: Assignment
     history: list[StatusStep] | None = None

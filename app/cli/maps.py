@@ -1,14 +1,20 @@
-"""``gridmap coverage``, ``gridmap hotspots`` and ``gridmap map``: registered by app.cli."""
+"""``gridmap coverage``, ``hotspots`` and ``map``: the active generation analysed and drawn."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-__all__ = ["register"]
+from app.cli.common import console, open_engine
+from app.maps.basemap import resolve_basemap
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+    from app.services.map_data import MapData
 
 StartOpt = Annotated[
     str | None,
@@ -30,18 +36,11 @@ SourceOpt = Annotated[
 ]
 
 
-def register(app: typer.Typer) -> None:
-    """Add the coverage, hotspots and map commands to the ``gridmap`` app."""
-    app.command("coverage")(coverage)
-    app.command("hotspots")(hotspots)
-    app.command("map")(map_page)
-
-
-def _load(generation: str | None = None):
-    from app.cli import _engine, console
+def load(generation: str | None = None) -> MapData:
+    """Areas, staff and incidents of ``generation`` (the active one without it)."""
     from app.services.map_data import load_map_data
 
-    with console.status("loading areas, staff and incidents…"), _engine().connect() as conn:
+    with console.status("loading areas, staff and incidents…"), open_engine().connect() as conn:
         return load_map_data(conn, generation)
 
 
@@ -70,11 +69,10 @@ def coverage(
     limit: Annotated[int, typer.Option(help="Defects listed at most.")] = 30,
 ):
     """Check full coverage: gaps, overlaps, slivers, nesting, unstaffed grids, stray incidents."""
-    from app.cli import console
     from app.services import analysis
     from gis.coverage import DEFECT_TYPES, coverage_summary_table
 
-    data = _load(generation)
+    data = load(generation)
     with console.status("checking coverage…"):
         report = analysis.coverage(
             data, sliver_m2=sliver_m2, incident_tolerance_m=incident_tolerance
@@ -112,8 +110,7 @@ def _count(value: int) -> str:
     return f"[bold red]{value}[/bold red]" if value else "0"
 
 
-def _print_defects(defects, limit: int) -> None:
-    from app.cli import console
+def _print_defects(defects: gpd.GeoDataFrame, limit: int) -> None:
 
     if not len(defects):
         console.print("[green]no defects: full coverage, no blind spots[/green]")
@@ -154,12 +151,11 @@ def hotspots(
     top: Annotated[int, typer.Option(help="Hottest grids listed.")] = 15,
 ):
     """Getis-Ord Gi* hot and cold spots of incidents per grid (ArcGIS bins, ±3 = 99 %)."""
-    from app.cli import console
     from app.maps.layers import HOT_LABELS
     from app.services import analysis
 
     selection = analysis.Selection.parse(start, end, category, source)
-    data = _load()
+    data = load()
     with console.status(f"Gi* with {permutations} permutations…"):
         stats = analysis.grid_stats(data, selection, permutations, seed, fdr, 0.10, value)
     console.print(
@@ -223,11 +219,10 @@ def map_page(
     ] = "inline",
 ):
     """Write the map page as a standalone HTML file (the page /map serves)."""
-    from app.cli import console
-    from app.maps.basemap import resolve_basemap
+    from app.config import MapSettings
+    from app.maps.assets import AssetStore
     from app.maps.grid_page import build_grid_page
     from app.maps.page import PageOptions, build_map_page
-    from app.maps.settings import MapSettings
     from app.services.analysis import Selection
 
     settings = MapSettings()
@@ -239,10 +234,8 @@ def map_page(
         cluster_points=settings.cluster_points,
         permutations=settings.permutations,
     )
-    data = _load()
+    data = load()
     with console.status("building the map…"):
-        from app.maps.assets import AssetStore
-
         store = AssetStore(settings.asset_dir)
         page = (
             build_grid_page(data, grid, selection, options, store)

@@ -1,4 +1,5 @@
-"""`gridmap redesign`: compute a plan and store it as an inactive generation."""
+"""``gridmap redesign`` computes a plan and stores it as an inactive generation;
+``gridmap redesign-map`` draws it next to today's grids."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+
+from app.cli.common import console, open_engine
 
 METRIC_LABELS = {
     "k": "grids",
@@ -24,23 +27,17 @@ METRIC_LABELS = {
 }
 
 
-def register(app: typer.Typer) -> None:
-    app.command("redesign")(redesign)
-    app.command("redesign-map")(redesign_map)
-
-
 def redesign_map(
     plan: Annotated[str, typer.Argument(help="Label or id of the plan's generation.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")],
 ):
     """Write the before/after map of a redesign plan as a standalone HTML page."""
-    from app.cli import _engine, console
+    from app.config import MapSettings
     from app.maps.assets import AssetStore
     from app.maps.redesign_page import build_redesign_page
-    from app.maps.settings import MapSettings
     from app.services.redesign import compare_plan
 
-    comparison = compare_plan(_engine(), plan)
+    comparison = compare_plan(open_engine(), plan)
     page = build_redesign_page(
         comparison.before,
         comparison.after,
@@ -80,7 +77,6 @@ def redesign(
     dry_run: Annotated[bool, typer.Option(help="Compute and report; store nothing.")] = False,
 ):
     """Redesign the active generation's grids to TARGET with balanced workload."""
-    from app.cli import _engine, console
     from app.services.redesign import plan_redesign
 
     if mode not in ("merge", "reshape"):
@@ -91,7 +87,7 @@ def redesign(
         raise typer.BadParameter(f"not JSON: {exc}", param_hint="--weights") from exc
     with console.status("redesigning…") as status:
         result = plan_redesign(
-            _engine(),
+            open_engine(),
             target,
             mode=mode,
             weights=parsed,
@@ -123,7 +119,7 @@ def redesign(
         console.print("dry run: nothing stored")
 
 
-def _fmt(value) -> str:
+def _fmt(value: float | None) -> str:
     if value is None:
         return ""
     if isinstance(value, float) and not value.is_integer():

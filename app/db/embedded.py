@@ -1,19 +1,24 @@
 """A private PostgreSQL + PostGIS cluster in a project-local directory.
 
-The default when no ``GRIDMAP_DATABASE_URL`` is set (DESIGN.md §2): the first
+The default when no ``GRIDMAP_DATABASE_URL`` is set: the first
 run installs the Debian packages if they are missing, runs ``initdb`` into
 ``var/pg/data``, picks a free loopback port and starts the server; later runs
 find the cluster and reuse it (starting it again if the machine was rebooted).
 
 ``initdb`` and ``postgres`` refuse to run as root, and CI runs as root, so as
 root the cluster belongs to the ``postgres`` system user that the Debian
-package creates, and every server command runs through ``runuser``.
+package creates, and every server command runs through ``runuser``. Root
+often clones into its own home (mode 0700), which that user cannot traverse:
+then the cluster's files go to ``/var/lib/gridmap/<id>`` (owned by that user,
+``id`` derived from the project directory) and only the port and password stay
+in the project. Nobody has to chmod their directories.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import pwd
 import secrets
@@ -34,6 +39,8 @@ __all__ = ["EmbeddedPostgres", "ProvisioningError"]
 
 SERVER_USER = "postgres"  # created by the Debian postgresql package
 SUPERUSER = "gridmap"
+#: Where clusters go when the server user cannot reach the project directory.
+SERVER_HOME = Path("/var/lib/gridmap")
 
 # Tuned for a developer/demo machine doing bulk loads; durability of the last
 # few transactions on power loss matters less here than load speed, and
@@ -70,9 +77,10 @@ class EmbeddedPostgres:
     def __init__(self, root: Path, install_packages: bool = True):
         self.root = Path(root).resolve()
         self.install_packages = install_packages
-        self.data_dir = self.root / "data"
-        self.log_file = self.root / "log" / "server.log"
         self._as_server_user = os.geteuid() == 0
+        home = self._cluster_home()
+        self.data_dir = home / "data"
+        self.log_file = home / "log" / "server.log"
 
     # -- public ----------------------------------------------------------------------
     def ensure(self, dbname: str = "gridmap") -> str:
@@ -116,6 +124,13 @@ class EmbeddedPostgres:
                 check=False,
             )
 
+    def _cluster_home(self) -> Path:
+        """The project directory, or a directory of the server user's when it cannot reach it."""
+        if not self._as_server_user or _server_user_reaches(self.root):
+            return self.root
+        digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:16]
+        return SERVER_HOME / digest
+
     # -- steps -----------------------------------------------------------------------
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
@@ -145,6 +160,12 @@ class EmbeddedPostgres:
 
     def _initdb(self, bindir: Path) -> None:
         _say(f"Creating a private PostgreSQL + PostGIS cluster in {self.data_dir}")
+        if not self.data_dir.is_relative_to(self.root):
+            _say(
+                f"({SERVER_USER!r} cannot reach {self.root}, so the cluster lives in "
+                f"{self.data_dir.parent}; port and password stay in {self.root})"
+            )
+            SERVER_HOME.mkdir(mode=0o755, parents=True, exist_ok=True)
         password = secrets.token_urlsafe(18)
         pwfile = self.root / "password"
         pwfile.write_text(password + "\n")
@@ -154,6 +175,8 @@ class EmbeddedPostgres:
         for path in (self.data_dir, self.log_file.parent):
             path.mkdir(parents=True, exist_ok=True)
             self._give_to_server_user(path)
+        if self.data_dir.parent != self.root:
+            self._give_to_server_user(self.data_dir.parent)
         # initdb reads the password from a file the server user can read.
         initpw = self.log_file.parent / "initpw"
         initpw.write_text(password + "\n")
@@ -312,6 +335,20 @@ def _server_user() -> pwd.struct_passwd:
             f"running as root needs the system user {SERVER_USER!r} (created by the Debian "
             "postgresql package)"
         ) from exc
+
+
+def _server_user_reaches(path: Path) -> bool:
+    """Whether the server user can traverse ``path`` (or its nearest existing ancestor)."""
+    while not path.exists():
+        path = path.parent
+    try:
+        _server_user()
+    except ProvisioningError:
+        return True  # no such user: the error comes, clearer, when it is needed
+    probe = subprocess.run(
+        ["runuser", "-u", SERVER_USER, "--", "test", "-x", str(path)], capture_output=True
+    )
+    return probe.returncode == 0
 
 
 def _running_port(data_dir: Path) -> int | None:

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 + GeoAlchemy2 models of DESIGN.md §3.
+"""SQLAlchemy 2 + GeoAlchemy2 models of the schema (see ``docs/architecture.md``).
 
 Geometries are stored in SRID 4326; metric work happens in a projected CRS in
 ``gis/``. The schema itself is created by the Alembic migrations in
@@ -24,13 +24,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-
-LEVELS = ("district", "street", "community", "grid", "micro_grid")
-STAFF_ROLES = ("grid_leader", "grid_worker", "micro_grid_worker", "dedicated_grid_leader")
-LOCATION_STATUSES = ("located", "geocoded", "unlocated")
-ASSIGN_STATUSES = ("inside", "boundary", "snapped", "outside")
-INCIDENT_STATUSES = ("reported", "registered", "dispatched", "handled", "verified", "closed")
-HANDLING_LEVELS = ("grid", "community", "street")
 
 
 class Base(DeclarativeBase):
@@ -221,3 +214,24 @@ class IncidentStatusLog(Base):
         Integer, ForeignKey("api_key.id", ondelete="SET NULL")
     )
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class RedesignPlan(Base):
+    """What a redesign asked for and scored, one row per plan generation (migration 0004)."""
+
+    __tablename__ = "redesign_plan"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation_id: Mapped[int] = mapped_column(
+        ForeignKey("generation.id", ondelete="CASCADE"), unique=True
+    )
+    source_generation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("generation.id", ondelete="SET NULL")
+    )
+    source_label: Mapped[str] = mapped_column(String(100))
+    target: Mapped[int] = mapped_column(Integer)
+    mode: Mapped[str] = mapped_column(String(16))
+    weights: Mapped[dict] = mapped_column(JSONB, server_default="{}")
+    metrics: Mapped[dict] = mapped_column(JSONB, server_default="{}")
+    baseline: Mapped[dict] = mapped_column(JSONB, server_default="{}")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

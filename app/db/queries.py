@@ -35,24 +35,29 @@ from sqlalchemy import (
 )
 
 from app.db import repo
+from app.db.incidents import (
+    ASSIGNMENT_COLUMNS,
+    LOCATION_OUTCOME_COLUMNS,
+    LOOP_COLUMNS,
+    RAW_LOCATION_COLUMNS,
+    REPORTED_COLUMNS,
+)
 from app.db.models import (
-    Area,
     Generation,
     Incident,
     IncidentAssignment,
     IncidentStatusLog,
     Staff,
 )
+from app.db.repo import AREA, AREA_PROPERTIES
+from gis.vocabulary import INCIDENT_STATUSES, LOCAL_TIMEZONE, OPEN_STATUSES, STEP_TIMESTAMP
 
 __all__ = ["AreaFilter", "IncidentFilter", "IncidentStatusLog"]
 
 # Declarative __table__ is typed as a FromClause; these are Tables.
-AREA = cast_type(Table, Area.__table__)
 INCIDENT = cast_type(Table, Incident.__table__)
 ASSIGNMENT = cast_type(Table, IncidentAssignment.__table__)
 STAFF = cast_type(Table, Staff.__table__)
-OPEN_STATUSES = ("reported", "registered", "dispatched")
-RESOLVED_STATUSES = ("handled", "verified", "closed")
 #: Area level → the assignment column holding the code of that level.
 INCIDENT_CODE_COLUMN = {
     "street": ASSIGNMENT.c.street_code,
@@ -60,20 +65,9 @@ INCIDENT_CODE_COLUMN = {
     "grid": ASSIGNMENT.c.grid_code,
     "micro_grid": ASSIGNMENT.c.micro_grid_code,
 }
-ASSIGNMENT_COLUMNS = (
-    "street_code",
-    "community_code",
-    "grid_code",
-    "micro_grid_code",
-    "generation_id",
-    "assign_status",
-    "distance_m",
-    "assigned_at",
-)
 #: Neighbours are areas within this many degrees (~1 cm): real layers rarely share
 #: edges bit for bit, and a sliver-wide gap must not hide a neighbour.
 _TOUCH_DEG = 1e-7
-LOCAL_TZ = "Asia/Shanghai"
 
 
 LOG = cast_type(Table, IncidentStatusLog.__table__)
@@ -191,19 +185,6 @@ class AreaFilter:
     parent: str | None = None
     kind: str | None = None
     bbox: Any = None
-
-
-AREA_PROPERTIES = (
-    "code",
-    "name",
-    "level",
-    "kind",
-    "parent_code",
-    "population",
-    "households",
-    "responsible",
-    "area_m2",
-)
 
 
 def _area_properties() -> ColumnElement:
@@ -351,39 +332,16 @@ class IncidentFilter:
     area_code: str | None = None
 
 
-INCIDENT_PROPERTIES = (
-    "source",
-    "external_id",
-    "category",
-    "description",
-    "address",
-    "reported_at",
-    "status",
-    "handling_level",
-    "location_status",
-    "unlocated_reason",
-    "raw_crs",
-)
+#: An incident's feature properties (besides its id and assignment).
+INCIDENT_PROPERTIES = (*REPORTED_COLUMNS, *LOOP_COLUMNS, *LOCATION_OUTCOME_COLUMNS, "raw_crs")
+#: An incident as the API documents it, with the time of every step of the loop.
 INCIDENT_RECORD = (
     "id",
-    "source",
-    "external_id",
-    "category",
-    "description",
-    "address",
-    "reported_at",
-    "status",
-    "handling_level",
-    "registered_at",
-    "dispatched_at",
-    "handled_at",
-    "verified_at",
-    "closed_at",
-    "raw_lon",
-    "raw_lat",
-    "raw_crs",
-    "location_status",
-    "unlocated_reason",
+    *REPORTED_COLUMNS,
+    *LOOP_COLUMNS,
+    *[STEP_TIMESTAMP[status] for status in INCIDENT_STATUSES[1:]],
+    *RAW_LOCATION_COLUMNS,
+    *LOCATION_OUTCOME_COLUMNS,
     "created_at",
 )
 
@@ -512,30 +470,12 @@ def incident_id_by_external(conn: Connection, source: str, external_id: str) -> 
     ).scalar_one_or_none()
 
 
-def insert_incident(conn: Connection, row: dict, assignment: dict | None) -> int | None:
-    """Insert unless (source, external_id) exists, with its assignment.
-
-    Returns the new id, or None when the incident already existed.
-    """
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-    query = (
-        pg_insert(INCIDENT)
-        .values(**row)
-        .on_conflict_do_nothing(index_elements=["source", "external_id"])
-        .returning(INCIDENT.c.id)
-    )
-    new_id = conn.execute(query).scalar_one_or_none()
-    if new_id is not None and assignment is not None:
-        conn.execute(insert(ASSIGNMENT).values(incident_id=new_id, **assignment))
-    return new_id
-
-
-def point_expr(lon: float, lat: float) -> ColumnElement:
-    return func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
-
-
-def update_incident(conn: Connection, incident_id: int, values_: dict) -> None:
+def update_incident(
+    conn: Connection, incident_id: int, values_: dict, stamped: str | None = None
+) -> None:
+    """Set ``values_``, and the timestamp column ``stamped`` (if given) to the database's now."""
+    if stamped is not None:
+        values_ = {**values_, stamped: func.now()}
     conn.execute(update(INCIDENT).where(INCIDENT.c.id == incident_id).values(**values_))
 
 
@@ -660,7 +600,7 @@ def _grouped(
 def _by_period(
     conn: Connection, source: Any, where: list[ColumnElement], interval: str
 ) -> list[dict]:
-    local = func.timezone(LOCAL_TZ, INCIDENT.c.reported_at)
+    local = func.timezone(LOCAL_TIMEZONE, INCIDENT.c.reported_at)
     bucket = func.date_trunc(interval, local).label("bucket")
     rows = conn.execute(
         select(bucket, func.count())

@@ -7,25 +7,24 @@ ORM insert per row: the demo alone is ~7,000 areas and 50,000 incidents.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import cast
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pa_csv
 import shapely
-from sqlalchemy import Connection, func, select, text, update
+from sqlalchemy import Connection, Row, Table, func, select, text, update
+from sqlalchemy import column as sql_column
+from sqlalchemy import table as sql_table
 
+from app.db.bulk import copy_frame, copy_rows
+from app.db.incidents import INCIDENT_EXPORT_COLUMNS
 from app.db.models import Area, Generation, ImportBatch, RejectedRow
+from gis.areas import AREA_COLUMNS
 from gis.errors import GridmapError
-
-
-class NotFoundError(GridmapError, LookupError):
-    """A generation, area or incident that does not exist."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +39,12 @@ class GenerationInfo:
     note: str | None
 
 
+# Declarative __table__ is typed as a FromClause; these are Tables.
+GENERATION = cast(Table, Generation.__table__)
+AREA = cast(Table, Area.__table__)
+IMPORT_BATCH = cast(Table, ImportBatch.__table__)
+
+
 # -- generations ---------------------------------------------------------------------
 _GEN_COLUMNS = [
     Generation.__table__.c[name]
@@ -47,9 +52,14 @@ _GEN_COLUMNS = [
 ]
 
 
+def generation_columns() -> list:
+    """The columns of :class:`GenerationInfo`, for queries joining ``generation``."""
+    return list(_GEN_COLUMNS)
+
+
 def active_generation(conn: Connection) -> GenerationInfo | None:
     row = conn.execute(select(*_GEN_COLUMNS).where(Generation.is_active)).first()
-    return _generation(row) if row else None
+    return generation_from_row(row) if row else None
 
 
 def get_generation(conn: Connection, ref: str | int) -> GenerationInfo | None:
@@ -58,18 +68,20 @@ def get_generation(conn: Connection, ref: str | int) -> GenerationInfo | None:
     row = conn.execute(query).first()
     if row is None and str(ref).isdigit():
         row = conn.execute(select(*_GEN_COLUMNS).where(Generation.id == int(ref))).first()
-    return _generation(row) if row else None
+    return generation_from_row(row) if row else None
 
 
 def list_generations(conn: Connection) -> list[GenerationInfo]:
-    return [_generation(r) for r in conn.execute(select(*_GEN_COLUMNS).order_by(Generation.id))]
+    return [
+        generation_from_row(r) for r in conn.execute(select(*_GEN_COLUMNS).order_by(Generation.id))
+    ]
 
 
 def create_generation(
     conn: Connection, label: str, note: str | None = None, activate: bool = False
 ) -> GenerationInfo:
     gen_id = conn.execute(
-        Generation.__table__.insert().values(label=label, note=note).returning(Generation.id)
+        GENERATION.insert().values(label=label, note=note).returning(Generation.id)
     ).scalar_one()
     if activate:
         activate_generation(conn, gen_id)
@@ -106,29 +118,23 @@ def activate_generation(conn: Connection, generation_id: int) -> None:
     )
 
 
-def _generation(row: Any) -> GenerationInfo:
-    return GenerationInfo(**row._mapping)
+def generation_from_row(row: Row) -> GenerationInfo:
+    return GenerationInfo(**{c.name: row._mapping[c.name] for c in _GEN_COLUMNS})
 
 
 # -- areas ---------------------------------------------------------------------------
+#: An area's attributes (everything but its geometry), as stored and served.
+AREA_PROPERTIES: tuple[str, ...] = tuple(c for c in AREA_COLUMNS if c != "geometry")
+
+
 def areas_frame(
     conn: Connection,
     generation_id: int,
     level: str | None = None,
-    columns: Sequence[str] = (
-        "code",
-        "name",
-        "level",
-        "kind",
-        "parent_code",
-        "population",
-        "households",
-        "responsible",
-        "area_m2",
-    ),
+    columns: Sequence[str] = AREA_PROPERTIES,
 ) -> gpd.GeoDataFrame:
     """Areas of one generation (optionally one level) as a GeoDataFrame in EPSG:4326."""
-    table = Area.__table__
+    table = AREA
     query = (
         select(*[table.c[c] for c in columns], func.ST_AsBinary(table.c.geom).label("wkb"))
         .where(table.c.generation_low <= generation_id, table.c.generation_high >= generation_id)
@@ -152,7 +158,7 @@ def area_codes(conn: Connection, generation_id: int, level: str | None = None) -
 
 def delete_level(conn: Connection, generation_id: int, level: str) -> int:
     """Remove a level from a generation: rows only in it go, longer-lived rows are cut short."""
-    table = Area.__table__
+    table = AREA
     only_here = conn.execute(
         table.delete().where(
             table.c.level == level,
@@ -227,54 +233,6 @@ def _int_column(frame: pd.DataFrame, column: str) -> pd.Series:
     )
 
 
-def copy_rows(
-    conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence]
-) -> int:
-    """COPY rows into ``table`` on the SQLAlchemy connection's own transaction."""
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    count = 0
-    statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"  # identifiers are ours
-    with raw.cursor() as cursor, cursor.copy(statement) as copy:
-        for row in rows:
-            copy.write_row([_copy_value(v) for v in row])
-            count += 1
-    return count
-
-
-def copy_frame(conn: Connection, table: str, frame: pd.DataFrame) -> int:
-    """COPY a DataFrame (columns named as in ``table``) as CSV written by Arrow.
-
-    Row-by-row COPY costs ~7 µs a value in Python, pandas' to_csv ~1 µs, Arrow's
-    C++ writer a sixth of that: for a million assignments that is the difference
-    between minutes and seconds. Nulls become unquoted empty fields (NULL); text
-    is quoted, so an empty string stays an empty string.
-    """
-    if len(frame) == 0:
-        return 0
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    table_ = pa.Table.from_pandas(frame, preserve_index=False)
-    sink = pa.BufferOutputStream()
-    pa_csv.write_csv(table_, sink, write_options=pa_csv.WriteOptions(include_header=False))
-    statement = f"COPY {table} ({', '.join(frame.columns)}) FROM STDIN WITH (FORMAT csv)"
-    with raw.cursor() as cursor, cursor.copy(statement) as copy:
-        copy.write(memoryview(sink.getvalue()))
-    return len(frame)
-
-
-def _copy_value(value: Any) -> Any:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, float) and np.isnan(value):
-        return None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    return value
-
-
 # -- import batches ------------------------------------------------------------------
 def start_batch(
     conn: Connection,
@@ -286,7 +244,7 @@ def start_batch(
     rows_in: int = 0,
 ) -> int:
     return conn.execute(
-        ImportBatch.__table__.insert()
+        IMPORT_BATCH.insert()
         .values(
             kind=kind,
             source=source,
@@ -363,51 +321,24 @@ def counts_by_level(conn: Connection, generation_id: int) -> dict[str, int]:
 
 
 # -- incidents and the gazetteer ------------------------------------------------------
-INCIDENT_EXPORT_COLUMNS = (
-    "id",
-    "source",
-    "external_id",
-    "category",
-    "description",
-    "address",
-    "reported_at",
-    "status",
-    "handling_level",
-    "raw_lon",
-    "raw_lat",
-    "raw_crs",
-    "location_status",
-    "unlocated_reason",
-    "street_code",
-    "community_code",
-    "grid_code",
-    "micro_grid_code",
-    "generation_id",
-    "assign_status",
-    "distance_m",
-    "assigned_at",
+#: The view ``incident_current`` (migration 0001): incidents with their assignment under
+#: the active generation.
+INCIDENT_CURRENT = sql_table(
+    "incident_current", *[sql_column(c) for c in (*INCIDENT_EXPORT_COLUMNS, "location")]
 )
 
 
-def incidents_frame(
-    conn: Connection, where: str = "TRUE", params: dict | None = None
-) -> gpd.GeoDataFrame:
-    """Incidents with their current assignment (view ``incident_current``).
-
-    ``where`` is a fixed SQL filter written by the caller, with bound ``params``.
-    """
-    columns = ", ".join(INCIDENT_EXPORT_COLUMNS)
-    rows = (
-        conn.execute(
-            text(
-                f"SELECT {columns}, ST_X(location) AS lon, ST_Y(location) AS lat "
-                f"FROM incident_current WHERE {where} ORDER BY id"
-            ),
-            params or {},
-        )
-        .mappings()
-        .all()
-    )
+def incidents_frame(conn: Connection, sources: Sequence[str] = ()) -> gpd.GeoDataFrame:
+    """Incidents (of ``sources``, default all) with their current assignment, by id."""
+    view = INCIDENT_CURRENT
+    query = select(
+        *[view.c[c] for c in INCIDENT_EXPORT_COLUMNS],
+        func.ST_X(view.c.location).label("lon"),
+        func.ST_Y(view.c.location).label("lat"),
+    ).order_by(view.c.id)
+    if sources:
+        query = query.where(view.c.source.in_(list(sources)))
+    rows = conn.execute(query).mappings().all()
     frame = pd.DataFrame(rows, columns=[*INCIDENT_EXPORT_COLUMNS, "lon", "lat"])
     lon = frame["lon"].astype(float).to_numpy()
     lat = frame["lat"].astype(float).to_numpy()
@@ -443,7 +374,7 @@ def carry_areas(
     extended; otherwise (another generation came in between) it is copied with
     the range [to, to]. Unchanged areas thus keep their row and id.
     """
-    table = Area.__table__
+    table = AREA
     extended = conn.execute(
         table.update()
         .where(

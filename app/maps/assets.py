@@ -124,6 +124,17 @@ class AssetStore:
         self.asset_dir = Path(asset_dir)
         self.node_modules = self.asset_dir / "node_modules"
 
+    @classmethod
+    def configured(cls) -> AssetStore:
+        """The store of ``GRIDMAP_MAP_ASSET_DIR`` (default ``var/assets``).
+
+        For pages built outside a running app (CLI, notebooks, benchmarks); the
+        app hands its :class:`~app.config.MapSettings` down instead.
+        """
+        from app.config import MapSettings
+
+        return cls(MapSettings().asset_dir)
+
     # -- packages ------------------------------------------------------------------------
     def root(self, package: str) -> Path:
         """Directory of ``package``."""

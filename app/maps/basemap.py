@@ -1,8 +1,8 @@
 """Basemaps: none (the default, for an offline intranet), presets, or a tile URL template.
 
-Amap (Gaode) and Tencent tiles are drawn in GCJ-02 (DOMAIN.md §3): WGS84 data on
-them is off by 100–700 m, so a basemap says which datum it is in and the page
-builders convert every geometry to it (:attr:`Basemap.crs`).
+Amap (Gaode) and Tencent tiles are drawn in GCJ-02 (docs/domain.md, "Coordinate
+systems"): WGS84 data on them is off by 100–700 m, so a basemap says which datum it is
+in and the page builders convert every geometry to it (:attr:`Basemap.crs`).
 """
 
 from __future__ import annotations

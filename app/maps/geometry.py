@@ -18,7 +18,7 @@ import pandas as pd
 import shapely
 
 from gis import crs as crs_mod
-from gis.coverage import resolve_metric_crs
+from gis.crs import metric_crs as resolve_metric_crs
 
 __all__ = ["display_geometries", "lonlat_to_display", "records", "round_coords"]
 

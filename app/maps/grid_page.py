@@ -14,7 +14,7 @@ from typing import Any
 import folium
 import numpy as np
 
-from app.db.repo import NotFoundError
+from app.errors import NotFoundError
 from app.maps import layers as ly
 from app.maps.assets import AssetStore
 from app.maps.elements import LayerRegistry, Panel, SharedGeometries, js_json
@@ -26,7 +26,6 @@ from app.maps.page import (
     _base_map,
     _category_legend,
     _category_names,
-    _default_store,
     _esc,
     _grid_properties,
     _js_string,
@@ -58,7 +57,7 @@ def build_grid_page(
     """
     selection = selection or Selection()
     options = options or PageOptions()
-    store = store or _default_store()
+    store = store or AssetStore.configured()
     return render_page(grid_map(data, code, selection, options), store, options.asset_prefix)
 
 

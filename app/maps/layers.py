@@ -50,7 +50,8 @@ PANES: dict[str, int] = {
 }
 #: Coverage defects and incidents outside coverage: one colour no theme uses.
 ALARM = "#e6007e"
-#: ArcGIS's hot spot palette, by confidence bin (DOMAIN.md §4).
+#: ArcGIS's hot spot palette, by confidence bin (docs/domain.md, "Systems users compare
+#: gridmap with").
 HOT_COLOURS = {
     3: "#d62f27",
     2: "#ed7551",

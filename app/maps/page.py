@@ -256,7 +256,7 @@ def build_map_page(
         raise ValidationError(f"measure must be one of {list(MEASURES)}, got {measure!r}")
     selection = selection or Selection()
     options = options or PageOptions()
-    store = store or _default_store()
+    store = store or AssetStore.configured()
     return render_page(district_map(data, selection, measure, options), store, options.asset_prefix)
 
 
@@ -486,9 +486,3 @@ def _meta(data, stats, selection, measure, report) -> dict:
         "selection": selection.describe(),
         "defects": report.counts,
     }
-
-
-def _default_store() -> AssetStore:
-    from app.maps.settings import MapSettings
-
-    return AssetStore(MapSettings().asset_dir)

@@ -13,6 +13,7 @@ import html
 import folium
 import geopandas as gpd
 import pandas as pd
+from branca.element import Figure
 
 from app.maps.assets import AssetStore
 from app.maps.page import render_page
@@ -69,7 +70,9 @@ def build_redesign_page(
         m
     )
     folium.LayerControl(collapsed=False).add_to(m)
-    m.get_root().html.add_child(folium.Element(_panel(title, after, metrics, baseline)))
+    root = m.get_root()
+    assert isinstance(root, Figure)  # folium.Map's root is always its Figure
+    root.html.add_child(folium.Element(_panel(title, after, metrics, baseline)))
     return render_page(m, store, asset_prefix)
 
 

@@ -15,19 +15,21 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from app.services.map_data import LOCAL_TZ, MapData
+from app.services.map_data import MapData
 from gis.coverage import CoverageReport, check_coverage
 from gis.errors import ValidationError
 from gis.hotspots import HotSpots, grid_counts, kernel_density
+from gis.vocabulary import LOCAL_TIMEZONE
 
 __all__ = [
     "MEASURES",
+    "Measure",
     "Selection",
     "cached",
     "coverage",
@@ -36,8 +38,11 @@ __all__ = [
     "select_incidents",
 ]
 
-#: What the choropleth can show, with its label.
-MEASURES = {
+#: What a choropleth or Gi* can be computed on: incidents per grid, per 1,000
+#: residents or per km².
+Measure = Literal["count", "rate_per_1000", "per_km2"]
+#: Each :data:`Measure` with its label.
+MEASURES: dict[str, str] = {
     "count": "incidents",
     "rate_per_1000": "incidents per 1,000 residents",
     "per_km2": "incidents per km²",
@@ -122,7 +127,9 @@ def _instant(value: Any, name: str) -> pd.Timestamp | None:
         if stamp is not pd.NaT:
             # out-of-range instants fail here, on the shift to China Standard Time
             return (
-                stamp.tz_localize(LOCAL_TZ) if stamp.tzinfo is None else stamp.tz_convert(LOCAL_TZ)
+                stamp.tz_localize(LOCAL_TIMEZONE)
+                if stamp.tzinfo is None
+                else stamp.tz_convert(LOCAL_TIMEZONE)
             )
     except (TypeError, ValueError, OverflowError) as error:
         raise ValidationError(

@@ -10,19 +10,20 @@ and the rows of every other generation — the history — are never touched.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
-from app.db import repo
+from app.db import assignments, repo
+from app.errors import NotFoundError
+from gis.assign import ASSIGNED_LEVELS, HierarchyIndex
 from gis.errors import GridmapError
-from gis.hierarchy import ASSIGNED_LEVELS, HierarchyIndex
 
 Progress = Callable[[int, int], None]
 Assigner = Callable[[np.ndarray, np.ndarray], pd.DataFrame]
-CODE_COLUMNS = list(ASSIGNED_LEVELS.values())
 
 
 @dataclass
@@ -58,7 +59,8 @@ def assign_stored(
         if gen is None:
             raise GridmapError("no active generation: import areas or run `gridmap demo` first")
         index = index or load_hierarchy(conn, gen.id)
-        if not dask:
+        with ExitStack() as stack:
+            assigner = _dask_assigner(stack, index, scheduler, tolerance) if dask else None
             return assign_on(
                 conn,
                 gen,
@@ -67,20 +69,18 @@ def assign_stored(
                 tolerance=tolerance,
                 chunk_size=chunk_size,
                 progress=progress,
+                assigner=assigner,
             )
-        from gis.distributed import assign_dask, dask_client
 
-        with dask_client(scheduler) as client:
-            return assign_on(
-                conn,
-                gen,
-                index,
-                only_unassigned=only_unassigned,
-                tolerance=tolerance,
-                chunk_size=chunk_size,
-                progress=progress,
-                assigner=lambda lon, lat: assign_dask(lon, lat, index, client, tolerance=tolerance),
-            )
+
+def _dask_assigner(
+    stack: ExitStack, index: HierarchyIndex, scheduler: str | None, tolerance: float
+) -> Assigner:
+    """Assign over a Dask cluster that stays up until ``stack`` closes."""
+    from gis.assign.distributed import assign_dask, dask_client
+
+    client = stack.enter_context(dask_client(scheduler))
+    return lambda lon, lat: assign_dask(lon, lat, index, client, tolerance=tolerance)
 
 
 def assign_on(
@@ -96,52 +96,26 @@ def assign_on(
 ) -> AssignReport:
     """The work of :func:`assign_stored` inside the caller's transaction."""
     assigner = assigner or (lambda lon, lat: index.assign_xy(lon, lat, tolerance=tolerance))
-    where = "i.location IS NOT NULL"
-    if only_unassigned:
-        where += (
-            " AND NOT EXISTS (SELECT 1 FROM incident_assignment a "
-            "WHERE a.incident_id = i.id AND a.generation_id = :g)"
-        )
-    else:
-        conn.execute(
-            text("DELETE FROM incident_assignment WHERE generation_id = :g"), {"g": gen.id}
-        )
-    total = conn.execute(
-        text(f"SELECT count(*) FROM incident i WHERE {where}"), {"g": gen.id}
-    ).scalar_one()
+    if not only_unassigned:
+        assignments.clear_assignments(conn, gen.id)
+    total = assignments.count_to_assign(conn, gen.id, only_unassigned)
     counts: dict[str, int] = {}
     done, last_id = 0, 0
     while True:
-        # Keyset paging on id: OFFSET would rescan the table for every chunk.
-        rows = conn.execute(
-            text(
-                f"SELECT i.id, ST_X(i.location), ST_Y(i.location) FROM incident i "
-                f"WHERE {where} AND i.id > :after ORDER BY i.id LIMIT :n"
-            ),
-            {"g": gen.id, "after": last_id, "n": chunk_size},
-        ).all()
-        if not rows:
+        ids, lon, lat = assignments.locations_after(
+            conn, gen.id, only_unassigned, last_id, chunk_size
+        )
+        if len(ids) == 0:
             break
-        ids, lon, lat = (np.array(column) for column in zip(*rows, strict=True))
-        result = assigner(lon.astype(float), lat.astype(float))
-        write_assignments(conn, ids, result, gen.id)
+        result = assigner(lon, lat)
+        assignments.copy_assignments(conn, ids, result, gen.id)
         for status, n in result["assign_status"].value_counts().items():
             counts[str(status)] = counts.get(str(status), 0) + int(n)
         last_id = int(ids[-1])
-        done += len(rows)
+        done += len(ids)
         if progress:
             progress(done, total)
     return AssignReport(gen.label, done, counts)
-
-
-def write_assignments(
-    conn: Connection, incident_ids: np.ndarray, result: pd.DataFrame, generation_id: int
-) -> int:
-    """COPY assignment rows (``HierarchyIndex.assign_xy`` output) for one generation."""
-    rows = result[[*CODE_COLUMNS, "assign_status", "distance_m"]].copy()
-    rows.insert(0, "incident_id", np.asarray(incident_ids, dtype=np.int64))
-    rows.insert(0, "generation_id", generation_id)
-    return repo.copy_frame(conn, "incident_assignment", rows)
 
 
 def activate_and_reassign(
@@ -155,7 +129,7 @@ def activate_and_reassign(
     with engine.begin() as conn:
         gen = repo.get_generation(conn, generation)
         if gen is None:
-            raise repo.NotFoundError(f"no generation {generation!r}")
+            raise NotFoundError(f"no generation {generation!r}")
         repo.activate_generation(conn, gen.id)
         return assign_on(
             conn, gen, load_hierarchy(conn, gen.id), tolerance=tolerance, progress=progress

@@ -6,14 +6,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine
 
+from app.db import incidents as incident_rows
 from app.db import repo
-from app.db.models import AddressPoint, Incident, Staff
+from app.db import staff as staff_rows
 from app.services.area_import import import_areas_on
 from app.services.incident_import import IncidentImportReport, import_incidents
-from gis.codes import LEVELS
 from gis.incidents import FieldMap
+from gis.vocabulary import AREA_LEVELS as LEVELS
 
 DEMO_GENERATION = "demo"
 GAZETTEER = "gis.demo"
@@ -47,7 +48,7 @@ def load_demo(
     if progress:
         progress("incidents", steps, steps)
     with engine.connect() as conn:
-        stored = conn.execute(select(func.count()).select_from(Incident)).scalar_one()
+        stored = incident_rows.incident_count(conn)
     if report.already_loaded and stored >= len(demo.incidents) * 0.9:
         report.incidents_stored = stored
         return report
@@ -58,9 +59,7 @@ def load_demo(
         fields=FieldMap(id="external_id"),
     )
     with engine.connect() as conn:
-        report.incidents_stored = conn.execute(
-            select(func.count()).select_from(Incident)
-        ).scalar_one()
+        report.incidents_stored = incident_rows.incident_count(conn)
     return report
 
 
@@ -72,9 +71,9 @@ def _load_boundaries(engine, demo, reload, progress, steps) -> DemoLoadReport:
             return DemoLoadReport(
                 DEMO_GENERATION,
                 repo.counts_by_level(conn, existing.id),
-                _staff_count(conn, existing.id),
+                staff_rows.staff_count(conn, existing.id),
                 already_loaded=True,
-                gazetteer=_gazetteer_count(conn),
+                gazetteer=incident_rows.gazetteer_count(conn),
             )
         if existing is None:
             gen = repo.create_generation(
@@ -87,14 +86,8 @@ def _load_boundaries(engine, demo, reload, progress, steps) -> DemoLoadReport:
             gen = existing
             repo.activate_generation(conn, gen.id)
             if reload:
-                conn.execute(Incident.__table__.delete())
-        frames = {
-            "district": demo.district,
-            "street": demo.streets,
-            "community": demo.communities,
-            "grid": demo.grids,
-            "micro_grid": demo.micro_grids,
-        }
+                incident_rows.delete_all_incidents(conn)
+        frames = _level_frames(demo)
         for step, level in enumerate(LEVELS, start=1):
             if progress:
                 progress(f"areas: {level}", step, steps)
@@ -112,15 +105,15 @@ def _load_boundaries(engine, demo, reload, progress, steps) -> DemoLoadReport:
             )
         if progress:
             progress("staff", len(LEVELS) + 1, steps)
-        staff = _store_staff(conn, demo.staff, gen.id)
+        staff_stored = staff_rows.replace_staff(conn, demo.staff, gen.id)
         if progress:
             progress("gazetteer", len(LEVELS) + 2, steps)
-        conn.execute(AddressPoint.__table__.delete().where(AddressPoint.source == GAZETTEER))
+        incident_rows.delete_gazetteer_source(conn, GAZETTEER)
         gazetteer = repo.store_gazetteer(conn, demo.gazetteer, source=GAZETTEER)
         return DemoLoadReport(
             DEMO_GENERATION,
             repo.counts_by_level(conn, gen.id),
-            staff,
+            staff_stored,
             already_loaded=False,
             gazetteer=gazetteer,
         )
@@ -147,39 +140,18 @@ def _incident_text(incidents: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _gazetteer_count(conn) -> int:
-    return conn.execute(select(func.count()).select_from(AddressPoint)).scalar_one()
-
-
-def _matches(conn, generation_id: int, demo) -> bool:
-    wanted = {
-        "district": len(demo.district),
-        "street": len(demo.streets),
-        "community": len(demo.communities),
-        "grid": len(demo.grids),
-        "micro_grid": len(demo.micro_grids),
+def _level_frames(demo) -> dict[str, pd.DataFrame]:
+    return {
+        "district": demo.district,
+        "street": demo.streets,
+        "community": demo.communities,
+        "grid": demo.grids,
+        "micro_grid": demo.micro_grids,
     }
-    return repo.counts_by_level(conn, generation_id) == wanted and _staff_count(
+
+
+def _matches(conn: Connection, generation_id: int, demo) -> bool:
+    wanted = {level: len(frame) for level, frame in _level_frames(demo).items()}
+    return repo.counts_by_level(conn, generation_id) == wanted and staff_rows.staff_count(
         conn, generation_id
     ) == len(demo.staff)
-
-
-def _store_staff(conn, staff, generation_id: int) -> int:
-    conn.execute(Staff.__table__.delete().where(Staff.generation_id == generation_id))
-    rows = zip(
-        staff["name"],
-        staff["role"],
-        staff["area_code"],
-        [generation_id] * len(staff),
-        staff["phone"],
-        strict=True,
-    )
-    return repo.copy_rows(
-        conn, "staff", ("name", "role", "area_code", "generation_id", "phone"), rows
-    )
-
-
-def _staff_count(conn, generation_id: int) -> int:
-    return conn.execute(
-        select(func.count()).select_from(Staff).where(Staff.generation_id == generation_id)
-    ).scalar_one()

@@ -1,44 +1,41 @@
-"""Incident import: clean, geocode, assign and store one batch, all or nothing.
+"""Incidents in: clean, locate, assign and store a batch, all or nothing.
 
+One pipeline for every way in: a file import is a batch of thousands, an
+incident created through the API (``app.services.incidents``) a batch of one.
 Every input row ends in exactly one of three places, and the counts add up to
 the input: stored with a location, stored as ``unlocated`` with the reason, or
-kept in ``rejected_row`` with the reason. Re-importing a file changes nothing:
+kept in ``rejected_row`` with the reason. Storing a row again changes nothing:
 ``(source, external_id)`` is unique and conflicts are skipped.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
-from app.db import repo
-from app.services.assignment import CODE_COLUMNS, load_hierarchy, write_assignments
+from app.db import assignments, repo
+from app.db import incidents as incident_rows
+from app.db.assignments import CODE_COLUMNS
+from app.services.assignment import load_hierarchy
+from gis.assign import HierarchyIndex
 from gis.geocode import Gazetteer
-from gis.hierarchy import HierarchyIndex
-from gis.incidents import FieldMap, clean_incidents, read_incident_file
+from gis.incidents import CleanIncidents, FieldMap, clean_incidents, read_incident_file
 from gis.taxonomy import load_taxonomy
+from gis.vocabulary import LOCATION_STATUSES
 
-INCIDENT_COPY_COLUMNS = (
-    "source",
-    "external_id",
-    "category",
-    "description",
-    "address",
-    "reported_at",
-    "raw_lon",
-    "raw_lat",
-    "raw_crs",
-    "location",
-    "location_status",
-    "unlocated_reason",
-    "batch_id",
-)
+#: Called only when a row needs geocoding: the gazetteer, or None when none is loaded.
+GazetteerSource = Callable[[], Gazetteer | None]
+#: Degrees around the jurisdiction: generous, only to tell swapped lat/lon from a far-away
+#: point.
+_BOUNDS_PAD_DEG = 0.5
+_LOCATED = tuple(s for s in LOCATION_STATUSES if s != "unlocated")
 
 
 @dataclass
@@ -103,18 +100,18 @@ def import_incidents(
         gen = repo.active_generation(conn)
         if gen is not None and index is None:
             index = load_hierarchy(conn, gen.id)
-        bounds = _jurisdiction_bounds(index)
-        cleaned = clean_incidents(
+        prepared = prepare_batch(
             raw,
             fields=fields,
             source=source,
             crs=crs,
             categories=load_taxonomy(),
-            expected_bounds=bounds,
+            index=index,
+            generation_id=gen.id if gen else None,
+            tolerance=tolerance,
+            gazetteer=lambda: stored_gazetteer(conn),
         )
-        frame = cleaned.frame
-        geocoded = _geocode(conn, frame)
-        _assign(frame, index, tolerance, gen.id if gen else None)
+        cleaned, frame = prepared.cleaned, prepared.cleaned.frame
         batch = repo.start_batch(
             conn,
             "incidents",
@@ -123,9 +120,9 @@ def import_incidents(
             file_sha256=file_sha256,
             rows_in=cleaned.rows_in,
         )
-        new = _store(conn, frame, batch)
+        new = store_batch(conn, frame, batch)
         repo.add_rejected_rows(conn, batch, cleaned.rejected)
-        report = _report(label, cleaned, frame, new, geocoded, batch)
+        report = _report(label, cleaned, new, prepared.geocoded, batch)
         repo.finish_batch(
             conn,
             batch,
@@ -142,29 +139,68 @@ def import_incidents(
     return report
 
 
-def _jurisdiction_bounds(index: HierarchyIndex | None):
+# -- the pipeline ------------------------------------------------------------------------
+@dataclass
+class PreparedBatch:
+    """Cleaned rows, located and assigned, ready to store; ``geocoded`` rows found by address."""
+
+    cleaned: CleanIncidents
+    geocoded: int
+
+
+def prepare_batch(
+    raw: pd.DataFrame,
+    *,
+    fields: FieldMap | None,
+    source: str | None,
+    crs: str | None,
+    categories: pd.DataFrame,
+    index: HierarchyIndex | None,
+    generation_id: int | None,
+    tolerance: float,
+    gazetteer: GazetteerSource,
+) -> PreparedBatch:
+    """Clean, locate and assign rows in memory (nothing is written)."""
+    cleaned = clean_incidents(
+        raw,
+        fields=fields,
+        source=source,
+        crs=crs,
+        categories=categories,
+        expected_bounds=jurisdiction_bounds(index),
+    )
+    geocoded = locate(cleaned.frame, gazetteer)
+    assign(cleaned.frame, index, tolerance, generation_id)
+    return PreparedBatch(cleaned, geocoded)
+
+
+def jurisdiction_bounds(
+    index: HierarchyIndex | None,
+) -> tuple[float, float, float, float] | None:
     if index is None:
         return None
     minx, miny, maxx, maxy = index.bounds
-    pad = 0.5  # degrees: generous, only to tell swapped lat/lon from a far-away point
+    pad = _BOUNDS_PAD_DEG
     return (minx - pad, miny - pad, maxx + pad, maxy + pad)
 
 
-def _geocode(conn: Connection, frame: pd.DataFrame) -> int:
+def stored_gazetteer(conn: Connection) -> Gazetteer | None:
+    """The gazetteer of ``address_point``, None when it is empty."""
+    entries = incident_rows.gazetteer_frame(conn)
+    return Gazetteer(entries) if len(entries) else None
+
+
+def locate(frame: pd.DataFrame, gazetteer: GazetteerSource) -> int:
+    """Geocode the rows with an address but no coordinates; returns how many were found."""
     todo = np.flatnonzero(frame["location_status"].to_numpy() == "to_geocode")
     if len(todo) == 0:
         return 0
-    gazetteer_rows = (
-        conn.execute(text("SELECT address, lon, lat, micro_grid_code FROM address_point"))
-        .mappings()
-        .all()
-    )
-    if not gazetteer_rows:
+    found_in = gazetteer()
+    if found_in is None:
         frame.loc[todo, "location_status"] = "unlocated"
         frame.loc[todo, "unlocated_reason"] = "address only, and no gazetteer is loaded"
         return 0
-    gazetteer = Gazetteer(pd.DataFrame(gazetteer_rows))
-    found = gazetteer.geocode(frame.loc[todo, "address"].tolist())
+    found = found_in.geocode(frame.loc[todo, "address"].tolist())
     ok = found["lon"].notna().to_numpy()
     frame.loc[todo[ok], "lon"] = found["lon"].to_numpy()[ok]
     frame.loc[todo[ok], "lat"] = found["lat"].to_numpy()[ok]
@@ -174,14 +210,15 @@ def _geocode(conn: Connection, frame: pd.DataFrame) -> int:
     return int(ok.sum())
 
 
-def _assign(
+def assign(
     frame: pd.DataFrame, index: HierarchyIndex | None, tolerance: float, generation_id: int | None
 ) -> None:
+    """Add the assignment columns; rows without a location (or no index) stay unassigned."""
     for column in (*CODE_COLUMNS, "assign_status"):
         frame[column] = None
     frame["distance_m"] = np.nan
     frame["generation_id"] = None
-    located = frame["location_status"].isin(["located", "geocoded"]).to_numpy()
+    located = frame["location_status"].isin(_LOCATED).to_numpy()
     if index is None or not located.any():
         return
     result = index.assign_xy(
@@ -194,63 +231,33 @@ def _assign(
     frame.loc[located, "generation_id"] = generation_id
 
 
-def _store(conn: Connection, frame: pd.DataFrame, batch_id: int) -> set[tuple[str, str]]:
-    """COPY into a staging table, insert what is new, then its assignments.
-
-    Returns the (source, external_id) pairs that were new.
-    """
-    conn.execute(
-        text("CREATE TEMP TABLE incident_stage (LIKE incident INCLUDING DEFAULTS) ON COMMIT DROP")
-    )
-    located = frame["location_status"].isin(["located", "geocoded"]).to_numpy()
-    points = np.where(
-        located,
-        shapely.to_wkb(
-            shapely.set_srid(shapely.points(frame["lon"].fillna(0), frame["lat"].fillna(0)), 4326),
-            hex=True,
-            include_srid=True,
-        ),
-        None,
-    )
-    stage = frame[
-        [
-            "source",
-            "external_id",
-            "category",
-            "description",
-            "address",
-            "reported_at",
-            "raw_lon",
-            "raw_lat",
-            "raw_crs",
-        ]
-    ].copy()
-    stage["reported_at"] = stage["reported_at"].map(
-        lambda t: None if t is None or pd.isna(t) else t.isoformat()
-    )
-    stage["location"] = points
-    stage["location_status"] = frame["location_status"]
-    stage["unlocated_reason"] = frame["unlocated_reason"]
-    stage["batch_id"] = batch_id
-    repo.copy_frame(conn, "incident_stage", stage[list(INCIDENT_COPY_COLUMNS)])
-    columns = ", ".join(INCIDENT_COPY_COLUMNS)
-    inserted = conn.execute(
-        text(
-            f"INSERT INTO incident ({columns}) SELECT {columns} FROM incident_stage "
-            "ORDER BY external_id ON CONFLICT (source, external_id) DO NOTHING "
-            "RETURNING id, source, external_id"
-        )
-    ).all()
-    conn.execute(text("DROP TABLE incident_stage"))
+def store_batch(
+    conn: Connection, frame: pd.DataFrame, batch_id: int | None
+) -> dict[tuple[str, str], int]:
+    """Insert what is new, then its assignments; returns (source, external_id) → id of those."""
+    inserted = incident_rows.insert_new_incidents(conn, _incident_rows(frame, batch_id))
     new_ids = {(s, e): i for i, s, e in inserted}
     _store_assignments(conn, frame, new_ids)
-    return set(new_ids)
+    return new_ids
+
+
+def _incident_rows(frame: pd.DataFrame, batch_id: int | None) -> pd.DataFrame:
+    """The columns of ``incident`` a batch fills, points as hex EWKB."""
+    located = frame["location_status"].isin(_LOCATED).to_numpy()
+    points = shapely.set_srid(shapely.points(frame["lon"].fillna(0), frame["lat"].fillna(0)), 4326)
+    rows = frame[[c for c in incident_rows.INCIDENT_COPY_COLUMNS if c in frame]].copy()
+    rows["reported_at"] = rows["reported_at"].map(
+        lambda t: None if t is None or pd.isna(t) else t.isoformat()
+    )
+    rows["location"] = np.where(located, shapely.to_wkb(points, hex=True, include_srid=True), None)
+    rows["batch_id"] = pd.array([batch_id] * len(frame), dtype="Int64")
+    return rows[list(incident_rows.INCIDENT_COPY_COLUMNS)]
 
 
 def _store_assignments(
     conn: Connection, frame: pd.DataFrame, new_ids: dict[tuple[str, str], int]
 ) -> None:
-    """Assignments of the incidents just inserted (re-imported ones keep theirs)."""
+    """Assignments of the incidents just inserted (ones stored before keep theirs)."""
     ids = np.array(
         [
             new_ids.get((s, e), -1)
@@ -262,12 +269,21 @@ def _store_assignments(
     if not todo.any():
         return
     generation_id = int(frame.loc[todo, "generation_id"].iloc[0])
-    write_assignments(conn, ids[todo], frame.loc[todo].reset_index(drop=True), generation_id)
+    assignments.copy_assignments(
+        conn, ids[todo], frame.loc[todo].reset_index(drop=True), generation_id
+    )
 
 
-def _report(label, cleaned, frame, new, geocoded, batch) -> IncidentImportReport:
+def _report(
+    label: str,
+    cleaned: CleanIncidents,
+    new: dict[tuple[str, str], int],
+    geocoded: int,
+    batch: int,
+) -> IncidentImportReport:
+    frame = cleaned.frame
     unlocated = frame["location_status"] == "unlocated"
-    report = IncidentImportReport(
+    return IncidentImportReport(
         source=label,
         rows_in=cleaned.rows_in,
         stored=int((~unlocated).sum()),
@@ -283,4 +299,3 @@ def _report(label, cleaned, frame, new, geocoded, batch) -> IncidentImportReport
             for k, v in frame.loc[unlocated, "unlocated_reason"].value_counts().items()
         },
     )
-    return report

@@ -1,9 +1,9 @@
 """Incidents through the API: create one (clean, locate, assign, store) and move it along.
 
-A created incident goes through the same cleaning rules as a bulk import
-(``gis.incidents.clean_incidents``: source, category, time, coordinates, CRS,
-swapped axes) but skips the batch machinery: one row is assigned with the
-in-memory index of the active generation and inserted directly. An address
+A created incident is a batch of one through the import pipeline
+(``app.services.incident_import``: the same cleaning, geocoding, assignment and
+storing rules) but without an import batch: it is assigned with the in-memory
+index of the active generation, and its first status is logged. An address
 without coordinates is geocoded against the ``address_point`` gazetteer, kept in
 memory and reloaded when it changes.
 """
@@ -12,49 +12,96 @@ from __future__ import annotations
 
 import math
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Engine
 
-from app.api.deps import LOCAL_TZ, AppState
-from app.api.errors import NotFoundError
-from app.api.schemas import IncidentIn
+from app.db import incidents as incident_rows
 from app.db import queries
-from app.db.models import AddressPoint
-from app.services.registry import GenerationView, assign_hierarchy
+from app.errors import NotFoundError
+from app.services.incident_import import prepare_batch, store_batch, stored_gazetteer
+from app.services.registry import GenerationView
 from app.services.security import Principal
 from app.services.taxonomy import Taxonomy
-from app.services.workflow import STEP_TIMESTAMP, plan_transition
+from app.services.workflow import plan_transition
 from gis.errors import ValidationError
 from gis.geocode import Gazetteer
-from gis.incidents import FieldMap, clean_incidents
-
-_PAD_DEG = (
-    0.5  # as app.services.incident_import: only to tell swapped lat/lon from a far-away point
-)
+from gis.incidents import FieldMap
+from gis.vocabulary import LOCAL_TZ, STEP_TIMESTAMP
 
 
 # -- creation --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NewIncident:
+    """One incident as reported: coordinates in ``crs``, an address, or both."""
+
+    source: str
+    external_id: str
+    category: str
+    description: str | None = None
+    address: str | None = None
+    reported_at: datetime | None = None  # default now; naive means China Standard Time
+    lon: float | None = None
+    lat: float | None = None
+    crs: str = "wgs84"
+
+
+class GazetteerCache:
+    """The gazetteer in memory, reloaded when address_point changes (count or max id)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._version: tuple | None = None
+        self._gazetteer: Gazetteer | None = None
+
+    def get(self, engine: Engine) -> Gazetteer | None:
+        with engine.connect() as conn:
+            version = incident_rows.gazetteer_version(conn)
+            with self._lock:
+                if version != self._version:
+                    self._gazetteer = stored_gazetteer(conn) if version[0] else None
+                    self._version = version
+                return self._gazetteer
+
+
 def create_incident(
-    state: AppState, data: IncidentIn, tolerance: float, actor: Principal | None
+    engine: Engine,
+    incident: NewIncident,
+    *,
+    view: GenerationView | None,
+    taxonomy: Taxonomy,
+    gazetteer: GazetteerCache,
+    tolerance: float,
+    actor: Principal | None,
 ) -> tuple[int, bool]:
     """Store a new incident; returns (id, created). An existing (source, id) is returned as is."""
-    with state.engine.connect() as conn:
-        existing = queries.incident_id_by_external(conn, data.source, data.external_id)
+    with engine.connect() as conn:
+        existing = queries.incident_id_by_external(conn, incident.source, incident.external_id)
     if existing is not None:
         return existing, False
-    view = state.registry.active
-    row = _cleaned_row(data, state.taxonomy, view)
-    if row["location_status"] == "to_geocode":
-        _geocode(state, row)
-    values, assignment = _stored_values(row, view, tolerance)
-    with state.engine.begin() as conn:
-        new_id = queries.insert_incident(conn, values, assignment)
+    prepared = prepare_batch(
+        _raw_row(incident),
+        fields=FieldMap(),
+        source=incident.source,
+        crs=incident.crs,
+        categories=taxonomy.frame,
+        index=view.index if view else None,
+        generation_id=view.generation.id if view else None,
+        tolerance=tolerance,
+        gazetteer=lambda: gazetteer.get(engine),
+    )
+    if prepared.cleaned.rejected:
+        raise ValidationError(f"incident refused: {prepared.cleaned.rejected[0]['reason']}")
+    row = prepared.cleaned.frame.iloc[0]
+    key = (str(row["source"]), str(row["external_id"]))
+    with engine.begin() as conn:
+        new_id = store_batch(conn, prepared.cleaned.frame, batch_id=None).get(key)
         if new_id is None:  # created concurrently by a retry of the same request
-            found = queries.incident_id_by_external(conn, data.source, data.external_id)
+            found = queries.incident_id_by_external(conn, *key)
             assert found is not None
             return found, False
         queries.log_status(
@@ -70,78 +117,27 @@ def create_incident(
     return new_id, True
 
 
-def _cleaned_row(data: IncidentIn, taxonomy: Taxonomy, view: GenerationView | None) -> dict:
-    reported = data.reported_at or datetime.now(UTC)
+def _raw_row(incident: NewIncident) -> pd.DataFrame:
+    """The incident as the text columns of an import file."""
+    reported = incident.reported_at or datetime.now(UTC)
     if reported.tzinfo is None:
         reported = reported.replace(tzinfo=LOCAL_TZ)
-    raw = pd.DataFrame(
+    return pd.DataFrame(
         [
             {
-                "id": data.external_id,
-                "source": data.source,
-                "category": data.category,
-                "description": data.description or "",
-                "address": data.address or "",
+                "id": incident.external_id,
+                "source": incident.source,
+                "category": incident.category,
+                "description": incident.description or "",
+                "address": incident.address or "",
                 "reported_at": reported.isoformat(),
-                "crs": data.crs,
-                "lon": "" if data.lon is None else repr(data.lon),
-                "lat": "" if data.lat is None else repr(data.lat),
+                "crs": incident.crs,
+                "lon": "" if incident.lon is None else repr(incident.lon),
+                "lat": "" if incident.lat is None else repr(incident.lat),
             }
         ],
         dtype=str,
     )
-    bounds = None
-    if view is not None:
-        minx, miny, maxx, maxy = view.index.bounds
-        bounds = (minx - _PAD_DEG, miny - _PAD_DEG, maxx + _PAD_DEG, maxy + _PAD_DEG)
-    cleaned = clean_incidents(
-        raw,
-        fields=FieldMap(),
-        source=data.source,
-        crs=data.crs,
-        categories=taxonomy.frame,
-        expected_bounds=bounds,
-    )
-    if cleaned.rejected:
-        reason = cleaned.rejected[0]["reason"]
-        raise ValidationError(f"incident refused: {reason}")
-    return cleaned.frame.iloc[0].to_dict()
-
-
-def _stored_values(
-    row: dict, view: GenerationView | None, tolerance: float
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The incident row, and its assignment under the active generation (None if unlocated)."""
-    values: dict[str, Any] = {
-        name: _plain(row.get(name))
-        for name in (
-            "source",
-            "external_id",
-            "category",
-            "description",
-            "address",
-            "raw_lon",
-            "raw_lat",
-            "raw_crs",
-            "location_status",
-            "unlocated_reason",
-        )
-    }
-    values["reported_at"] = pd.Timestamp(row["reported_at"]).to_pydatetime()
-    values["status"] = "reported"
-    located = row["location_status"] in ("located", "geocoded")
-    values["location"] = queries.point_expr(row["lon"], row["lat"]) if located else None
-    if not located or view is None:
-        return values, None
-    answer = assign_hierarchy(
-        view.index,
-        np.array([row["lon"]], dtype=float),
-        np.array([row["lat"]], dtype=float),
-        tolerance,
-    )
-    assignment = {key: _plain(answer[key][0]) for key in answer}
-    assignment["generation_id"] = view.generation.id
-    return values, assignment
 
 
 def _plain(value: Any) -> Any:
@@ -153,56 +149,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
-
-
-# -- geocoding -------------------------------------------------------------------------
-class GazetteerCache:
-    """The gazetteer in memory, reloaded when address_point changes (count or max id)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._key: tuple | None = None
-        self._gazetteer: Gazetteer | None = None
-
-    def get(self, engine: Engine) -> Gazetteer | None:
-        with engine.connect() as conn:
-            key = tuple(conn.execute(select(func.count(), func.max(AddressPoint.id))).one())
-            with self._lock:
-                if key != self._key:
-                    self._gazetteer = _load_gazetteer(conn) if key[0] else None
-                    self._key = key
-                return self._gazetteer
-
-
-def _load_gazetteer(conn: Connection) -> Gazetteer:
-    rows = (
-        conn.execute(
-            select(
-                AddressPoint.address,
-                AddressPoint.lon,
-                AddressPoint.lat,
-                AddressPoint.micro_grid_code,
-            )
-        )
-        .mappings()
-        .all()
-    )
-    return Gazetteer(pd.DataFrame(rows))
-
-
-def _geocode(state: AppState, row: dict) -> None:
-    cache = state.extras.setdefault("gazetteer", GazetteerCache())
-    gazetteer = cache.get(state.engine)
-    if gazetteer is None:
-        row.update(
-            location_status="unlocated", unlocated_reason="address only, and no gazetteer is loaded"
-        )
-        return
-    found = gazetteer.geocode([row["address"]]).iloc[0]
-    if pd.isna(found["lon"]):
-        row.update(location_status="unlocated", unlocated_reason=str(found["reason"]))
-    else:
-        row.update(location_status="geocoded", lon=float(found["lon"]), lat=float(found["lat"]))
 
 
 # -- the closed loop -------------------------------------------------------------------
@@ -221,10 +167,9 @@ def change_status(
             raise NotFoundError(f"no incident {incident_id}")
         change = plan_transition(current["status"], current["handling_level"], target, level)
         values: dict[str, Any] = {"status": change.status, "handling_level": change.handling_level}
-        if change.kind in ("advance", "reopen"):
-            values[STEP_TIMESTAMP[change.status]] = func.now()
         values.update({column: None for column in change.clears})
-        queries.update_incident(conn, incident_id, values)
+        stamped = STEP_TIMESTAMP[change.status] if change.kind in ("advance", "reopen") else None
+        queries.update_incident(conn, incident_id, values, stamped=stamped)
         queries.log_status(
             conn,
             incident_id,

@@ -1,70 +1,40 @@
-"""What the map pages draw, as GeoDataFrames: the only module of app/maps that reads the database.
+"""What the map pages and the analyses work on, as GeoDataFrames, and its cache in the app.
 
 :class:`MapData` holds one generation's areas (per level), its staff roster and the
 incidents with their assignment under the active generation. It comes from the
-database (:func:`load_map_data`) or, for notebooks and benchmarks, straight from a
-generated demo district (:meth:`MapData.from_demo`); the page builders cannot tell.
+database (:func:`load_map_data`, reading through :mod:`app.db.snapshots`) or, for
+notebooks and benchmarks, straight from a generated demo district
+(:meth:`MapData.from_demo`); the page builders cannot tell.
+
+A running app keeps one per generation in a :class:`MapDataCache`: loading the
+district (areas, staff, 50,000 incidents) takes seconds, so it is reloaded only
+when the shared :class:`~app.services.data_version.DataVersion` changes.
 """
 
 from __future__ import annotations
 
-import io
+import logging
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pa_csv
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Engine
 
 from app.db import repo
-from app.db.models import Area, Generation, Incident, IncidentAssignment, Staff
-from app.db.repo import NotFoundError
-from gis.codes import LEVELS
+from app.db.snapshots import INCIDENT_COLUMNS, DataFingerprint, current_incidents, data_fingerprint
+from app.db.staff import STAFF_COLUMNS, staff_frame
+from app.errors import NotFoundError
+from app.services.data_version import DataVersion
 from gis.errors import GridmapError
+from gis.vocabulary import AREA_LEVELS, LOCAL_TIMEZONE
 
-__all__ = ["INCIDENT_COLUMNS", "LOCAL_TZ", "MapData", "data_fingerprint", "load_map_data"]
+__all__ = ["INCIDENT_COLUMNS", "MapData", "MapDataCache", "load_map_data"]
 
-LOCAL_TZ = "Asia/Shanghai"  # report times are read and shown as China Standard Time
-#: Columns of :attr:`MapData.incidents`.
-INCIDENT_COLUMNS = (
-    "id",
-    "source",
-    "category",
-    "reported_at",
-    "status",
-    "location_status",
-    "street_code",
-    "community_code",
-    "grid_code",
-    "micro_grid_code",
-    "assign_status",
-    "distance_m",
-    "lon",
-    "lat",
-)
-_TEXT = (
-    "source",
-    "category",
-    "status",
-    "location_status",
-    "street_code",
-    "community_code",
-    "grid_code",
-    "micro_grid_code",
-    "assign_status",
-)
-# A constant statement (COPY takes no bound parameters; nothing here comes from a caller).
-# Incidents are read with COPY and parsed by Arrow: row-by-row fetching of 50,000
-# incidents through the driver and pandas takes seconds, COPY a fraction of one.
-_INCIDENT_COPY = (
-    "COPY (SELECT id, source, category, EXTRACT(EPOCH FROM reported_at)::float8 AS reported_at, "
-    "status, location_status, street_code, community_code, grid_code, micro_grid_code, "
-    "assign_status, distance_m, ST_X(location) AS lon, ST_Y(location) AS lat "
-    "FROM incident_current ORDER BY id) TO STDOUT WITH (FORMAT csv, HEADER)"
-)
+log = logging.getLogger("gridmap.maps")
 
 
 @dataclass
@@ -76,11 +46,11 @@ class MapData:
     generation : dict
         ``id`` and ``label``.
     areas : dict of str to geopandas.GeoDataFrame
-        Per level of :data:`gis.codes.LEVELS` present: ``code, name, level, kind,
+        Per level of :data:`gis.vocabulary.AREA_LEVELS` present: ``code, name, level, kind,
         parent_code, population, households, responsible`` and the geometry,
         EPSG:4326, sorted by code.
     staff : pandas.DataFrame
-        ``name, role, area_code, phone``.
+        :data:`~app.db.staff.STAFF_COLUMNS`.
     incidents : pandas.DataFrame
         :data:`INCIDENT_COLUMNS`; ``reported_at`` in Asia/Shanghai, ``lon``/``lat``
         WGS84 (NaN when unlocated).
@@ -108,7 +78,7 @@ class MapData:
 
     def all_areas(self) -> gpd.GeoDataFrame:
         """Every level in one frame, top to bottom."""
-        frames = [self.areas[lv] for lv in LEVELS if lv in self.areas]
+        frames = [self.areas[lv] for lv in AREA_LEVELS if lv in self.areas]
         return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=4326)
 
     @classmethod
@@ -119,13 +89,13 @@ class MapData:
         (the rule the database applies); address-only reports sit at their door
         plate, as the gazetteer geocoder would place them.
         """
+        from gis.assign import HierarchyIndex
         from gis.coverage import incident_lonlat
-        from gis.hierarchy import HierarchyIndex
 
         areas = {
             lv: frame
             for lv, frame in zip(
-                LEVELS,
+                AREA_LEVELS,
                 [demo.district, demo.streets, demo.communities, demo.grids, demo.micro_grids],
                 strict=True,
             )
@@ -143,7 +113,9 @@ class MapData:
                 "id": np.arange(1, len(src) + 1),
                 "source": src["source"].to_numpy(),
                 "category": src["category"].to_numpy(),
-                "reported_at": pd.to_datetime(src["reported_at"]).dt.tz_convert(LOCAL_TZ).array,
+                "reported_at": pd.to_datetime(src["reported_at"])
+                .dt.tz_convert(LOCAL_TIMEZONE)
+                .array,
                 "status": "reported",
                 "location_status": np.where(missing, "geocoded", "located"),
                 **{c: assigned[c].to_numpy() for c in assigned.columns},
@@ -155,7 +127,7 @@ class MapData:
         return cls(
             generation,
             areas,
-            demo.staff[["name", "role", "area_code", "phone"]].copy(),
+            demo.staff[list(STAFF_COLUMNS)].copy(),
             incidents[list(INCIDENT_COLUMNS)],
             ("demo", demo.seed, id(demo)),
         )
@@ -182,7 +154,7 @@ def load_map_data(conn: Connection, generation: str | None = None) -> MapData:
     every = repo.areas_frame(conn, gen.id)
     areas = {
         lv: every[every["level"] == lv].reset_index(drop=True)
-        for lv in LEVELS
+        for lv in AREA_LEVELS
         if (every["level"] == lv).any()
     }
     if "grid" not in areas:
@@ -190,66 +162,59 @@ def load_map_data(conn: Connection, generation: str | None = None) -> MapData:
     return MapData(
         {"id": gen.id, "label": gen.label},
         areas,
-        _staff(conn, gen.id),
-        _incidents(conn),
-        (gen.id, *fingerprint),
+        staff_frame(conn, gen.id),
+        current_incidents(conn),
+        (gen.id, fingerprint),
     )
 
 
-def _staff(conn: Connection, generation_id: int) -> pd.DataFrame:
-    rows = conn.execute(
-        select(Staff.name, Staff.role, Staff.area_code, Staff.phone)
-        .where(Staff.generation_id == generation_id)
-        .order_by(Staff.area_code, Staff.id)
-    ).all()
-    return pd.DataFrame(rows, columns=["name", "role", "area_code", "phone"])
+class MapDataCache:
+    """One :class:`MapData` per generation, reloaded when the data version changes.
 
+    Concurrent requests for a generation being loaded wait for that one load.
 
-def _incidents(conn: Connection) -> pd.DataFrame:
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    buffer = io.BytesIO()
-    with raw.cursor() as cursor, cursor.copy(_INCIDENT_COPY) as copy:
-        for chunk in copy:
-            buffer.write(chunk)
-    buffer.seek(0)
-    types = {c: pa.string() for c in _TEXT} | {
-        "id": pa.int64(),
-        "reported_at": pa.float64(),
-        "distance_m": pa.float64(),
-        "lon": pa.float64(),
-        "lat": pa.float64(),
-    }
-    table = pa_csv.read_csv(buffer, convert_options=pa_csv.ConvertOptions(column_types=types))
-    frame = table.to_pandas()
-    frame["reported_at"] = pd.to_datetime(frame["reported_at"], unit="s", utc=True).dt.tz_convert(
-        LOCAL_TZ
-    )
-    for column in _TEXT:  # plain objects with None: what gis/ and folium expect
-        frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
-    return frame[list(INCIDENT_COLUMNS)]
-
-
-def data_fingerprint(conn: Connection) -> tuple:
-    """Changes when the active generation, areas, staff, incidents or assignments change.
-
-    Counts and maxima of ids, in one round trip: cheap enough to ask before
-    serving a cached page.
+    Parameters
+    ----------
+    engine : Engine
+    version : DataVersion
+        The app's data version, shared with the lookup registry.
     """
-    active = select(Generation.id).where(Generation.is_active).scalar_subquery()
-    assignment = IncidentAssignment.__table__
-    row = conn.execute(
-        select(
-            active,
-            select(func.coalesce(func.max(Area.id), 0)).scalar_subquery(),
-            select(func.count()).select_from(Area).scalar_subquery(),
-            select(func.coalesce(func.max(Staff.id), 0)).scalar_subquery(),
-            select(func.count()).select_from(Staff).scalar_subquery(),
-            select(func.coalesce(func.max(Incident.id), 0)).scalar_subquery(),
-            select(func.count()).select_from(Incident).scalar_subquery(),
-            select(func.max(assignment.c.assigned_at))
-            .where(assignment.c.generation_id == active)
-            .scalar_subquery(),
-        )
-    ).one()
-    return tuple(row)
+
+    def __init__(self, engine: Engine, version: DataVersion):
+        self._engine = engine
+        self._version = version
+        self._lock = threading.Lock()
+        # generation → (data version it was loaded under, data)
+        self._data: dict[str | None, tuple[DataFingerprint, MapData]] = {}
+        self._loading: dict[str | None, threading.Lock] = {}
+
+    def version(self) -> DataFingerprint:
+        """The current data version (what a loaded :class:`MapData` is checked against)."""
+        return self._version.current()
+
+    def data(self, generation: str | None = None) -> MapData:
+        """The data of ``generation`` (default active), reloaded when the database changed."""
+        version = self._version.current()
+        current = self._fresh(generation, version)
+        if current is not None:
+            return current
+        with self._lock:
+            loading = self._loading.setdefault(generation, threading.Lock())
+        with loading:
+            current = self._fresh(generation, version)
+            if current is not None:
+                return current
+            started = time.perf_counter()
+            with self._engine.connect() as conn:
+                loaded = load_map_data(conn, generation)
+            log.info(
+                "map data of generation %s loaded in %.2f s",
+                loaded.generation["label"],
+                time.perf_counter() - started,
+            )
+            self._data[generation] = (version, loaded)
+            return loaded
+
+    def _fresh(self, generation: str | None, version: DataFingerprint) -> MapData | None:
+        known = self._data.get(generation)
+        return known[1] if known is not None and known[0] == version else None

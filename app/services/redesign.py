@@ -19,18 +19,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
-from app.db import repo
+from app.db import incidents as incident_rows
+from app.db import plans, repo
+from app.db import staff as staff_rows
+from app.errors import NotFoundError
 from app.services.area_import import import_areas_on
 from gis.codes import DEFAULT_SCHEME
 from gis.errors import GridmapError
 from gis.redesign import Redesign
+from gis.vocabulary import AREA_LEVELS
 
 Progress = Callable[[str], None]
-CARRIED_LEVELS = ("district", "street", "community")
+#: Levels above the grid: a redesign keeps them as they are.
+CARRIED_LEVELS = AREA_LEVELS[: AREA_LEVELS.index("grid")]
+#: What the workload of a grid is computed from (its geometry aside).
+WORKLOAD_COLUMNS = tuple(c for c in repo.AREA_PROPERTIES if c != "area_m2")
 
 
 @dataclass
@@ -111,40 +117,16 @@ def plan_redesign(
 def _workload_frames(
     conn: Connection, generation_id: int
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
-    columns = (
-        "code",
-        "name",
-        "level",
-        "kind",
-        "parent_code",
-        "population",
-        "households",
-        "responsible",
-    )
-    grids = repo.areas_frame(conn, generation_id, "grid", columns=columns)
-    atoms = repo.areas_frame(conn, generation_id, "micro_grid", columns=columns)
+    grids = repo.areas_frame(conn, generation_id, "grid", columns=WORKLOAD_COLUMNS)
+    atoms = repo.areas_frame(conn, generation_id, "micro_grid", columns=WORKLOAD_COLUMNS)
     if len(grids) == 0:
         raise GridmapError("the active generation has no grids to redesign")
-    counts = _incident_counts(conn, generation_id)
+    recent = incident_rows.recent_assigned_codes(conn, generation_id)
     for frame, key in ((grids, "grid_code"), (atoms, "micro_grid_code")):
-        frame["incidents"] = frame["code"].map(counts[key]).fillna(0).astype(int)
+        frame["incidents"] = frame["code"].map(recent[key].value_counts()).fillna(0).astype(int)
         for column in ("population", "households"):
             frame[column] = pd.to_numeric(frame[column]).fillna(0)
     return grids, atoms
-
-
-def _incident_counts(conn: Connection, generation_id: int) -> dict[str, pd.Series]:
-    """Incidents of the last 12 months of data per grid and micro-grid (the casework load)."""
-    rows = conn.execute(
-        text(
-            "SELECT a.grid_code, a.micro_grid_code FROM incident_assignment a "
-            "JOIN incident i ON i.id = a.incident_id WHERE a.generation_id = :g "
-            "AND i.reported_at > (SELECT max(reported_at) FROM incident) - interval '1 year'"
-        ),
-        {"g": generation_id},
-    ).all()
-    frame = pd.DataFrame(rows, columns=["grid_code", "micro_grid_code"])
-    return {key: frame[key].value_counts() for key in ("grid_code", "micro_grid_code")}
 
 
 def _store_plan(
@@ -155,45 +137,36 @@ def _store_plan(
     atoms: gpd.GeoDataFrame,
     result: RedesignResult,
 ) -> int:
-    note = json.dumps(
-        {
-            "redesign_of": source.label,
-            "mode": result.mode,
-            "target": result.target,
-            "weights": dict(model.weights),
-            "metrics": result.metrics,
-            "baseline": result.baseline,
-        },
-        default=float,
+    target = repo.create_generation(conn, label, note=f"{result.mode} redesign of {source.label}")
+    plans.store_plan(
+        conn,
+        plans.PlanInfo(
+            generation_id=target.id,
+            source_label=source.label,
+            source_generation_id=source.id,
+            target=result.target,
+            mode=result.mode,
+            weights={k: float(w) for k, w in model.weights.items()},
+            metrics=_jsonable(result.metrics),
+            baseline=_jsonable(result.baseline),
+        ),
     )
-    target = repo.create_generation(conn, label, note=note)
     repo.carry_areas(conn, source.id, target.id, CARRIED_LEVELS)
-    grids = model.new_grids_.to_crs(4326)
-    import_areas_on(
-        conn,
-        grids,
-        "grid",
-        source=f"redesign of {source.label}",
-        generation=label,
-        code_field="code",
-        parent_field="parent_code",
-        name_field="name",
-        kind_field="kind",
-    )
     micro = _renumbered_micro_grids(atoms, model, result.mode)
-    import_areas_on(
-        conn,
-        micro,
-        "micro_grid",
-        source=f"redesign of {source.label}",
-        generation=label,
-        code_field="code",
-        parent_field="parent_code",
-        name_field="name",
-        kind_field="kind",
-    )
+    for frame, level in ((model.new_grids_.to_crs(4326), "grid"), (micro, "micro_grid")):
+        import_areas_on(
+            conn,
+            frame,
+            level,
+            source=f"redesign of {source.label}",
+            generation=label,
+            code_field="code",
+            parent_field="parent_code",
+            name_field="name",
+            kind_field="kind",
+        )
     _carry_staff(conn, source.id, target.id, model.lineage_, micro)
-    return _store_lineage(conn, source.id, target.id, model.lineage_)
+    return plans.copy_lineage(conn, source.id, target.id, model.lineage_)
 
 
 def _renumbered_micro_grids(
@@ -227,27 +200,9 @@ def _carry_staff(
         .set_index("old_code")["new_code"]
     )
     moves = {**main.to_dict(), **dict(zip(micro["old_code"], micro["code"], strict=True))}
-    staff = pd.DataFrame(
-        conn.execute(
-            text("SELECT name, role, area_code, phone FROM staff WHERE generation_id = :g"),
-            {"g": source_id},
-        )
-        .mappings()
-        .all(),
-        columns=["name", "role", "area_code", "phone"],
-    )
+    staff = staff_rows.staff_frame(conn, source_id)
     staff["area_code"] = staff["area_code"].map(moves)
-    staff = staff.dropna(subset=["area_code"])
-    staff["generation_id"] = target_id
-    repo.copy_frame(conn, "staff", staff[["name", "role", "area_code", "generation_id", "phone"]])
-
-
-def _store_lineage(conn: Connection, source_id: int, target_id: int, lineage: pd.DataFrame) -> int:
-    rows = lineage[["old_code", "new_code", "area_share", "household_share"]].copy()
-    rows["area_share"] = np.clip(rows["area_share"].astype(float), 0.0, 1.0)
-    rows.insert(0, "to_generation", target_id)
-    rows.insert(0, "from_generation", source_id)
-    return repo.copy_frame(conn, "lineage", rows)
+    staff_rows.copy_staff(conn, staff.dropna(subset=["area_code"]), target_id)
 
 
 @dataclass
@@ -268,37 +223,21 @@ def compare_plan(engine: Engine, ref: str) -> PlanComparison:
     from gis.redesign import DEFAULT_WEIGHTS
 
     with engine.connect() as conn:
-        plan = repo.get_generation(conn, ref)
-        note = _plan_note(plan)
-        if plan is None or note is None:
-            raise repo.NotFoundError(f"no redesign plan {ref!r}")
-        source = repo.get_generation(conn, note["redesign_of"])
+        gen, plan = _stored_plan(conn, ref)
+        source = repo.get_generation(conn, plan.source_label)
         if source is None:
-            raise repo.NotFoundError(
-                f"plan {ref!r} redesigned {note['redesign_of']!r}, which no longer exists"
+            raise NotFoundError(
+                f"plan {ref!r} redesigned {plan.source_label!r}, which no longer exists"
             )
         before, _ = _workload_frames(conn, source.id)
-        after = repo.areas_frame(conn, plan.id, "grid")
-        points = conn.execute(
-            text(
-                "SELECT ST_X(location), ST_Y(location) FROM incident i WHERE location IS NOT NULL "
-                "AND reported_at > (SELECT max(reported_at) FROM incident) - interval '1 year'"
-            )
-        ).all()
+        after = repo.areas_frame(conn, gen.id, "grid")
+        lon, lat = incident_rows.recent_locations(conn)
         lineage = pd.DataFrame(
-            conn.execute(
-                text("SELECT old_code, new_code, area_share FROM lineage WHERE to_generation = :g"),
-                {"g": plan.id},
-            )
-            .mappings()
-            .all(),
-            columns=["old_code", "new_code", "area_share"],
+            plans.lineage_rows(conn, gen.id), columns=list(plans.LINEAGE_COLUMNS)
         )
-    lon = np.array([p[0] for p in points], dtype=float)
-    lat = np.array([p[1] for p in points], dtype=float)
     codes = GridIndex(after, code="code").assign_xy(lon, lat)["code"]
     after["incidents"] = after["code"].map(codes.value_counts()).fillna(0)
-    weights = note.get("weights") or DEFAULT_WEIGHTS
+    weights = plan.weights or DEFAULT_WEIGHTS
     scale = {k: _mean_of(before, k) for k in weights}
     used = {k: w for k, w in weights.items() if scale[k] > 0}  # e.g. no incidents yet
     for frame in (before, after):
@@ -306,19 +245,20 @@ def compare_plan(engine: Engine, ref: str) -> PlanComparison:
             used.values()
         )
     after["changed"] = ~after["code"].isin(_unchanged(lineage))
-    return PlanComparison(
-        plan.label, source.label, before, after, note.get("metrics", {}), note.get("baseline", {})
-    )
+    return PlanComparison(gen.label, source.label, before, after, plan.metrics, plan.baseline)
 
 
-def _plan_note(gen: repo.GenerationInfo | None) -> dict | None:
-    if gen is None:
-        return None
-    try:
-        note = json.loads(gen.note or "")
-    except json.JSONDecodeError:
-        return None
-    return note if isinstance(note, dict) and "redesign_of" in note else None
+def _stored_plan(conn: Connection, ref: str) -> tuple[repo.GenerationInfo, plans.PlanInfo]:
+    gen = repo.get_generation(conn, ref)
+    plan = None if gen is None else plans.get_plan(conn, gen.id)
+    if gen is None or plan is None:
+        raise NotFoundError(f"no redesign plan {ref!r}")
+    return gen, plan
+
+
+def _jsonable(metrics: dict) -> dict:
+    """Metrics as JSON values: NumPy numbers, wherever they are, become floats."""
+    return json.loads(json.dumps(metrics, default=float))
 
 
 def _column(frame: gpd.GeoDataFrame, key: str) -> pd.Series:

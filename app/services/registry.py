@@ -4,8 +4,8 @@ A :class:`GenerationView` is an immutable snapshot of one generation: its
 :class:`gis.hierarchy.HierarchyIndex`, the names and kinds of its areas and the
 staff of each. Lookups never touch the database. The :class:`AreaRegistry`
 swaps in a new snapshot when the active generation, its areas or its staff
-change (checked by a cheap fingerprint query), so a generation activated by the
-CLI in another process is picked up too.
+change (the ``areas`` part of the shared :class:`~app.services.data_version.DataVersion`),
+so a generation activated by the CLI in another process is picked up too.
 """
 
 from __future__ import annotations
@@ -16,15 +16,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine
 
-from app.api.errors import NotReadyError
 from app.db import repo
-from app.db.models import Area, Generation, Staff
-from app.db.repo import NotFoundError
+from app.db.snapshots import area_labels
+from app.db.staff import staff_frame
+from app.errors import NotFoundError, NotReadyError
 from app.services.assignment import load_hierarchy
+from app.services.data_version import DataVersion
+from gis.assign import HierarchyIndex
 from gis.errors import GridmapError
-from gis.hierarchy import HierarchyIndex
 
 __all__ = ["AreaRegistry", "GenerationView", "assign_hierarchy", "assign_point"]
 
@@ -73,18 +74,21 @@ class AreaRegistry:
     ----------
     engine : Engine
         Where the areas live.
+    version : DataVersion
+        The app's data version, shared with the map data.
     keep : int, default 2
         Inactive generations kept in memory after a lookup asked for them.
     """
 
-    def __init__(self, engine: Engine, keep: int = 2):
+    def __init__(self, engine: Engine, version: DataVersion, keep: int = 2):
         self._engine = engine
+        self._version = version
         self._keep = keep
         self._lock = threading.Lock()
         self._build_lock = threading.Lock()
         self._active: GenerationView | None = None
         self._others: OrderedDict[int, GenerationView] = OrderedDict()
-        self._fingerprint: tuple | None = None
+        self._areas_version: tuple | None = None
 
     @property
     def active(self) -> GenerationView | None:
@@ -100,15 +104,19 @@ class AreaRegistry:
         return view
 
     def refresh(self, force: bool = False) -> bool:
-        """Rebuild the active view if anything it depends on changed; True if rebuilt."""
+        """Rebuild the active view if anything it depends on changed; True if rebuilt.
+
+        Asks the database for the data version now (new incidents alone do not
+        rebuild the index).
+        """
+        areas_version = self._version.check().areas
+        if not force and areas_version == self._areas_version:
+            return False
         with self._engine.connect() as conn:
-            fingerprint = _fingerprint(conn)
-            if not force and fingerprint == self._fingerprint:
-                return False
             gen = repo.active_generation(conn)
             view = _try_build(conn, gen) if gen else None
         with self._lock:
-            self._active, self._fingerprint = view, fingerprint
+            self._active, self._areas_version = view, areas_version
             self._others.clear()  # their areas may have changed too
         return True
 
@@ -142,21 +150,6 @@ class AreaRegistry:
         return view
 
 
-def _fingerprint(conn: Connection) -> tuple:
-    """Changes whenever the active generation, any area or any staff row changes."""
-    active = select(Generation.id).where(Generation.is_active).scalar_subquery()
-    row = conn.execute(
-        select(
-            active,
-            select(func.coalesce(func.max(Area.id), 0)).scalar_subquery(),
-            select(func.count()).select_from(Area).scalar_subquery(),
-            select(func.coalesce(func.max(Staff.id), 0)).scalar_subquery(),
-            select(func.count()).select_from(Staff).scalar_subquery(),
-        )
-    ).one()
-    return tuple(row)
-
-
 def _try_build(conn: Connection, gen: repo.GenerationInfo) -> GenerationView | None:
     try:
         return _build(conn, gen)
@@ -169,19 +162,9 @@ def _build(conn: Connection, gen: repo.GenerationInfo) -> GenerationView:
         index = load_hierarchy(conn, gen.id)
     except GridmapError as exc:
         raise NotReadyError(f"generation {gen.label!r} cannot answer lookups: {exc}") from exc
-    areas = {
-        code: (name, level, kind)
-        for code, name, level, kind in conn.execute(
-            select(Area.code, Area.name, Area.level, Area.kind).where(
-                Area.generation_low <= gen.id, Area.generation_high >= gen.id
-            )
-        )
-    }
     staff: dict[str, list[dict[str, Any]]] = {}
-    for code, name, role, phone in conn.execute(
-        select(Staff.area_code, Staff.name, Staff.role, Staff.phone)
-        .where(Staff.generation_id == gen.id)
-        .order_by(Staff.area_code, Staff.id)
-    ):
-        staff.setdefault(code, []).append({"name": name, "role": role, "phone": phone})
-    return GenerationView(gen, index, areas, staff)
+    for row in staff_frame(conn, gen.id).itertuples(index=False):
+        staff.setdefault(row.area_code, []).append(
+            {"name": row.name, "role": row.role, "phone": row.phone}
+        )
+    return GenerationView(gen, index, area_labels(conn, gen.id), staff)

@@ -15,15 +15,15 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine
 
-from app.db.models import ApiKey
-from app.db.repo import NotFoundError
+from app.db import keys
+from app.errors import NotFoundError
 from gis.errors import GridmapError
+from gis.vocabulary import ROLES
 
 __all__ = [
     "ROLES",
-    "ApiKey",
     "Principal",
     "authenticate",
     "create_api_key",
@@ -33,8 +33,6 @@ __all__ = [
     "role_allows",
 ]
 
-#: Roles, weakest first.
-ROLES = ("viewer", "operator", "admin")
 KEY_PREFIX = "gm_"
 _PREFIX_CHARS = len(KEY_PREFIX) + 6  # "gm_" + 6 characters: enough to tell keys apart
 
@@ -73,21 +71,14 @@ def create_api_key(engine: Engine, role: str, name: str | None = None) -> str:
         raise GridmapError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     with engine.begin() as conn:
-        conn.execute(
-            insert(ApiKey).values(
-                key_hash=hash_key(key), prefix=key[:_PREFIX_CHARS], role=role, name=name
-            )
-        )
+        keys.insert_key(conn, hash_key(key), key[:_PREFIX_CHARS], role, name)
     return key
 
 
 def list_api_keys(engine: Engine) -> list[dict]:
     """Every key (revoked ones too) as dicts: id, prefix, role, name, created_at, revoked_at."""
-    query = select(
-        ApiKey.id, ApiKey.prefix, ApiKey.role, ApiKey.name, ApiKey.created_at, ApiKey.revoked_at
-    ).order_by(ApiKey.id)
     with engine.connect() as conn:
-        return [dict(row) for row in conn.execute(query).mappings()]
+        return keys.list_keys(conn)
 
 
 def revoke_api_key(engine: Engine, key_id: int) -> None:
@@ -99,21 +90,12 @@ def revoke_api_key(engine: Engine, key_id: int) -> None:
         If no key has id ``key_id``.
     """
     with engine.begin() as conn:
-        found = conn.execute(select(ApiKey.id).where(ApiKey.id == key_id)).first()
-        if found is None:
+        if not keys.revoke_key(conn, key_id):
             raise NotFoundError(f"no API key with id {key_id}")
-        conn.execute(
-            update(ApiKey)
-            .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
-            .values(revoked_at=func.now())
-        )
 
 
 def authenticate(engine: Engine, key: str) -> Principal | None:
     """The principal of a valid key; None for an unknown or revoked key."""
-    query = select(ApiKey.id, ApiKey.prefix, ApiKey.role, ApiKey.name).where(
-        ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None)
-    )
     with engine.connect() as conn:
-        row = conn.execute(query).first()
+        row = keys.active_key(conn, hash_key(key))
     return None if row is None else Principal(row.id, row.prefix, row.role, row.name)

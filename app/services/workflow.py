@@ -1,7 +1,7 @@
 """The closed loop of incident handling, as rules on (status, handling level).
 
 Digital city management runs 发现 report → 立案 register → 派遣 dispatch →
-处置 handle → 核查 verify → 结案 close (DOMAIN.md §1). Each step moves one
+处置 handle → 核查 verify → 结案 close (``docs/domain.md``). Each step moves one
 forward; the only step back is a failed verification, which sends a handled
 incident back to ``dispatched``. What the grid can solve stays in the grid;
 otherwise the community coordinates, otherwise the street: the handling level
@@ -13,20 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.api.errors import IllegalTransitionError
+from app.errors import IllegalTransitionError
+from gis.vocabulary import HANDLING_LEVELS, INCIDENT_STATUSES
 
-STEPS = ("reported", "registered", "dispatched", "handled", "verified", "closed")
-HANDLING_LEVELS = ("grid", "community", "street")
-#: Status → column holding the time the incident reached it.
-STEP_TIMESTAMP = {
-    "reported": "reported_at",
-    "registered": "registered_at",
-    "dispatched": "dispatched_at",
-    "handled": "handled_at",
-    "verified": "verified_at",
-    "closed": "closed_at",
-}
-_CHAIN = " → ".join(STEPS)
+_CHAIN = " → ".join(INCIDENT_STATUSES)
 
 
 @dataclass(frozen=True)
@@ -84,7 +74,7 @@ def plan_transition(
 
 
 def _next(status: str) -> str:
-    return STEPS[STEPS.index(status) + 1]
+    return INCIDENT_STATUSES[INCIDENT_STATUSES.index(status) + 1]
 
 
 def _checked_level(status: str, level: str | None, target: str, wanted: str | None) -> str | None:

@@ -225,8 +225,8 @@ def upgrade() -> None:
         "CREATE TRIGGER incident_deleted AFTER DELETE ON incident FOR EACH ROW "
         "EXECUTE FUNCTION incident_assignment_cascade()"
     )
-    # The incident as DESIGN.md §3 describes it: with its assignment under the active
-    # generation (NULLs when it has none yet, e.g. unlocated).
+    # The incident as docs/architecture.md ("Data model") describes it: with its assignment
+    # under the active generation (NULLs when it has none yet, e.g. unlocated).
     op.execute(
         "CREATE VIEW incident_current AS SELECT i.*, a.street_code, a.community_code, "
         "a.grid_code, a.micro_grid_code, a.generation_id, a.assign_status, a.distance_m, "

@@ -1,0 +1,130 @@
+"""What the commands share: consoles, progress bars, the database, level checks, reports.
+
+Command modules import the service layer, ``app.db``, ``app.maps``, the settings
+and the heavy parts of ``gis`` inside the command functions, not at the top: they
+pull in geopandas, esda, dask, folium, uvicorn, SQLAlchemy, psycopg, Alembic and
+pydantic-settings, seconds of imports that ``gridmap --help`` (and shell
+completion) should not pay for. Everything light is imported at module level.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from gis.vocabulary import AREA_LEVELS
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+
+    from app.db.repo import GenerationInfo
+    from app.services.incident_import import IncidentImportReport
+
+console = Console()
+err = Console(stderr=True)
+
+LevelOpt = Annotated[str, typer.Option("--level", "-l", help=f"One of: {', '.join(AREA_LEVELS)}.")]
+GenerationOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--generation",
+        "-g",
+        help="Generation label or id (default: the active one). A new label "
+        "creates an inactive generation.",
+    ),
+]
+
+
+def open_engine(migrate: bool = True) -> Engine:
+    """Provision (install, start, migrate) the configured database and connect to it."""
+    from app.config import Settings
+    from app.db.provision import ensure_database
+    from app.db.session import make_engine
+
+    return make_engine(ensure_database(Settings(), migrate=migrate))
+
+
+def check_level(level: str) -> str:
+    if level not in AREA_LEVELS:
+        raise typer.BadParameter(
+            f"{level!r} is not a level; use one of {', '.join(AREA_LEVELS)}", param_hint="--level"
+        )
+    return level
+
+
+class CountColumn(ProgressColumn):
+    """``done/total`` with thousands separators; only ``done`` while the total is unknown."""
+
+    def render(self, task: Task) -> Text:
+        done = f"{int(task.completed):,}"
+        shown = done if task.total is None else f"{done}/{int(task.total):,}"
+        return Text(shown, style="progress.download")
+
+
+def progress_bar() -> Progress:
+    """A bar labelled by its task's description; safe while a task's total is still None."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        CountColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def generation_or_exit(conn: Connection, ref: str | None) -> GenerationInfo:
+    """The generation ``ref`` names (the active one without it), or exit with a message."""
+    from app.db import repo
+
+    gen = repo.get_generation(conn, ref) if ref else repo.active_generation(conn)
+    if gen is None:
+        err.print(
+            f"[red]no generation {ref!r}[/red]"
+            if ref
+            else "[red]no active generation: import areas or run `gridmap demo` first[/red]"
+        )
+        raise typer.Exit(1)
+    return gen
+
+
+def print_problems(problems: list[dict[str, Any]], title: str) -> None:
+    """The refusal report of an area import: one row per problem, then the duplicated codes."""
+    table = Table(title=title, title_style="bold red", show_lines=False)
+    table.add_column("row", justify="right")
+    table.add_column("code")
+    table.add_column("reason", overflow="fold")
+    for p in problems:
+        table.add_row(
+            "" if p.get("row") is None else str(p["row"]), p.get("code") or "", p["reason"]
+        )
+    err.print(table)
+    duplicated = sorted({p["code"] for p in problems if p.get("kind") == "duplicate"})
+    if duplicated:
+        err.print(f"[bold]duplicated codes:[/bold] {', '.join(duplicated)}")
+
+
+def print_incident_report(report: IncidentImportReport, name: str) -> None:
+    """Where every input row of an incident import ended: the counts add up to the input."""
+    table = Table(title=f"{name}: batch #{report.batch_id}")
+    table.add_column("rows")
+    table.add_column("count", justify="right")
+    table.add_row("input", f"{report.rows_in:,}")
+    table.add_row("stored with a location", f"{report.stored:,}")
+    table.add_row("  of which geocoded from the address", f"{report.geocoded:,}")
+    table.add_row("stored unlocated", f"{report.unlocated:,}")
+    table.add_row("rejected", f"{report.rejected:,}")
+    table.add_row("already present (re-import, unchanged)", f"{report.already_present:,}")
+    for status, n in sorted(report.by_status.items()):
+        table.add_row(f"assignment: {status}", f"{n:,}")
+    console.print(table)
+    for reason, n in report.unlocated_reasons.items():
+        console.print(f"  unlocated: {n:,} × {reason}")
+    for row in report.rejected_rows[:20]:
+        err.print(f"  rejected row {row['row']}: {row['reason']}")
+    if report.rejected > 20:
+        err.print(f"  … {report.rejected - 20:,} more in rejected_row (batch #{report.batch_id})")

@@ -1,0 +1,77 @@
+"""Rows of ``incident_assignment``: one per incident and generation, written by COPY.
+
+Re-assigning a generation replaces that generation's rows only; the rows of
+every other generation are the assignment history and are never touched.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import ColumnElement, Connection, Table, exists, func, select
+
+from app.db.bulk import copy_frame
+from app.db.models import Incident, IncidentAssignment
+from gis.assign import ASSIGNED_LEVELS
+
+INCIDENT = cast(Table, Incident.__table__)
+ASSIGNMENT = cast(Table, IncidentAssignment.__table__)
+#: The assignment's area codes, from the street down.
+CODE_COLUMNS: list[str] = list(ASSIGNED_LEVELS.values())
+
+
+def clear_assignments(conn: Connection, generation_id: int) -> int:
+    return conn.execute(
+        ASSIGNMENT.delete().where(ASSIGNMENT.c.generation_id == generation_id)
+    ).rowcount
+
+
+def _to_assign(generation_id: int, only_unassigned: bool) -> list[ColumnElement]:
+    where: list[ColumnElement] = [INCIDENT.c.location.isnot(None)]
+    if only_unassigned:
+        assigned = exists().where(
+            ASSIGNMENT.c.incident_id == INCIDENT.c.id,
+            ASSIGNMENT.c.generation_id == generation_id,
+        )
+        where.append(~assigned)
+    return where
+
+
+def count_to_assign(conn: Connection, generation_id: int, only_unassigned: bool) -> int:
+    """Located incidents (without a row under ``generation_id``, if ``only_unassigned``)."""
+    return conn.execute(
+        select(func.count())
+        .select_from(INCIDENT)
+        .where(*_to_assign(generation_id, only_unassigned))
+    ).scalar_one()
+
+
+def locations_after(
+    conn: Connection, generation_id: int, only_unassigned: bool, after_id: int, limit: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids, lon, lat) of the next ``limit`` incidents to assign with an id above ``after_id``.
+
+    Keyset paging on id: OFFSET would rescan the table for every chunk.
+    """
+    rows = conn.execute(
+        select(INCIDENT.c.id, func.ST_X(INCIDENT.c.location), func.ST_Y(INCIDENT.c.location))
+        .where(*_to_assign(generation_id, only_unassigned), INCIDENT.c.id > after_id)
+        .order_by(INCIDENT.c.id)
+        .limit(limit)
+    ).all()
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    lon = np.array([r[1] for r in rows], dtype=float)
+    lat = np.array([r[2] for r in rows], dtype=float)
+    return ids, lon, lat
+
+
+def copy_assignments(
+    conn: Connection, incident_ids: np.ndarray, result: pd.DataFrame, generation_id: int
+) -> int:
+    """COPY assignment rows (``HierarchyIndex.assign_xy`` output) for one generation."""
+    rows = result[[*CODE_COLUMNS, "assign_status", "distance_m"]].copy()
+    rows.insert(0, "incident_id", np.asarray(incident_ids, dtype=np.int64))
+    rows.insert(0, "generation_id", generation_id)
+    return copy_frame(conn, "incident_assignment", rows)

@@ -1,0 +1,142 @@
+"""Incidents written in batches, the geocoding gazetteer, and the incident counts services need.
+
+A batch of incidents — a file of 50,000 or one created through the API — goes
+through one path: COPY into a staging table, then one INSERT … ON CONFLICT DO
+NOTHING, so ``(source, external_id)`` decides what is new.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import ColumnElement, Connection, Table, func, select, text
+from sqlalchemy import column as sql_column
+from sqlalchemy import table as sql_table
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from app.db.assignments import CODE_COLUMNS
+from app.db.bulk import copy_frame
+from app.db.models import AddressPoint, Incident, IncidentAssignment
+
+INCIDENT = cast(Table, Incident.__table__)
+ADDRESS_POINT = cast(Table, AddressPoint.__table__)
+
+# The columns of an incident, in groups every reader and writer composes from.
+#: What was reported.
+REPORTED_COLUMNS = ("source", "external_id", "category", "description", "address", "reported_at")
+#: The coordinates as given, before any conversion.
+RAW_LOCATION_COLUMNS = ("raw_lon", "raw_lat", "raw_crs")
+#: How the location was found, or why not.
+LOCATION_OUTCOME_COLUMNS = ("location_status", "unlocated_reason")
+#: Where the incident is in the closed loop.
+LOOP_COLUMNS = ("status", "handling_level")
+#: An incident's assignment under one generation (``incident_assignment``).
+ASSIGNMENT_COLUMNS = (*CODE_COLUMNS, "generation_id", "assign_status", "distance_m", "assigned_at")
+
+#: Columns an incident batch fills (the rest take their defaults).
+INCIDENT_COPY_COLUMNS = (
+    *REPORTED_COLUMNS,
+    *RAW_LOCATION_COLUMNS,
+    "location",
+    *LOCATION_OUTCOME_COLUMNS,
+    "batch_id",
+)
+#: An incident with its current assignment, as exported (``gridmap incidents export``).
+INCIDENT_EXPORT_COLUMNS = (
+    "id",
+    *REPORTED_COLUMNS,
+    *LOOP_COLUMNS,
+    *RAW_LOCATION_COLUMNS,
+    *LOCATION_OUTCOME_COLUMNS,
+    *ASSIGNMENT_COLUMNS,
+)
+#: A temporary copy of ``incident``'s columns, created per batch (untyped: only moved).
+STAGE = sql_table("incident_stage", *[sql_column(c) for c in INCIDENT_COPY_COLUMNS])
+GAZETTEER_COLUMNS = ("address", "lon", "lat", "micro_grid_code")
+#: The casework load of a grid is its incidents of the last year of data (in years).
+WORKLOAD_WINDOW_YEARS = 1
+
+
+def insert_new_incidents(conn: Connection, rows: pd.DataFrame) -> list[tuple[int, str, str]]:
+    """Insert the rows (columns :data:`INCIDENT_COPY_COLUMNS`, geometries as hex EWKB)
+    whose (source, external_id) is new; returns (id, source, external_id) of those.
+    """
+    conn.execute(
+        text("CREATE TEMP TABLE incident_stage (LIKE incident INCLUDING DEFAULTS) ON COMMIT DROP")
+    )
+    copy_frame(conn, STAGE.name, rows[list(INCIDENT_COPY_COLUMNS)])
+    query = (
+        pg_insert(INCIDENT)
+        .from_select(
+            list(INCIDENT_COPY_COLUMNS),
+            select(*[STAGE.c[c] for c in INCIDENT_COPY_COLUMNS]).order_by(STAGE.c.external_id),
+        )
+        .on_conflict_do_nothing(index_elements=["source", "external_id"])
+        .returning(INCIDENT.c.id, INCIDENT.c.source, INCIDENT.c.external_id)
+    )
+    inserted = [(int(i), s, e) for i, s, e in conn.execute(query).all()]
+    # Dropped now, not at commit: another batch in the same transaction creates it again.
+    conn.execute(text("DROP TABLE incident_stage"))
+    return inserted
+
+
+def incident_count(conn: Connection) -> int:
+    return conn.execute(select(func.count()).select_from(INCIDENT)).scalar_one()
+
+
+def delete_all_incidents(conn: Connection) -> int:
+    """Every incident goes, with its assignments and status log (cascades)."""
+    return conn.execute(INCIDENT.delete()).rowcount
+
+
+def _in_workload_window() -> ColumnElement:
+    latest = select(func.max(INCIDENT.c.reported_at)).scalar_subquery()
+    return INCIDENT.c.reported_at > latest - func.make_interval(WORKLOAD_WINDOW_YEARS)
+
+
+def recent_locations(conn: Connection) -> tuple[np.ndarray, np.ndarray]:
+    """WGS84 lon, lat of the located incidents in the workload window."""
+    rows = conn.execute(
+        select(func.ST_X(INCIDENT.c.location), func.ST_Y(INCIDENT.c.location)).where(
+            INCIDENT.c.location.isnot(None), _in_workload_window()
+        )
+    ).all()
+    lon = np.array([r[0] for r in rows], dtype=float)
+    lat = np.array([r[1] for r in rows], dtype=float)
+    return lon, lat
+
+
+def recent_assigned_codes(conn: Connection, generation_id: int) -> pd.DataFrame:
+    """Grid and micro-grid codes of the incidents in the workload window, under a generation."""
+    assignment = cast(Table, IncidentAssignment.__table__)
+    rows = conn.execute(
+        select(assignment.c.grid_code, assignment.c.micro_grid_code)
+        .join_from(assignment, INCIDENT, INCIDENT.c.id == assignment.c.incident_id)
+        .where(assignment.c.generation_id == generation_id, _in_workload_window())
+    ).all()
+    return pd.DataFrame(rows, columns=["grid_code", "micro_grid_code"])
+
+
+# -- the gazetteer -----------------------------------------------------------------------
+def gazetteer_frame(conn: Connection) -> pd.DataFrame:
+    """Every gazetteer address with its WGS84 point and micro-grid."""
+    query = select(*[ADDRESS_POINT.c[c] for c in GAZETTEER_COLUMNS])
+    return pd.DataFrame(conn.execute(query).mappings().all(), columns=list(GAZETTEER_COLUMNS))
+
+
+def gazetteer_version(conn: Connection) -> tuple[int, int | None]:
+    """(count, max id) of the gazetteer: changes whenever addresses are loaded or replaced."""
+    count, last = conn.execute(
+        select(func.count(), func.max(ADDRESS_POINT.c.id)).select_from(ADDRESS_POINT)
+    ).one()
+    return int(count), last
+
+
+def gazetteer_count(conn: Connection) -> int:
+    return gazetteer_version(conn)[0]
+
+
+def delete_gazetteer_source(conn: Connection, source: str) -> int:
+    return conn.execute(ADDRESS_POINT.delete().where(ADDRESS_POINT.c.source == source)).rowcount

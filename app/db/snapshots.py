@@ -1,0 +1,140 @@
+"""The reads behind what the app keeps in memory: the data version, lookup labels, map frames.
+
+The lookup registry (:mod:`app.services.registry`) and the map data
+(:mod:`app.services.map_data`) are snapshots of the same tables. Both ask
+:func:`data_fingerprint` whether their snapshot is stale, and read what they
+hold through the functions below (and :func:`app.db.staff.staff_frame`).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+from sqlalchemy import Connection, func, select
+
+from app.db.models import Area, Generation, Incident, IncidentAssignment, Staff
+from gis.vocabulary import LOCAL_TIMEZONE
+
+__all__ = [
+    "INCIDENT_COLUMNS",
+    "DataFingerprint",
+    "area_labels",
+    "current_incidents",
+    "data_fingerprint",
+]
+
+# Incident columns read as numbers; every other one is text.
+_NUMBERS = {
+    "id": pa.int64(),
+    "reported_at": pa.float64(),
+    "distance_m": pa.float64(),
+    "lon": pa.float64(),
+    "lat": pa.float64(),
+}
+#: Columns of :func:`current_incidents`.
+INCIDENT_COLUMNS = (
+    "id",
+    "source",
+    "category",
+    "reported_at",
+    "status",
+    "location_status",
+    "street_code",
+    "community_code",
+    "grid_code",
+    "micro_grid_code",
+    "assign_status",
+    "distance_m",
+    "lon",
+    "lat",
+)
+_TEXT = tuple(c for c in INCIDENT_COLUMNS if c not in _NUMBERS)
+# A constant statement (COPY takes no bound parameters; nothing here comes from a caller).
+# Incidents are read with COPY and parsed by Arrow: row-by-row fetching of 50,000
+# incidents through the driver and pandas takes seconds, COPY a fraction of one.
+_INCIDENT_COPY = (
+    "COPY (SELECT id, source, category, EXTRACT(EPOCH FROM reported_at)::float8 AS reported_at, "
+    "status, location_status, street_code, community_code, grid_code, micro_grid_code, "
+    "assign_status, distance_m, ST_X(location) AS lon, ST_Y(location) AS lat "
+    "FROM incident_current ORDER BY id) TO STDOUT WITH (FORMAT csv, HEADER)"
+)
+
+
+@dataclass(frozen=True)
+class DataFingerprint:
+    """Counts and maxima of ids that change whenever the data would.
+
+    Attributes
+    ----------
+    areas : tuple
+        The active generation, its areas and staff: what the lookup index is built from.
+    incidents : tuple
+        Incidents and their assignments under the active generation: what the maps
+        count in addition.
+    """
+
+    areas: tuple
+    incidents: tuple
+
+
+def data_fingerprint(conn: Connection) -> DataFingerprint:
+    """The current :class:`DataFingerprint`, in one round trip.
+
+    Cheap enough to ask before serving a cached page.
+    """
+    active = select(Generation.id).where(Generation.is_active).scalar_subquery()
+    assignment = IncidentAssignment.__table__
+    row = conn.execute(
+        select(
+            active,
+            select(func.coalesce(func.max(Area.id), 0)).scalar_subquery(),
+            select(func.count()).select_from(Area).scalar_subquery(),
+            select(func.coalesce(func.max(Staff.id), 0)).scalar_subquery(),
+            select(func.count()).select_from(Staff).scalar_subquery(),
+            select(func.coalesce(func.max(Incident.id), 0)).scalar_subquery(),
+            select(func.count()).select_from(Incident).scalar_subquery(),
+            select(func.max(assignment.c.assigned_at))
+            .where(assignment.c.generation_id == active)
+            .scalar_subquery(),
+        )
+    ).one()
+    return DataFingerprint(tuple(row[:5]), tuple(row[5:]))
+
+
+def area_labels(conn: Connection, generation_id: int) -> dict[str, tuple[Any, str, Any]]:
+    """``code → (name, level, kind)`` of every area of a generation."""
+    rows = conn.execute(
+        select(Area.code, Area.name, Area.level, Area.kind).where(
+            Area.generation_low <= generation_id, Area.generation_high >= generation_id
+        )
+    )
+    return {code: (name, level, kind) for code, name, level, kind in rows}
+
+
+def current_incidents(conn: Connection) -> pd.DataFrame:
+    """Every incident with its assignment under the active generation.
+
+    :data:`INCIDENT_COLUMNS`; ``reported_at`` in China Standard Time, ``lon``/``lat``
+    WGS84 (NaN when unlocated), missing text as None.
+    """
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    buffer = io.BytesIO()
+    with raw.cursor() as cursor, cursor.copy(_INCIDENT_COPY) as copy:
+        for chunk in copy:
+            buffer.write(chunk)
+    buffer.seek(0)
+    types = {c: pa.string() for c in _TEXT} | _NUMBERS
+    table = pa_csv.read_csv(buffer, convert_options=pa_csv.ConvertOptions(column_types=types))
+    frame = table.to_pandas()
+    frame["reported_at"] = pd.to_datetime(frame["reported_at"], unit="s", utc=True).dt.tz_convert(
+        LOCAL_TIMEZONE
+    )
+    for column in _TEXT:  # plain objects with None: what gis/ and folium expect
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+    return frame[list(INCIDENT_COLUMNS)]

@@ -1,0 +1,48 @@
+"""The service's exceptions: one hierarchy rooted in ``gis.errors.GridmapError``.
+
+Raised by ``app/db``, ``app/services`` and the routers alike; only
+``app/api/errors.py`` knows which HTTP status each becomes, so a service stays
+usable from the CLI and the map builders without importing the HTTP layer.
+"""
+
+from __future__ import annotations
+
+from gis.errors import GridmapError
+
+__all__ = [
+    "AuthenticationError",
+    "ConflictError",
+    "IllegalTransitionError",
+    "NotFoundError",
+    "NotReadyError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+]
+
+
+class NotFoundError(GridmapError, LookupError):
+    """A generation, area, incident, plan or key that does not exist."""
+
+
+class AuthenticationError(GridmapError):
+    """No API key, or one that is unknown or revoked."""
+
+
+class PermissionDeniedError(GridmapError):
+    """A valid key whose role is too weak for the request."""
+
+
+class ConflictError(GridmapError):
+    """The request is well-formed but the current state forbids it."""
+
+
+class IllegalTransitionError(ConflictError):
+    """A status change the closed loop does not allow; the message says which are."""
+
+
+class NotReadyError(ConflictError):
+    """No active generation (or one without grids) to answer from yet."""
+
+
+class PayloadTooLargeError(GridmapError):
+    """A request over a configured size bound (body bytes, points per lookup)."""

@@ -1,0 +1,100 @@
+"""Built map pages of a running app, cached per data and parameter set.
+
+A page from loaded data takes well under a second, a cached page nothing.
+:class:`PageCache` keeps the newest pages in an LRU keyed by the data they were
+built from (:attr:`~app.services.map_data.MapData.fingerprint`) and their
+parameters; the data itself comes from the service layer's
+:class:`~app.services.map_data.MapDataCache`. Concurrent requests for the same
+page wait for one build ("single flight").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+
+from app.config import MapSettings
+from app.maps.assets import AssetStore
+from app.services.map_data import MapData, MapDataCache
+from gis.errors import GridmapError
+
+__all__ = ["PageCache"]
+
+log = logging.getLogger("gridmap.maps")
+
+
+class PageCache:
+    """Map pages built from the app's map data, with their settings and assets.
+
+    Parameters
+    ----------
+    data : MapDataCache
+        Where the pages' data comes from.
+    settings : MapSettings
+    store : AssetStore, optional
+        Default: the one under ``settings.asset_dir``.
+    """
+
+    def __init__(self, data: MapDataCache, settings: MapSettings, store: AssetStore | None = None):
+        self.data = data
+        self.settings = settings
+        self.store = store or AssetStore(settings.asset_dir)
+        self._lock = threading.Lock()
+        self._pages: OrderedDict[Hashable, str] = OrderedDict()
+        self._building: dict[Hashable, threading.Lock] = {}
+
+    def etag(self, key: Hashable) -> str:
+        """Validator of the page ``key`` for the current data (cheap: no load, no build)."""
+        text = repr((self.data.version(), key, self.store.version("gridmap")))
+        return '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
+
+    def page(
+        self, key: Hashable, build: Callable[[MapData], str], generation: str | None = None
+    ) -> str:
+        """The page ``key``, built by ``build(data)`` unless cached for the current data."""
+        data = self.data.data(generation)
+        full_key = (data.fingerprint, key)
+        cached = self._cached_page(full_key)
+        if cached is not None:
+            return cached
+        with self._lock:
+            building = self._building.setdefault(full_key, threading.Lock())
+        with building:
+            cached = self._cached_page(full_key)
+            if cached is not None:
+                return cached
+            started = time.perf_counter()
+            html = build(data)
+            log.info("map page %r built in %.2f s", key, time.perf_counter() - started)
+            with self._lock:
+                self._pages[full_key] = html
+                while len(self._pages) > self.settings.page_cache:
+                    self._pages.popitem(last=False)
+                self._building.pop(full_key, None)  # later callers find the page
+            return html
+
+    def _cached_page(self, key: Hashable) -> str | None:
+        with self._lock:
+            html = self._pages.get(key)
+            if html is not None:
+                self._pages.move_to_end(key)
+            return html
+
+    def warm(self, build: Callable[[MapData], str], key: Hashable) -> threading.Thread:
+        """Build one page in a background thread (errors are logged, not raised)."""
+
+        def run() -> None:
+            try:
+                self.page(key, build)
+            except GridmapError as exc:  # no data yet, assets missing: requests will say so
+                log.info("map not prepared in advance: %s", exc)
+            except Exception:  # a bug: logged in full, the request will fail the same way
+                log.warning("could not prepare the map in advance", exc_info=True)
+
+        thread = threading.Thread(target=run, name="gridmap-map-warm", daemon=True)
+        thread.start()
+        return thread
