@@ -53,6 +53,21 @@ class ApiSettings(BaseSettings):
         description="Run the Alembic migrations when the app starts (`gridmap serve` "
         "already does so before starting).",
     )
+    redesign_jobs_per_key: int = Field(
+        default=2,
+        ge=1,
+        description="Redesign jobs one API key may have queued or running at once; more get 429.",
+    )
+    redesign_jobs_total: int = Field(
+        default=4,
+        ge=1,
+        description="Redesign jobs queued or running at once over all keys; more get 429.",
+    )
+    retry_after_seconds: int = Field(
+        default=5,
+        ge=1,
+        description="`Retry-After` of a 503 while the database is unreachable.",
+    )
 
 
 class MapSettings(BaseSettings):

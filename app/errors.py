@@ -12,11 +12,13 @@ from gis.errors import GridmapError
 __all__ = [
     "AuthenticationError",
     "ConflictError",
+    "DatabaseUnavailableError",
     "IllegalTransitionError",
     "NotFoundError",
     "NotReadyError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
+    "TooManyRequestsError",
 ]
 
 
@@ -46,3 +48,11 @@ class NotReadyError(ConflictError):
 
 class PayloadTooLargeError(GridmapError):
     """A request over a configured size bound (body bytes, points per lookup)."""
+
+
+class TooManyRequestsError(GridmapError):
+    """More work than a configured bound allows at once (e.g. redesign jobs per key)."""
+
+
+class DatabaseUnavailableError(GridmapError):
+    """The database cannot be reached right now; the request may be retried later."""

@@ -25,18 +25,29 @@ from sqlalchemy import Engine
 
 from app.api import (
     analysis,
+    docs,
     generations,
     grids,
     incidents,
+    layers,
     lookup,
     maps,
     ogc,
     open311,
     redesign,
+    stats,
     system,
+    taxonomy,
 )
 from app.api.deps import AppState, requires
-from app.api.errors import install_error_handlers
+from app.api.errors import (
+    DATABASE_DOWN,
+    ERROR_RESPONSES,
+    DatabaseOutage,
+    install_error_handlers,
+    outage,
+)
+from app.api.hygiene import SecurityHeadersMiddleware
 from app.api.limits import BodyLimitMiddleware
 from app.config import ApiSettings, Settings
 from app.db.session import make_engine, upgrade
@@ -57,14 +68,23 @@ ROUTERS: list[APIRouter] = [
     incidents.router,
     open311.router,
     generations.router,
+    layers.router,
     redesign.router,
     analysis.router,
     maps.router,
     system.router,
+    docs.router,
+    taxonomy.router,
+    stats.router,
 ]
 #: Routers serving boundaries without a key; with GRIDMAP_PUBLIC_BOUNDARIES=false they are
 #: included behind a viewer check (a dependency only then: it costs on the lookup path).
-BOUNDARY_ROUTERS: list[APIRouter] = [lookup.router, grids.router, generations.router]
+BOUNDARY_ROUTERS: list[APIRouter] = [
+    lookup.router,
+    grids.router,
+    generations.router,
+    layers.router,
+]
 
 TAGS = [
     {
@@ -96,7 +116,7 @@ TAGS = [
     },
     {"name": "analysis", "description": "Coverage defects and Gi* hot spots as GeoJSON."},
     {"name": "maps", "description": "folium map pages that work offline."},
-    {"name": "system", "description": "Health."},
+    {"name": "system", "description": "Liveness (/health) and readiness (/ready)."},
 ]
 
 
@@ -117,12 +137,18 @@ def create_app(
         title="gridmap",
         version="0.1.0",
         lifespan=_lifespan(settings),
+        # /docs and /redoc are served from the app's own pinned assets (app/api/docs.py)
+        docs_url=None,
+        redoc_url=None,
+        # every route may answer these (bad input, no key, an outage …)
+        responses=ERROR_RESPONSES,
         description="GIS service for grid governance (网格化管理): unified-code grids in "
         "PostGIS, incident lookup and assignment, the closed loop of handling. "
         "Send API keys as `X-API-Key` (or `Authorization: Bearer`).",
         openapi_tags=TAGS,
     )
     install_error_handlers(app)
+    outage(app).retry_after = settings.api.retry_after_seconds
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
     if settings.api.cors_origins:
         app.add_middleware(
@@ -131,6 +157,7 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["X-API-Key", "Authorization", "Content-Type"],
         )
+    app.add_middleware(SecurityHeadersMiddleware)
     guard = [] if settings.api.public_boundaries else [Depends(requires("viewer"))]
     for router in [*ROUTERS, *extra_routers]:
         app.include_router(router, dependencies=guard if router in BOUNDARY_ROUTERS else [])
@@ -150,7 +177,11 @@ def _lifespan(settings: Settings):
         if settings.maps.warm_on_startup:
             maps.warm_district_map(state.pages, app.root_path)
         seconds = settings.api.index_refresh_seconds
-        watcher = asyncio.create_task(_watch(state.registry, seconds)) if seconds > 0 else None
+        watcher = (
+            asyncio.create_task(_watch(state.registry, outage(app), seconds))
+            if seconds > 0
+            else None
+        )
         try:
             yield
         finally:
@@ -175,17 +206,25 @@ def _open_state(settings: Settings, engine: Engine) -> AppState:
         registry=AreaRegistry(engine, version),
         map_data=map_data,
         pages=PageCache(map_data, settings.maps),
-        taxonomy=Taxonomy(),
+        taxonomy=Taxonomy(engine),
         gazetteer=GazetteerCache(),
     )
 
 
-async def _watch(registry: AreaRegistry, seconds: float) -> None:
-    """Pick up generations activated or areas changed by other processes (e.g. the CLI)."""
+async def _watch(registry: AreaRegistry, db: DatabaseOutage, seconds: float) -> None:
+    """Pick up generations activated or areas changed by other processes (e.g. the CLI).
+
+    It also notices when the database comes back after an outage.
+    """
     while True:
         await asyncio.sleep(seconds)
         try:
             if await run_in_threadpool(registry.refresh):
                 log.info("areas changed; lookup index rebuilt")
-        except Exception:  # a database hiccup must not stop the watcher for good
+        except DATABASE_DOWN as error:  # one log line per outage, not one per poll
+            db.went_down(error)
+            continue
+        except Exception:  # a bug must not stop the watcher for good
             log.exception("could not refresh the lookup index")
+            continue
+        db.came_back()

@@ -11,11 +11,14 @@ Modules and subpackages
 * :mod:`gis.crs` — WGS84/CGCS2000/GCJ-02/BD-09 conversions and the metric CRS;
 * :mod:`gis.areas` — reading, checking and numbering area layers;
 * :mod:`gis.assign` — point-in-polygon assignment (``docs/assignment.md``);
+* :mod:`gis.tables` — office tables in and out (CSV in UTF-8 or GB18030, Excel);
 * :mod:`gis.incidents`, :mod:`gis.geocode`, :mod:`gis.taxonomy` — incident files,
-  addresses and categories;
+  addresses and categories; :mod:`gis.times` — the accepted range of report times;
+* :mod:`gis.staff` — staff rosters and the staffing rule;
 * :mod:`gis.coverage` — gaps, overlaps and nesting defects of a hierarchy;
 * :mod:`gis.hotspots` — counts, rates, Gi* hot spots, density and trends;
 * :mod:`gis.redesign` — redesigning grids for equal workload;
+* :mod:`gis.layers` — departments' thematic layers and their crosswalk to the grids (多格合一);
 * :mod:`gis.demo` — the deterministic demo district.
 
 The main entry points are importable from here too (``from gis import GridIndex``).
@@ -40,8 +43,12 @@ if TYPE_CHECKING:
         geocode,
         hotspots,
         incidents,
+        layers,
         redesign,
+        staff,
+        tables,
         taxonomy,
+        times,
         vocabulary,
     )
     from gis.assign import GridIndex, HierarchyIndex, assign_points
@@ -53,7 +60,10 @@ if TYPE_CHECKING:
     from gis.geocode import Gazetteer
     from gis.hotspots import HotSpots, kernel_density
     from gis.incidents import clean_incidents
+    from gis.layers import build_crosswalk
     from gis.redesign import Redesign
+    from gis.staff import validate_roster
+    from gis.tables import read_table, write_table
 
 __all__ = [
     # modules and subpackages
@@ -67,8 +77,12 @@ __all__ = [
     "geocode",
     "hotspots",
     "incidents",
+    "layers",
     "redesign",
+    "staff",
+    "tables",
     "taxonomy",
+    "times",
     "vocabulary",
     # entry points
     "CodeScheme",
@@ -79,11 +93,15 @@ __all__ = [
     "HotSpots",
     "Redesign",
     "assign_points",
+    "build_crosswalk",
     "build_demo",
     "check_coverage",
     "clean_incidents",
     "kernel_density",
     "metric_crs",
+    "read_table",
+    "validate_roster",
+    "write_table",
 ]
 
 #: Entry point → the module that defines it.
@@ -96,11 +114,15 @@ _ENTRY_POINTS = {
     "HotSpots": "gis.hotspots",
     "Redesign": "gis.redesign",
     "assign_points": "gis.assign",
+    "build_crosswalk": "gis.layers",
     "build_demo": "gis.demo",
     "check_coverage": "gis.coverage",
     "clean_incidents": "gis.incidents",
     "kernel_density": "gis.hotspots",
     "metric_crs": "gis.crs",
+    "read_table": "gis.tables",
+    "validate_roster": "gis.staff",
+    "write_table": "gis.tables",
 }
 _MODULES = frozenset(__all__) - _ENTRY_POINTS.keys()
 

@@ -9,6 +9,7 @@ in the parent areas and the codes that already exist and writes the result.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from io import BytesIO
 from pathlib import Path
 
 import geopandas as gpd
@@ -20,6 +21,7 @@ import shapely
 from gis import crs as crs_mod
 from gis.codes import DEFAULT_SCHEME, LEVELS, CodeScheme
 from gis.errors import CRSError, GridmapError, InvalidCodeError, ValidationError
+from gis.tables import decode_text, detect_encoding
 
 __all__ = [
     "AREA_COLUMNS",
@@ -94,7 +96,10 @@ def parent_level(level: str) -> str | None:
 
 # -- reading / writing ---------------------------------------------------------------
 def read_areas(
-    path: str | Path, crs: str | None = None, layer: str | None = None
+    path: str | Path,
+    crs: str | None = None,
+    layer: str | None = None,
+    encoding: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Read a polygon layer (GeoJSON, GeoPackage, Shapefile, GeoParquet) in EPSG:4326.
 
@@ -108,19 +113,65 @@ def read_areas(
         (``EPSG:4547``). GCJ-02 and BD-09 geometries are converted vertex by vertex.
     layer : str, optional
         Layer of a multi-layer file (GeoPackage).
+    encoding : str, optional
+        Of a Shapefile's attributes or a GeoJSON file. By default a Shapefile's
+        ``.cpg`` is honoured; without one the DBF's text is detected as UTF-8 or
+        GBK (GDAL would read it as Latin-1 and store mojibake). GeoJSON is
+        detected the same way.
+
+    The encoding used is in ``attrs["encoding"]`` of the result (None when the
+    format has its own, as GeoPackage and GeoParquet do).
     """
     path = Path(path)
     if not path.exists():
         raise GridmapError(f"file not found: {path}")
     fmt = _format_of(path)
+    used = None
     try:
         if fmt == "parquet":
             gdf = gpd.read_parquet(path)
+        elif fmt == "GeoJSON":
+            text, used = decode_text(path.read_bytes(), path.name, encoding)
+            gdf = gpd.read_file(BytesIO(text.encode("utf-8")), layer=layer, engine="pyogrio")
+        elif fmt == "ESRI Shapefile":
+            used = encoding or shapefile_encoding(path)
+            gdf = gpd.read_file(path, layer=layer, engine="pyogrio", encoding=used)
         else:
             gdf = gpd.read_file(path, layer=layer, engine="pyogrio")
+    except GridmapError:
+        raise
     except Exception as exc:  # pyogrio/arrow raise many types; the message is what matters
         raise GridmapError(f"cannot read {path.name} as {fmt}: {exc}") from exc
-    return _to_wgs84(gdf, crs, path.name)
+    gdf = _to_wgs84(gdf, crs, path.name)
+    gdf.attrs["encoding"] = used
+    return gdf
+
+
+def shapefile_encoding(path: str | Path) -> str:
+    """The encoding of a Shapefile's attributes: its ``.cpg``, else detected on the DBF.
+
+    Chinese Shapefiles made by older ArcGIS or SuperMap are GBK and often come
+    without a ``.cpg``; the DBF's records are detected as UTF-8 or GB18030/GBK
+    (:func:`gis.tables.detect_encoding`).
+    """
+    path = Path(path)
+    for cpg in (path.with_suffix(".cpg"), path.with_suffix(".CPG")):
+        if cpg.exists():
+            return cpg.read_text(encoding="ascii", errors="replace").strip() or "utf-8"
+    dbf = next(
+        (p for p in (path.with_suffix(".dbf"), path.with_suffix(".DBF")) if p.exists()), None
+    )
+    if dbf is None:
+        return "utf-8"
+    data = dbf.read_bytes()
+    header_length = int.from_bytes(data[8:10], "little")
+    try:
+        found = detect_encoding(data[header_length:].rstrip(b"\x1a"))
+    except ValidationError as exc:
+        raise ValidationError(
+            f"{path.name}: no .cpg and the attribute text is neither UTF-8 nor GBK; pass --encoding"
+        ) from exc
+    return "utf-8" if found == "utf-8-sig" else found
 
 
 def write_areas(gdf: gpd.GeoDataFrame, path: str | Path) -> Path:

@@ -28,9 +28,9 @@ defects in EPSG:4326, of these types:
     child outside the (unbuffered) parent and ``area_m2`` its area. A
     ``parent_code`` missing from the parent level is a nesting defect too.
 ``unstaffed``
-    A grid with no staff row for itself nor for any of its micro-grids
-    (found by their ``parent_code``), as in the demo's roster: grid leaders and
-    workers on the grid code, building heads on micro-grid codes.
+    A grid with no grid-level staff (a leader or worker role of
+    :mod:`gis.staff`) on its own code. Micro-grid workers staff their
+    micro-grid only (see :attr:`CoverageReport.staffing`).
 ``outside_incident``
     A located incident that no grid covers (interior or boundary, the
     ``ST_Covers`` rule of ``docs/assignment.md``) and that is farther than
@@ -62,10 +62,12 @@ import shapely
 from gis import crs as crs_mod
 from gis.codes import LEVELS
 from gis.errors import CRSError, ValidationError
+from gis.staff import staffed_codes
 
 __all__ = [
     "DEFECT_TYPES",
     "DEFECT_COLUMNS",
+    "STAFFING_COLUMNS",
     "CoverageReport",
     "check_coverage",
     "coverage_summary_table",
@@ -82,6 +84,8 @@ DEFECT_TYPES: tuple[str, ...] = (
     "unstaffed",
     "outside_incident",
 )
+#: Columns of :attr:`CoverageReport.staffing`.
+STAFFING_COLUMNS = ["code", "level", "parent_code", "staffed"]
 #: Columns of :attr:`CoverageReport.defects`.
 DEFECT_COLUMNS = ["type", "level", "area_m2", "codes", "detail", "geometry"]
 _POLYGON_TYPES = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
@@ -114,12 +118,27 @@ class CoverageReport:
     settings : dict
         The tolerances used: ``noise_m2``, ``sliver_m2``, ``sliver_width_m``,
         ``nesting_tolerance_m``, ``incident_tolerance_m``.
+    staffing : pandas.DataFrame or None
+        With staff given: one row per grid and micro-grid, columns
+        :data:`STAFFING_COLUMNS`, ``staffed`` under the rule of
+        :func:`gis.staff.staffed_codes`. Unstaffed grids are also defects;
+        a micro-grid without its worker is reported here only, since many
+        micro-grids (a few households) have none by design.
     """
 
     defects: gpd.GeoDataFrame
     levels: pd.DataFrame
     metric_crs: pyproj.CRS
     settings: dict = field(default_factory=dict)
+    staffing: pd.DataFrame | None = None
+
+    @property
+    def unstaffed_micro_grids(self) -> list[str]:
+        """Micro-grids without their own micro-grid worker ([] when no staff was given)."""
+        if self.staffing is None:
+            return []
+        rows = self.staffing[(self.staffing["level"] == "micro_grid") & ~self.staffing["staffed"]]
+        return sorted(rows["code"])
 
     @property
     def counts(self) -> dict[str, int]:
@@ -169,7 +188,10 @@ def check_coverage(
         (unique), ``level`` (one of :data:`gis.codes.LEVELS`), ``parent_code``
         and a polygon geometry, in any CRS.
     staff : pandas.DataFrame, optional
-        Staff roster with an ``area_code`` column; enables ``unstaffed``.
+        Staff roster with ``area_code`` and ``role`` columns; enables ``unstaffed``.
+        An optional ``staffs`` column (``grid``, ``micro_grid`` or None) says
+        what each row's role staffs, for roles beyond
+        :data:`gis.staff.DEFAULT_ROLES` (see :func:`gis.staff.staffed_codes`).
     incidents : pandas.DataFrame or geopandas.GeoDataFrame, optional
         Incident points (see :func:`incident_lonlat`); enables
         ``outside_incident``. Unlocated rows (NaN coordinates) are skipped.
@@ -216,19 +238,24 @@ def check_coverage(
         nesting_tolerance_m=nesting_tolerance_m,
         incident_tolerance_m=incident_tolerance_m,
     )
-    if staff is not None and not (isinstance(staff, pd.DataFrame) and "area_code" in staff):
-        raise ValidationError("staff must be a DataFrame with an 'area_code' column")
+    if staff is not None and not (
+        isinstance(staff, pd.DataFrame) and {"area_code", "role"} <= set(staff.columns)
+    ):
+        raise ValidationError("staff must be a DataFrame with 'area_code' and 'role' columns")
     if incidents is not None and not (areas["level"] == "grid").any():
         raise ValidationError("incidents were given but areas has no level 'grid' to cover them")
     metric = crs_mod.metric_crs(areas, metric_crs)
     layers, invalid = _layers(areas, metric)
     check = _Checker(layers, metric, settings)
     rows = invalid + check.overlaps() + check.gaps() + check.nesting()
+    staffing = None
     if staff is not None:
-        rows += check.unstaffed(staff)
+        staffed = staffed_codes(staff)
+        rows += check.unstaffed(staffed)
+        staffing = check.staffing(staffed)
     if incidents is not None:
         rows += check.outside(incidents)
-    return CoverageReport(_defect_frame(rows), check.level_table(), metric, settings)
+    return CoverageReport(_defect_frame(rows), check.level_table(), metric, settings, staffing)
 
 
 def coverage_summary_table(report: CoverageReport) -> pd.DataFrame:
@@ -593,20 +620,36 @@ class _Checker:
         return _row("nesting", layer.level, area, codes, detail, self._wgs84(outside))
 
     # staff and incidents
-    def unstaffed(self, staff: pd.DataFrame) -> list[dict]:
+    def unstaffed(self, staffed: set[str]) -> list[dict]:
+        # Only grid-level staff on the grid's own code staff it: a micro-grid worker
+        # answers for their micro-grid, not for the grid above it (docs/domain.md).
         grids = self.layers.get("grid")
         if grids is None:
             return []
-        staffed = set(staff["area_code"].dropna().astype(str))
-        micro = self.layers.get("micro_grid")
-        if micro is not None:  # a building head (micro-grid worker) staffs the grid above
-            staffed |= {p for c, p in zip(micro.codes, micro.parents, strict=True) if c in staffed}
         rows = []
         for i in np.flatnonzero([code not in staffed for code in grids.codes]):
             area = grids.geoms[i].area if grids.geoms[i] is not None else np.nan
-            detail = f"grid {grids.codes[i]} has no staff (no grid or micro-grid worker)"
+            detail = f"grid {grids.codes[i]} has no grid leader or grid worker"
             rows.append(_row("unstaffed", "grid", area, [grids.codes[i]], detail, grids.shown[i]))
         return rows
+
+    def staffing(self, staffed: set[str]) -> pd.DataFrame:
+        """One row per grid and micro-grid: code, level, parent_code, staffed."""
+        frames = [
+            pd.DataFrame(
+                {
+                    "code": layer.codes,
+                    "level": layer.level,
+                    "parent_code": layer.parents,
+                    "staffed": [code in staffed for code in layer.codes],
+                }
+            )
+            for name in ("grid", "micro_grid")
+            if (layer := self.layers.get(name)) is not None
+        ]
+        if not frames:
+            return pd.DataFrame(columns=STAFFING_COLUMNS)
+        return pd.concat(frames, ignore_index=True)[STAFFING_COLUMNS]
 
     def outside(self, incidents: pd.DataFrame | gpd.GeoDataFrame) -> list[dict]:
         grids = self.layers["grid"]

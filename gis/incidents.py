@@ -11,22 +11,35 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from gis import crs as crs_mod
-from gis.errors import GridmapError
-from gis.vocabulary import KNOWN_SOURCES, LOCAL_TZ, LOCATION_STATUSES
+from gis.errors import GridmapError, ValidationError
+from gis.tables import EXCEL_SUFFIXES, TableSource, decode_text, read_table
+from gis.taxonomy import category_lookup
+from gis.times import report_time_problem
+from gis.vocabulary import (
+    HANDLING_LEVELS,
+    INCIDENT_STATUSES,
+    KNOWN_SOURCES,
+    LOCAL_TZ,
+    LOCATION_STATUSES,
+    STEP_TIMESTAMP,
+)
 
 __all__ = [
     "CLEAN_COLUMNS",
+    "HISTORY_COLUMNS",
     "KNOWN_SOURCES",
+    "UNKNOWN_CATEGORY_POLICIES",
     "REPORT_COLUMNS",
     "FieldMap",
     "CleanIncidents",
+    "field_map_from_table",
     "read_incident_file",
     "clean_incidents",
 ]
@@ -46,8 +59,46 @@ REPORT_COLUMNS = (
     "raw_lat",
     "raw_crs",
 )
+#: Times of the closed-loop steps after the report, in order (registered_at … closed_at).
+STEP_COLUMNS = tuple(STEP_TIMESTAMP[s] for s in INCIDENT_STATUSES[1:])
+#: Where a historical ticket got to: its status, handling level and step times.
+HISTORY_COLUMNS = ("status", "handling_level", *STEP_COLUMNS)
 #: Columns of the cleaned frame, in order.
-CLEAN_COLUMNS = ["row", *REPORT_COLUMNS, "lon", "lat", "location_status", "unlocated_reason"]
+CLEAN_COLUMNS = [
+    "row",
+    *REPORT_COLUMNS,
+    *HISTORY_COLUMNS,
+    "lon",
+    "lat",
+    "location_status",
+    "unlocated_reason",
+]
+#: What happens to a row whose category is missing or not in the taxonomy.
+UNKNOWN_CATEGORY_POLICIES = ("keep", "reject")
+
+_STEP_WORDS = {
+    "上报": "reported",
+    "发现": "reported",
+    "立案": "registered",
+    "派遣": "dispatched",
+    "处置": "handled",
+    "核查": "verified",
+    "结案": "closed",
+}
+#: Status words of Chinese case systems (docs/domain.md: the closed loop), also as
+#: archives write them done (已结案), and English.
+STATUS_WORDS = {
+    **{s: s for s in INCIDENT_STATUSES},
+    **_STEP_WORDS,
+    **{f"已{word}": status for word, status in _STEP_WORDS.items()},
+}
+#: Handling-level words: 网格 grid, 社区 community, 街道 street.
+LEVEL_WORDS = {
+    **{level: level for level in HANDLING_LEVELS},
+    "网格": "grid",
+    "社区": "community",
+    "街道": "street",
+}
 
 
 @dataclass
@@ -63,6 +114,45 @@ class FieldMap:
     description: str | None = "description"
     source: str | None = "source"
     crs: str | None = "crs"
+    # A history only when asked for: None means the file's tickets are new reports.
+    status: str | None = None
+    handling_level: str | None = None
+    registered_at: str | None = None
+    dispatched_at: str | None = None
+    handled_at: str | None = None
+    verified_at: str | None = None
+    closed_at: str | None = None
+
+    def has_history(self) -> bool:
+        return any(getattr(self, name) for name in HISTORY_COLUMNS)
+
+
+def field_map_from_table(frame: pd.DataFrame, base: FieldMap | None = None) -> FieldMap:
+    """A ``--columns`` table (``field,column``: gridmap's name → the file's) over ``base``.
+
+    Raises :class:`ValidationError` listing unknown field names and empty columns.
+    """
+    known = set(FieldMap.__dataclass_fields__)
+    if not {"field", "column"} <= set(frame.columns):
+        raise ValidationError(
+            f"a columns table needs the columns field,column; it has {', '.join(frame.columns)}"
+        )
+    problems = []
+    names: dict[str, str] = {}
+    for row, (name, column) in enumerate(
+        zip(frame["field"].str.strip(), frame["column"].str.strip(), strict=True), start=1
+    ):
+        if name not in known:
+            problems.append(
+                {"row": row, "reason": f"unknown field {name!r} (use {', '.join(sorted(known))})"}
+            )
+        elif not column:
+            problems.append({"row": row, "reason": f"no column given for {name!r}"})
+        else:
+            names[name] = column
+    if problems:
+        raise ValidationError("the columns table is invalid", problems)
+    return replace(base or FieldMap(), **names)
 
 
 @dataclass
@@ -76,44 +166,33 @@ class CleanIncidents:
     frame: pd.DataFrame
     rejected: list[dict] = field(default_factory=list)
     rows_in: int = 0
+    #: Stored rows without a category, by the value the file gave ("" when none).
+    uncategorised: dict[str, int] = field(default_factory=dict)
 
 
 # -- reading -------------------------------------------------------------------------
-def read_incident_file(path: str | Path, encoding: str = "utf-8") -> tuple[pd.DataFrame, str]:
-    """Read CSV, GeoJSON points or Open311 GeoReport v2 JSON as a frame of text columns.
+def read_incident_file(
+    path: str | Path, encoding: str | None = None, sheet: str | int | None = None
+) -> tuple[pd.DataFrame, str, TableSource]:
+    """Read CSV, XLSX, GeoJSON points or Open311 GeoReport v2 JSON as a frame of text columns.
 
-    Returns the frame and the format found (``csv``, ``geojson``, ``open311``).
+    Returns the frame, the format found (``csv``, ``xlsx``, ``geojson``, ``open311``) and
+    what was read (the encoding detected or given, or the sheet).
     Every value stays text so that cleaning can say exactly what was wrong.
     """
     path = Path(path)
     if not path.exists():
         raise GridmapError(f"file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix not in (".json", ".geojson"):
+        frame, source = read_table(path, sheet=sheet, encoding=encoding)
+        return frame, "xlsx" if suffix in EXCEL_SUFFIXES else "csv", source
     data = path.read_bytes()
     if not data.strip():
         raise GridmapError(f"{path.name} is empty: no header, no rows")
-    try:
-        content = data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        raise GridmapError(
-            f"{path.name} is not valid {encoding} (byte 0x{data[exc.start]:02x} at offset "
-            f"{exc.start}); if it was exported as GBK/GB18030, pass --encoding gb18030"
-        ) from exc
-    content = content.lstrip("\ufeff")  # Excel's UTF-8 BOM
-    if path.suffix.lower() in (".json", ".geojson"):
-        return _read_json(content, path.name)
-    return _read_csv(content, path.name), "csv"
-
-
-def _read_csv(content: str, name: str) -> pd.DataFrame:
-    from io import StringIO
-
-    try:
-        frame = pd.read_csv(
-            StringIO(content), dtype=str, keep_default_na=False, skipinitialspace=True
-        )
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise GridmapError(f"{name}: not a readable CSV: {exc}") from exc
-    return frame
+    content, used = decode_text(data, path.name, encoding)
+    frame, fmt = _read_json(content, path.name)
+    return frame, fmt, TableSource(path, fmt, encoding=used, encoding_detected=encoding is None)
 
 
 def _read_json(content: str, name: str) -> tuple[pd.DataFrame, str]:
@@ -178,6 +257,8 @@ def clean_incidents(
     crs: str | None = None,
     categories: pd.DataFrame | None = None,
     expected_bounds: tuple[float, float, float, float] | None = None,
+    category_map: dict[str, str] | None = None,
+    unknown_category: str = "reject",
 ) -> CleanIncidents:
     """Check every row and convert coordinates to WGS84.
 
@@ -188,14 +269,20 @@ def clean_incidents(
     fields : FieldMap
         Column names; missing optional columns are treated as empty.
     source : str, optional
-        Source of every row (hotline_12345, police_110, patrol, resident, …);
-        without it each row needs a ``source`` column.
+        Source of the rows whose ``source`` column is empty or absent (hotline_12345,
+        police_110, patrol, resident, …); without it each row needs a source.
     crs : str, optional
         CRS of every row's coordinates; a ``crs`` column overrides it per row.
         Default ``wgs84``.
     categories : DataFrame, optional
         The taxonomy (``code``, ``name_zh``, ``name_en``); categories may be
         given by code or by either name. Without it categories are not checked.
+    category_map : dict, optional
+        A file's own category words (lower-cased) → taxonomy codes
+        (:func:`gis.taxonomy.read_category_map`); tried before the taxonomy's own words.
+    unknown_category : {"reject", "keep"}
+        A missing or unknown category rejects the row, or keeps it uncategorised
+        (counted in ``CleanIncidents.uncategorised``).
     expected_bounds : (minx, miny, maxx, maxy), optional
         The jurisdiction in WGS84, to recognise swapped latitude/longitude.
 
@@ -223,8 +310,11 @@ def clean_incidents(
         reasons.iat[i] = f"duplicate id {ext!r} in this file (first at row {first_row[ext]})"
 
     frame["source"] = _sources(raw, fields, source, reasons)
-    frame["category"] = _categories(raw, fields, categories, reasons)
+    frame["category"] = _categories(
+        raw, fields, categories, reasons, category_map, unknown_category
+    )
     frame["reported_at"] = _times(raw, fields, reasons)
+    _history(raw, fields, frame, reasons)
     for name in ("description", "address"):
         frame[name] = _column(raw, getattr(fields, name)).replace("", None)
     _coordinates(raw, fields, crs, expected_bounds, frame, reasons)
@@ -239,7 +329,12 @@ def clean_incidents(
         for i, (r, why) in enumerate(zip(frame["row"], reasons, strict=True))
         if bad[i]
     ]
-    return CleanIncidents(frame.loc[~bad, CLEAN_COLUMNS].reset_index(drop=True), rejected, len(raw))
+    kept = frame.loc[~bad, CLEAN_COLUMNS].reset_index(drop=True)
+    given = _column(raw, fields.category)[~bad].reset_index(drop=True)
+    uncategorised = given[kept["category"].isna()].value_counts()
+    return CleanIncidents(
+        kept, rejected, len(raw), {str(k): int(v) for k, v in uncategorised.items()}
+    )
 
 
 def _column(raw: pd.DataFrame, name: str | None) -> pd.Series:
@@ -267,42 +362,46 @@ def _check_source(source: str) -> str:
 
 
 def _sources(raw, fields, source, reasons) -> pd.Series:
-    if source is not None:
-        return pd.Series([source] * len(raw), dtype=object)
+    """The row's own source where it has one, ``source`` (``--source``) for the others."""
     values = _column(raw, fields.source).str.lower()
-    if (values == "").all():
-        raise GridmapError(
-            "no source: pass --source (hotline_12345, police_110, patrol, "
-            "resident, …) or give the file a 'source' column"
-        )
-    invalid = ~values.str.match(_SOURCE_RE.pattern)
+    if source is not None:
+        values = values.where(values != "", source)
+    if (values == "").any():
+        if source is None and (values == "").all():
+            raise GridmapError(
+                "no source: pass --source (hotline_12345, police_110, patrol, "
+                "resident, …) or give the file a source column (--source-field)"
+            )
+        _reject(reasons, values == "", "missing source (pass --source for rows without one)")
+    invalid = ~values.str.match(_SOURCE_RE.pattern) & (values != "")
     for i in np.flatnonzero(invalid):
         if reasons.iat[i] is None:
             reasons.iat[i] = f"invalid source {values.iat[i]!r}"
     return values
 
 
-def _categories(raw, fields, categories, reasons) -> pd.Series:
+def _categories(raw, fields, categories, reasons, category_map, unknown) -> pd.Series:
+    if unknown not in UNKNOWN_CATEGORY_POLICIES:
+        raise GridmapError(
+            f"unknown_category must be one of {', '.join(UNKNOWN_CATEGORY_POLICIES)}"
+        )
     values = _column(raw, fields.category)
     if categories is None:
         return values.replace("", None)
-    lookup = {str(c): str(c) for c in categories["code"]}
-    for column in ("name_zh", "name_en"):
-        if column in categories:
-            lookup.update(
-                {
-                    str(n).strip().lower(): str(c)
-                    for n, c in zip(categories[column], categories["code"], strict=True)
-                }
-            )
-    codes = values.str.lower().map(lookup)
+    keys = values.str.lower()
+    codes = keys.map(category_lookup(categories))
+    if category_map:
+        codes = keys.map(category_map).fillna(codes)
+    if unknown == "keep":
+        return codes.astype(object).where(codes.notna(), None)
+    where = " or the category map" if category_map else ""
     for i in np.flatnonzero(codes.isna()):
         if reasons.iat[i] is None:
             given = values.iat[i]
             reasons.iat[i] = (
                 "missing category"
                 if not given
-                else f"unknown category {given!r} (not in the taxonomy)"
+                else f"unknown category {given!r} (not in the taxonomy{where})"
             )
     return codes
 
@@ -320,6 +419,11 @@ def _times(raw, fields, reasons) -> pd.Series:
                 if values.iat[i] == ""
                 else f"unparseable time {values.iat[i]!r}"
             )
+    # Out of the accepted range (gis.times): rejected here, so no reader ever meets it.
+    for i in np.flatnonzero(times.notna()):
+        problem = report_time_problem(times.iat[i])
+        if problem is not None and reasons.iat[i] is None:
+            reasons.iat[i] = problem
     return times
 
 
@@ -334,6 +438,90 @@ def _parse_time(text: str) -> pd.Timestamp | None:
     if pd.isna(ts):
         return None
     return ts.tz_localize(LOCAL_TZ) if ts.tzinfo is None else ts
+
+
+def _history(raw, fields, frame, reasons) -> None:
+    """Status, handling level and step times of historical tickets, checked as the loop rules.
+
+    Without any history field every row is a new report. A row whose history the
+    closed loop forbids is rejected with the reason (docs/domain.md).
+    """
+    frame["status"] = "reported"
+    frame["handling_level"] = None
+    for column in STEP_COLUMNS:
+        frame[column] = None
+    if not fields.has_history():
+        return
+    for i in range(len(raw)):
+        record, problem = _ticket(raw, fields, i, frame.at[i, "reported_at"])
+        if problem is not None:
+            _reject_row(reasons, i, problem)
+            continue
+        for column, value in record.items():
+            frame.at[i, column] = value
+
+
+def _reject_row(reasons: pd.Series, i: int, reason: str) -> None:
+    if reasons.iat[i] is None:
+        reasons.iat[i] = reason
+
+
+def _ticket(raw, fields, i, reported_at) -> tuple[dict, str | None]:
+    """One row's history, or the reason it is impossible."""
+    record: dict = {}
+    for column in STEP_COLUMNS:
+        text = _cell(raw, getattr(fields, column), i)
+        record[column] = _parse_time(text)
+        if text and record[column] is None:
+            return record, f"unparseable {column} {text!r}"
+    status_text = _cell(raw, fields.status, i)
+    status = STATUS_WORDS.get(status_text.lower()) if status_text else _furthest_step(record)
+    if status is None:
+        return record, f"unknown status {status_text!r} (use {', '.join(STATUS_WORDS)})"
+    level_text = _cell(raw, fields.handling_level, i)
+    level = LEVEL_WORDS.get(level_text.lower()) if level_text else None
+    if level_text and level is None:
+        return record, f"unknown handling level {level_text!r} (use {', '.join(LEVEL_WORDS)})"
+    record.update(status=status, handling_level=level)
+    return record, _impossible(record, reported_at)
+
+
+def _furthest_step(record: dict) -> str:
+    steps = [s for s in INCIDENT_STATUSES[1:] if record[STEP_TIMESTAMP[s]] is not None]
+    return steps[-1] if steps else "reported"
+
+
+def _impossible(record: dict, reported_at) -> str | None:
+    """Why the closed loop forbids this history, or None."""
+    status = record["status"]
+    reached = INCIDENT_STATUSES.index(status)
+    for later in INCIDENT_STATUSES[reached + 1 :]:
+        if record[STEP_TIMESTAMP[later]] is not None:
+            return f"{STEP_TIMESTAMP[later]} is given but the status is only {status}"
+    if record["handling_level"] is not None and reached < INCIDENT_STATUSES.index("registered"):
+        return "a handling level is set before the ticket was registered (立案)"
+    previous = ("reported_at", reported_at)
+    for column in STEP_COLUMNS:
+        moment = record[column]
+        if moment is None:
+            continue
+        if previous[1] is not None and moment < previous[1]:
+            return (
+                f"{column} {moment.isoformat()} is before {previous[0]} {previous[1].isoformat()}"
+            )
+        previous = (column, moment)
+    return None
+
+
+def _cell(raw: pd.DataFrame, name: str | None, i: int) -> str:
+    if name is None or name not in raw.columns:
+        return ""
+    value = raw[name].iat[i]
+    return (
+        ""
+        if value is None or (isinstance(value, float) and np.isnan(value))
+        else str(value).strip()
+    )
 
 
 def _coordinates(raw, fields, crs, expected_bounds, frame, reasons) -> None:

@@ -60,7 +60,8 @@ ASSIGN_STATUSES: Final[tuple[str, ...]] = get_args(AssignStatus)
 LocationStatus = Literal["located", "geocoded", "unlocated"]
 LOCATION_STATUSES: Final[tuple[str, ...]] = get_args(LocationStatus)
 
-#: Roles of grid staff (网格长, 专职网格员, 微网格员, 专属网格长).
+#: The core roles of grid staff (网格长, 专职网格员, 微网格员, 专属网格长); a roster accepts
+#: these and the further roles of ``gis.staff.DEFAULT_ROLES`` (兼职网格员, 网格指导员 …).
 STAFF_ROLES: Final = ("grid_leader", "grid_worker", "micro_grid_worker", "dedicated_grid_leader")
 
 #: Roles of API keys and users, each allowed what the ones before it may do.

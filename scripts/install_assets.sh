@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Install the map pages' front-end packages (Leaflet, markercluster, leaflet-search, …),
-# pinned by package.json + package-lock.json, into var/assets/node_modules with `npm ci`.
-# The app serves them itself, so /map works on an intranet without internet. Nothing
-# here is committed. Idempotent: returns at once when the lockfile has not changed.
+# Install the pages' front-end packages (Leaflet, markercluster, leaflet-search, Swagger UI,
+# ReDoc, …), pinned by package.json + package-lock.json, into var/assets/node_modules with
+# `npm ci`. The app serves them itself, so /map, /docs and /redoc work on an intranet without
+# internet. Nothing here is committed. Idempotent: returns at once when the lockfile has not
+# changed. A running server keeps its files until the new set is complete (installed aside,
+# then swapped in).
 #
 #   GRIDMAP_MAP_ASSET_DIR   where to install (default var/assets); the app reads the same
 #                           variable
@@ -30,9 +32,17 @@ if ! command -v npm >/dev/null 2>&1; then
   $SUDO apt-get install -y -qq nodejs npm >/dev/null
 fi
 
-echo "[assets] installing the map's front-end packages into $dest (npm ci)"
+echo "[assets] installing the front-end packages into $dest (npm ci)"
 mkdir -p "$dest"
-cp package.json package-lock.json "$dest/"
+staging="$dest/.staging"
+rm -rf "$staging"
+mkdir -p "$staging"
+cp package.json package-lock.json "$staging/"
 # --ignore-scripts: the packages are static files; no install script has to run.
-(cd "$dest" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+(cd "$staging" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+rm -rf "$dest/node_modules.old"
+if [ -d "$dest/node_modules" ]; then mv "$dest/node_modules" "$dest/node_modules.old"; fi
+mv "$staging/node_modules" "$dest/node_modules"
+cp package.json package-lock.json "$dest/"
+rm -rf "$dest/node_modules.old" "$staging"
 echo "$want" > "$stamp"

@@ -6,7 +6,8 @@ otherwise the embedded cluster of ``app.db.embedded`` hosts a database
 start of every session, so runs never depend on each other or on the demo database.
 
 Within a session no test may depend on another: each one undoes what it writes
-(``clean_db`` empties the test database; demo fixtures delete their own rows).
+(``clean_db`` puts the test database back as migrated; demo fixtures delete their
+own rows).
 ``pytest -p randomly --randomly-seed=N`` shuffles the order to check that.
 Plain helpers are in ``tests/helpers.py``.
 """
@@ -31,6 +32,7 @@ from tests.helpers import (
     TEST_DB,
     empty_tables,
     fresh_embedded_database,
+    keep_seed,
     make_client,
     row_counts,
 )
@@ -85,17 +87,19 @@ def pg_url() -> str:
 
 @pytest.fixture(scope="session")
 def pg_engine(pg_url: str) -> Iterator[Engine]:
-    """The engine of the test database; every test leaves it empty (see ``clean_db``)."""
+    """The engine of the test database; every test leaves it as migrated (see ``clean_db``)."""
     engine = make_engine(pg_url)
+    migrated = keep_seed(engine)
     yield engine
-    left = {table: rows for table, rows in row_counts(engine).items() if rows}
+    left = row_counts(engine)
     engine.dispose()
-    assert not left, f"tests left rows in the test database (use clean_db): {left}"
+    changed = {name: rows for name, rows in left.items() if rows != migrated[name]}
+    assert not changed, f"tests left rows in the test database (use clean_db): {changed}"
 
 
 @pytest.fixture
 def clean_db(pg_engine: Engine) -> Iterator[Engine]:
-    """The engine, with every gridmap table emptied after the test (for code that commits)."""
+    """The engine, its tables put back as migrated after the test (for code that commits)."""
     yield pg_engine
     empty_tables(pg_engine)
 

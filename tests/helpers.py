@@ -5,6 +5,7 @@ Not a test module: pytest collects nothing here, so importing it runs no test tw
 
 from __future__ import annotations
 
+import graphlib
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,19 @@ _GRIDMAP_TABLES = text(
     "WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e') "
     "ORDER BY c.relname"
 )
+# Pairs (table, table it references) of the foreign keys in ``public``.
+_REFERENCES = text(
+    "SELECT child.relname, parent.relname FROM pg_constraint k "
+    "JOIN pg_class child ON child.oid = k.conrelid "
+    "JOIN pg_class parent ON parent.oid = k.confrelid "
+    "WHERE k.contype = 'f' AND k.connamespace = 'public'::regnamespace"
+)
+# Rows some migrations insert (the taxonomy they seed) are part of an empty database:
+# ``keep_seed`` copies them here once, ``empty_tables`` puts them back.
+SEED_SCHEMA = "test_seed"
+_SEEDED = text(
+    "SELECT table_name FROM information_schema.tables WHERE table_schema = :schema"
+).bindparams(schema=SEED_SCHEMA)
 
 
 def gridmap_tables(conn: Connection) -> list[str]:
@@ -48,11 +62,58 @@ def row_counts(engine: Engine) -> dict[str, int]:
         }
 
 
+def keep_seed(engine: Engine) -> dict[str, int]:
+    """Copy the rows the migrations inserted aside; the row counts of the migrated database."""
+    counts = row_counts(engine)
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {SEED_SCHEMA} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {SEED_SCHEMA}"))
+        for name in (name for name, rows in counts.items() if rows):
+            conn.execute(text(f'CREATE TABLE {SEED_SCHEMA}."{name}" AS TABLE public."{name}"'))
+    return counts
+
+
 def empty_tables(engine: Engine) -> None:
-    """Empty every gridmap table and restart their ids (for tests whose code commits)."""
+    """Put every gridmap table back as the migrations left it (for tests whose code commits).
+
+    Every table is emptied and its ids restarted; the rows ``keep_seed`` copied aside go
+    back in, referenced tables first, with their id sequences moved past them.
+    """
     with engine.begin() as conn:
         tables = ", ".join(f'"{name}"' for name in gridmap_tables(conn))
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        for name in _parents_first(conn, set(conn.execute(_SEEDED).scalars())):
+            conn.execute(
+                text(
+                    f'INSERT INTO public."{name}" OVERRIDING SYSTEM VALUE '
+                    f'SELECT * FROM {SEED_SCHEMA}."{name}"'
+                )
+            )
+            _move_sequences_past_rows(conn, name)
+
+
+def _parents_first(conn: Connection, names: set[str]) -> list[str]:
+    order = graphlib.TopologicalSorter[str]({name: set() for name in names})
+    for child, parent in conn.execute(_REFERENCES):
+        if child in names and parent in names and child != parent:
+            order.add(child, parent)
+    return list(order.static_order())
+
+
+def _move_sequences_past_rows(conn: Connection, name: str) -> None:
+    columns = conn.execute(
+        text(
+            "SELECT column_name, pg_get_serial_sequence(:qualified, column_name) "
+            "FROM information_schema.columns WHERE table_schema = 'public' AND table_name = :t"
+        ),
+        {"qualified": f'public."{name}"', "t": name},
+    ).all()
+    for column, sequence in columns:
+        if sequence:
+            conn.execute(
+                text(f'SELECT setval(:s, COALESCE(max("{column}"), 0) + 1, false) FROM "{name}"'),
+                {"s": sequence},
+            )
 
 
 def fresh_embedded_database(name: str = TEST_DB) -> str:

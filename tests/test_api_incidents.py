@@ -40,8 +40,11 @@ def test_create_assigns_on_write_and_is_idempotent(demo_client, demo_keys, demo,
     assert doc["category_name"] == "飞线充电" and doc["status"] == "reported"
     assert doc["reported_at"].startswith("2024-05-01T01:30:00")  # 09:30 China time
     assert doc["deadline_at"].startswith("2024-05-01T05:30:00")  # 4 h for 0401
-    again = _create(demo_client, demo_keys, incident_source, lon=0.5, lat=0.5)
-    assert again.status_code == 200 and again.json()["id"] == doc["id"]
+    same = {"lon": lon, "lat": lat, "description": "楼道内飞线充电"}
+    again = _create(demo_client, demo_keys, incident_source, **same, reported_at="2024-05-01T09:30")
+    assert again.status_code == 200 and again.json()["id"] == doc["id"], again.json()
+    other = _create(demo_client, demo_keys, incident_source, lon=0.5, lat=0.5)  # issue 15
+    assert other.status_code == 409 and "raw_lon" in other.json()["detail"]
 
 
 def test_gcj02_report_lands_where_its_wgs84_twin_does(

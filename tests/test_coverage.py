@@ -199,22 +199,43 @@ def test_micro_grids_are_checked_against_grids():
     assert report.coverage_ratio["micro_grid"] == pytest.approx(1 - 500 / 40_000)
 
 
-def test_staff_on_the_grid_or_one_of_its_micro_grids_staffs_it():
-    micro = {f"{COMMUNITY}002001": (f"{COMMUNITY}002", square(100, 100, 200, 200))}
+def test_only_grid_level_staff_on_the_grid_staff_it():
+    # A micro-grid worker answers for their micro-grid, not for the grid above it
+    # (issue 10: after a reshape 15 grids had no leader nor worker yet 0 were reported).
+    micro = {
+        f"{COMMUNITY}002001": (f"{COMMUNITY}002", square(100, 100, 200, 200)),
+        f"{COMMUNITY}001001": (f"{COMMUNITY}001", square(0, 100, 100, 200)),
+    }
     staff = pd.DataFrame(
         {
-            "name": ["a", "b"],
-            "role": ["grid_worker", "micro_grid_worker"],
-            "area_code": [f"{COMMUNITY}001", f"{COMMUNITY}002001"],
+            "name": ["a", "b", "c"],
+            "role": ["grid_worker", "micro_grid_worker", "grid_instructor"],
+            "area_code": [f"{COMMUNITY}001", f"{COMMUNITY}002001", f"{COMMUNITY}003"],
         }
     )
     report = check_coverage(town(four_grids(), micro), staff=staff)
     unstaffed = of_type(report, "unstaffed")
     assert sorted(c for codes in unstaffed["codes"] for c in codes) == [
+        f"{COMMUNITY}002",
         f"{COMMUNITY}003",
         f"{COMMUNITY}004",
     ]
-    assert unstaffed["area_m2"].to_numpy() == pytest.approx([10_000, 10_000])
+    assert unstaffed["area_m2"].to_numpy() == pytest.approx([10_000] * 3)
+    assert "no grid leader or grid worker" in unstaffed["detail"].iloc[0]
+    # the micro-grids are reported too: each by its own worker
+    assert report.unstaffed_micro_grids == [f"{COMMUNITY}001001"]
+    staffing = report.staffing.set_index("code")["staffed"]
+    assert staffing[f"{COMMUNITY}002001"] and not staffing[f"{COMMUNITY}002"]
+
+
+def test_a_deployment_role_staffs_the_level_its_staffs_column_declares():
+    staff = pd.DataFrame(
+        {"name": ["a"], "role": ["resident_volunteer"], "area_code": [f"{COMMUNITY}001"]}
+    )
+    areas = town(four_grids())
+    assert len(of_type(check_coverage(areas, staff=staff), "unstaffed")) == 4
+    report = check_coverage(areas, staff=staff.assign(staffs=["grid"]))
+    assert len(of_type(report, "unstaffed")) == 3
 
 
 def test_incidents_outside_every_grid_are_reported_with_the_nearest_grid():

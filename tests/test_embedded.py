@@ -18,7 +18,7 @@ def test_embedded_cluster_is_reused_on_the_same_port(pg_url):
     first = cluster.ensure(TEST_DB)
     second = cluster.ensure(TEST_DB)
     assert first == second == pg_url
-    assert (PROJECT_ROOT / "var" / "pg" / "data" / "PG_VERSION").exists()
+    assert (cluster.data_dir / "PG_VERSION").exists()
 
 
 def test_database_url_setting_wins_and_plain_urls_are_accepted(monkeypatch):

@@ -18,7 +18,7 @@ HEADER = "id,lon,lat,reported_at,category,address,description\n"
 def _clean(tmp_path, body, name="in.csv", **kwargs):
     path = tmp_path / name
     path.write_text(HEADER + body, encoding="utf-8")
-    raw, _ = read_incident_file(path)
+    raw, _, _ = read_incident_file(path)
     kwargs.setdefault("source", "hotline_12345")
     return clean_incidents(raw, categories=load_taxonomy(), expected_bounds=BOUNDS, **kwargs)
 
@@ -87,13 +87,16 @@ def test_categories_may_be_given_by_name(tmp_path):
     assert result.frame["category"].iloc[0] == "0101"
 
 
-def test_non_utf8_file_is_refused_with_a_hint(tmp_path):
+def test_gbk_file_is_detected_and_refused_when_read_as_utf8(tmp_path):
     path = tmp_path / "gbk.csv"
     path.write_bytes((HEADER + "A1,113.82,34.03,2023-05-01,0101,建设路,\n").encode("gbk"))
-    with pytest.raises(GridmapError, match="not valid utf-8 .* --encoding gb18030"):
-        read_incident_file(path)
-    raw, _ = read_incident_file(path, encoding="gb18030")
+    raw, _, used = read_incident_file(path)
     assert raw["address"].iloc[0] == "建设路"
+    assert (used.encoding, used.encoding_detected) == ("gb18030", True)
+    with pytest.raises(GridmapError, match="not valid utf-8 .* reads as gb18030"):
+        read_incident_file(path, encoding="utf-8")
+    raw, _, used = read_incident_file(path, encoding="gb18030")
+    assert raw["address"].iloc[0] == "建设路" and not used.encoding_detected
 
 
 def test_empty_file_is_refused(tmp_path):
@@ -110,7 +113,7 @@ def test_header_only_file_gives_zero_rows(tmp_path):
 def test_missing_id_column_names_the_columns(tmp_path):
     path = tmp_path / "x.csv"
     path.write_text("foo,lon,lat\n1,2,3\n")
-    raw, _ = read_incident_file(path)
+    raw, _, _ = read_incident_file(path)
     with pytest.raises(GridmapError, match="no id column 'id'.*use --id-field"):
         clean_incidents(raw, source="patrol")
 
@@ -134,7 +137,7 @@ def test_geojson_points_and_non_points(tmp_path):
     }
     path = tmp_path / "p.geojson"
     path.write_text(json.dumps(doc))
-    raw, fmt = read_incident_file(path)
+    raw, fmt, _ = read_incident_file(path)
     result = clean_incidents(raw, source="patrol", categories=load_taxonomy())
     assert fmt == "geojson"
     assert list(result.frame["external_id"]) == ["g1"]
@@ -155,7 +158,7 @@ def test_open311_requests_map_their_fields(tmp_path):
     ]
     path = tmp_path / "r.json"
     path.write_text(json.dumps(requests))
-    raw, fmt = read_incident_file(path)
+    raw, fmt, _ = read_incident_file(path)
     result = clean_incidents(raw, fields=FieldMap(), source="resident", categories=load_taxonomy())
     assert fmt == "open311"
     row = result.frame.iloc[0]
@@ -169,7 +172,7 @@ def test_source_column_per_row_and_invalid_source(tmp_path):
         "1,113.82,34.03,2023-01-01,0101,police_110\n"
         "2,113.82,34.03,2023-01-01,0101,Bad Source!\n"
     )
-    raw, _ = read_incident_file(path)
+    raw, _, _ = read_incident_file(path)
     result = clean_incidents(raw, categories=load_taxonomy())
     assert list(result.frame["source"]) == ["police_110"]
     assert "invalid source 'bad source!'" in result.rejected[0]["reason"]

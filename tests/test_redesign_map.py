@@ -45,6 +45,7 @@ def test_page_is_served_offline_and_exported(plan, tmp_path, monkeypatch):
         "before: old grid boundaries",
         "changed grids",
         "workload CV",
+        "incidents weighed",
         f"{grids} ",
         "/static/vendor/",
     ):

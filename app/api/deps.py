@@ -18,8 +18,10 @@ from typing import Annotated, Final, Literal
 from fastapi import Depends, Query, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AfterValidator
 from sqlalchemy import Connection, Engine
 
+from app.api.errors import outage
 from app.config import ApiSettings, Settings
 from app.db import queries, repo
 from app.errors import AuthenticationError, NotFoundError, NotReadyError, PermissionDeniedError
@@ -32,6 +34,7 @@ from app.services.registry import AreaRegistry
 from app.services.security import Principal, authenticate
 from app.services.taxonomy import Taxonomy
 from gis.errors import ValidationError
+from gis.times import window_time_problem
 from gis.vocabulary import HANDLING_LEVELS, INCIDENT_STATUSES, LOCAL_TZ, LOCATION_STATUSES
 
 
@@ -65,18 +68,28 @@ async def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_conn(state: StateDep) -> Iterator[Connection]:
+def get_conn(request: Request, state: StateDep) -> Iterator[Connection]:
     """A pooled connection for one request (reads; writes open their own transaction)."""
     with state.engine.connect() as conn:
+        outage(request.app).came_back()  # connected: any outage is over
         yield conn
 
 
 ConnDep = Annotated[Connection, Depends(get_conn)]
 
 
+def checked_generation_ref(ref: str | None) -> str | None:
+    """``ref`` unless it is digits other than ASCII ones (``²``, ``٣``): ids are 0-9 only."""
+    if ref is not None and any(c.isdigit() and not c.isascii() for c in ref):
+        raise ValidationError(
+            f"generation {ref!r}: give a label or an id in ASCII digits (0-9); see GET /generations"
+        )
+    return ref
+
+
 def resolve_generation(conn: Connection, ref: str | None) -> repo.GenerationInfo:
     """Generation ``ref`` (label or id), or the active one."""
-    gen = queries.generation_info(conn, ref)
+    gen = queries.generation_info(conn, checked_generation_ref(ref))
     if gen is None and ref is not None:
         raise NotFoundError(f"no generation {ref!r}; see GET /generations")
     if gen is None:
@@ -190,6 +203,7 @@ def checked_tolerance(tolerance: float, limit: float) -> float:
 ToleranceDep = Annotated[float, Depends(tolerance_param)]
 GenerationParam = Annotated[
     str | None,
+    AfterValidator(checked_generation_ref),
     Query(
         max_length=100,
         pattern=r"^[^\x00]+$",
@@ -354,6 +368,13 @@ def parse_interval(text: str) -> TimeWindow:
     return window
 
 
+def _in_window_range(moment: datetime | None, name: str) -> datetime | None:
+    problem = None if moment is None else window_time_problem(moment, name)
+    if problem is not None:
+        raise ValidationError(problem)
+    return moment
+
+
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -366,14 +387,16 @@ def _instant(text: str, side: str) -> datetime | None:
             day = date.fromisoformat(text)
             moment = datetime.combine(day, time.min, LOCAL_TZ)
             # A date as the end of an interval means up to the end of that day.
-            return moment + timedelta(days=1, microseconds=-1) if side == "end" else moment
-        moment = datetime.fromisoformat(text)
+            if side == "end":
+                moment += timedelta(days=1, microseconds=-1)
+        else:
+            moment = datetime.fromisoformat(text)
     except (ValueError, OverflowError):
         raise ValidationError(
             f"datetime: {text!r} is not an RFC 3339 time or a date "
             "(e.g. 2023-03-01T08:00:00+08:00 or 2023-03-01)"
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=LOCAL_TZ)
+    return _in_window_range(moment if moment.tzinfo else moment.replace(tzinfo=LOCAL_TZ), side)
 
 
 TimeWindowDep = Annotated[TimeWindow, Depends(datetime_param)]
@@ -502,7 +525,10 @@ async def selection_query(
     source: SourceParam = None,
 ) -> Selection:
     """A half-open window ``[start, end)``, unlike ``datetime``: it is what Gi* compares."""
-    return Selection.parse(start, end, category, source)
+    selection = Selection.parse(start, end, category, source)
+    _in_window_range(selection.start, "start")
+    _in_window_range(selection.end, "end")
+    return selection
 
 
 SelectionDep = Annotated[Selection, Depends(selection_query)]

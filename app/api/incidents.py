@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Path, Query, Request
+from sqlalchemy import Connection
 from starlette.responses import JSONResponse
 
 from app.api.deps import (
@@ -30,6 +32,7 @@ from app.errors import NotFoundError
 from app.services import incidents as incident_service
 from app.services.security import Principal
 
+T = TypeVar("T")
 router = APIRouter(prefix="/incidents", tags=["incidents"], responses=ERROR_RESPONSES)
 
 IncidentId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Incident id.")]
@@ -55,11 +58,13 @@ def create(state: StateDep, actor: OperatorDep, incident: IncidentIn) -> JSONRes
     (street, community, grid, micro-grid, status and distance).
     """
     tolerance = checked_tolerance(incident.tolerance, state.api.max_tolerance_m)
-    incident_id, created = create_reported(state, incident, tolerance, actor)
-    doc = _document(state, incident_id, with_history=False)
-    return JSONResponse(
-        IncidentOut.model_validate(doc).model_dump(mode="json"), status_code=201 if created else 200
-    )
+
+    def answer(conn: Connection, incident_id: int) -> dict:
+        doc = _record_document(state, conn, incident_id, with_history=False)
+        return IncidentOut.model_validate(doc).model_dump(mode="json")
+
+    body, created = create_reported(state, incident, tolerance, actor, answer)
+    return JSONResponse(body, status_code=201 if created else 200)
 
 
 @router.get(
@@ -124,9 +129,17 @@ def transition(
 
 
 def create_reported(
-    state: AppState, incident: IncidentIn, tolerance: float, actor: Principal
-) -> tuple[int, bool]:
-    """Store an incident of a request (this route's or Open311's); returns (id, created)."""
+    state: AppState,
+    incident: IncidentIn,
+    tolerance: float,
+    actor: Principal,
+    answer: Callable[[Connection, int], T],
+) -> tuple[T, bool]:
+    """Store an incident of a request (this route's or Open311's); returns (answer, created).
+
+    ``answer(conn, id)`` builds the response in the storing transaction (see
+    :func:`app.services.incidents.create_incident`).
+    """
     return incident_service.create_incident(
         state.engine,
         incident_service.NewIncident(**incident.model_dump(exclude={"tolerance"})),
@@ -135,15 +148,20 @@ def create_reported(
         gazetteer=state.gazetteer,
         tolerance=tolerance,
         actor=actor,
+        answer=answer,
     )
 
 
 def _document(state: AppState, incident_id: int, with_history: bool) -> dict:
     with state.engine.connect() as conn:
-        record = queries.incident_record(conn, incident_id)
-        if record is None:
-            raise NotFoundError(f"no incident {incident_id}")
-        history = queries.status_history(conn, incident_id) if with_history else None
+        return _record_document(state, conn, incident_id, with_history)
+
+
+def _record_document(state: AppState, conn: Connection, incident_id: int, with_history: bool):
+    record = queries.incident_record(conn, incident_id)
+    if record is None:
+        raise NotFoundError(f"no incident {incident_id}")
+    history = queries.status_history(conn, incident_id) if with_history else None
     return incident_service.incident_document(
         record, state.registry.active, state.taxonomy, datetime.now(UTC), history
     )

@@ -30,6 +30,7 @@ from app.api.errors import ERROR_RESPONSES
 from app.api.geojson import JSONBytesResponse, dumps
 from app.api.schemas import LookupBatch, LookupBatchResult, LookupResult
 from app.errors import PayloadTooLargeError
+from app.services.layers import theme_units_at
 from app.services.registry import GenerationView, assign_hierarchy, assign_point
 from gis import crs as crs_mod
 from gis.errors import ValidationError
@@ -73,6 +74,8 @@ async def lookup_point(
         x, y = _to_wgs84(np.array([lon]), np.array([lat]), crs)
         answer = assign_point(view.index, float(x[0]), float(y[0]))
         doc = _document(view, lon, lat, crs, float(x[0]), float(y[0]), answer)
+    wgs84 = doc["wgs84"]  # the unit of every thematic layer too (多格合一)
+    doc["themes"] = theme_units_at(state.engine, view.generation.id, wgs84["lon"], wgs84["lat"])
     return JSONBytesResponse(dumps(doc))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -107,6 +108,17 @@ def _options(root: str, query: str, params: MapQuery, pages: PageCache) -> PageO
     )
 
 
+#: The query parameters that change a map page; any other parameter is ignored, so it
+#: neither creates a cache entry nor triggers a rebuild.
+PAGE_PARAMETERS = ("start", "end", "category", "source", "measure", "basemap")
+
+
+def page_query(request: Request) -> str:
+    """The page's own query string: its parameters only, in one order (the cache key)."""
+    params = request.query_params
+    return urlencode([(name, params[name]) for name in PAGE_PARAMETERS if params.get(name)])
+
+
 def _district_key(params: MapQuery, root: str, query: str) -> tuple:
     return ("map", params.selection, params.measure, params.basemap, root, query)
 
@@ -134,7 +146,7 @@ def district_map(request: Request, pages: PagesDep, params: MapQueryDep) -> Resp
     with staff and counts), micro-grids, a choropleth, Gi* hot spots, coverage defects,
     incidents outside every grid, incident clusters and a heat layer, with a legend and
     a layer control. Works offline: every asset is served by this app."""
-    root, query = request.scope.get("root_path", ""), request.url.query
+    root, query = request.scope.get("root_path", ""), page_query(request)
     options = _options(root, query, params, pages)
     return _html(
         request,
@@ -153,7 +165,7 @@ def grid_map(
 ) -> Response:
     """One grid zoomed in: its micro-grids (with building heads), its incidents of the
     selection, its staff and numbers (counts, rates, Gi*), the grids around it."""
-    root, query = request.scope.get("root_path", ""), request.url.query
+    root, query = request.scope.get("root_path", ""), page_query(request)
     options = _options(root, query, params, pages)
     data = pages.data.data()
     if code not in set(data.level("grid")["code"]):

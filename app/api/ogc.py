@@ -2,7 +2,10 @@
 
 Collections: ``streets``, ``communities``, ``grids``, ``micro_grids`` (areas of a
 generation, public unless configured otherwise) and ``incidents`` (need a
-viewer key). Items are GeoJSON assembled from PostGIS text, never re-encoded.
+viewer key), and ``layer_{theme}`` for each thematic layer of the generation
+(police, market, party, mediation … units with the department's own codes; see
+``app/services/layers.py``). Items are GeoJSON assembled from PostGIS text, never
+re-encoded.
 """
 
 from __future__ import annotations
@@ -48,9 +51,12 @@ from app.api.schemas import (
     FeatureCollection,
     LandingPage,
 )
+from app.db import layers as layer_queries
 from app.db import queries
 from app.errors import NotFoundError
-from gis.errors import ValidationError
+from app.services.layers import layer_of, layers_of
+from gis.errors import GridmapError, ValidationError
+from gis.layers import KNOWN_THEMES, check_theme
 
 router = APIRouter(tags=["OGC API – Features"], responses=ERROR_RESPONSES)
 
@@ -81,8 +87,15 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
 ]
 CRS_LIST = [CRS84, EPSG4326, EPSG4490]
+#: Collections of thematic layers are named this prefix + the theme (layer_police).
+LAYER_PREFIX = "layer_"
 CollectionId = Annotated[
-    str, Path(max_length=64, description="streets, communities, grids, micro_grids or incidents.")
+    str,
+    Path(
+        max_length=64,
+        description="streets, communities, grids, micro_grids, incidents, or layer_{theme} "
+        "for a thematic layer (layer_police, layer_market …).",
+    ),
 ]
 
 
@@ -122,11 +135,15 @@ def collections(
     principal: PrincipalDep,
     generation: GenerationParam = None,
 ) -> dict:
-    """The four area levels and the incidents, with their extents."""
+    """The four area levels, the incidents and each thematic layer, with their extents."""
     _guard_boundaries(state, principal)
     gen = resolve_generation(conn, generation)
     extents = queries.level_extents(conn, gen.id)
     docs = [_collection(request, cid, extents) for cid in COLLECTIONS]
+    docs += [
+        _layer_collection(request, conn, layer.theme, layer.id, layer.units)
+        for layer in layers_of(conn, gen.id)
+    ]
     return {"collections": docs, "links": [link(str(request.url), "self", JSON)]}
 
 
@@ -139,6 +156,11 @@ def collection(
     collection_id: CollectionId,
     generation: GenerationParam = None,
 ) -> dict:
+    theme = _theme(collection_id)
+    if theme is not None:
+        _guard_boundaries(state, principal)
+        layer = layer_of(conn, theme, _generation_ref(conn, generation))
+        return _layer_collection(request, conn, theme, layer.id, layer.units)
     _level(collection_id)
     _guard_boundaries(state, principal)
     gen = resolve_generation(conn, generation)
@@ -189,10 +211,29 @@ def items(
 
     Area collections take `code`, `parent`, `kind` and `generation`; `incidents`
     takes `category`, `status`, `source`, `handling_level`, `location_status`,
-    `grid`, `datetime` and `generation` (of the assignment).
+    `grid`, `datetime` and `generation` (of the assignment). Thematic layers
+    (`layer_{theme}`) take `code`, `bbox` and `generation`.
     """
-    level = _level(collection_id)
     lat_first = crs in LAT_FIRST
+    theme = _theme(collection_id)
+    if theme is not None:
+        _guard_boundaries(state, principal)
+        _refuse(
+            collection_id,
+            parent=parent,
+            kind=kind,
+            grid=grid,
+            datetime=window.bounded or None,
+            **{k: v or None for k, v in vars(incident_filter).items()},
+        )
+        layer = layer_of(conn, theme, _generation_ref(conn, generation))
+        matched, features = layer_queries.unit_features(
+            conn, layer.id, page.limit, page.offset, code=code, bbox=bbox, lat_first=lat_first
+        )
+        links = paging_links(request, page.offset, page.limit, len(features), matched)
+        body = feature_collection(features, matched=matched, links=links)
+        return GeoJSONResponse(body, headers={"Content-Crs": f"<{crs}>"})
+    level = _level(collection_id)
     if level is None:
         check_role(principal, "viewer")
         _refuse(collection_id, code=code, parent=parent, kind=kind)
@@ -231,9 +272,14 @@ def item(
     crs: OutputCrs = CRS84,
     generation: GenerationParam = None,
 ) -> GeoJSONResponse:
-    level = _level(collection_id)
     lat_first = crs in LAT_FIRST
-    if level is None:
+    theme = _theme(collection_id)
+    level = None if theme is not None else _level(collection_id)
+    if theme is not None:
+        _guard_boundaries(state, principal)
+        layer = layer_of(conn, theme, _generation_ref(conn, generation))
+        text = layer_queries.unit_feature(conn, layer.id, feature_id, lat_first)
+    elif level is None:
         check_role(principal, "viewer")
         text = (
             queries.incident_feature(conn, int(feature_id), lat_first)
@@ -252,6 +298,44 @@ def item(
     ]
     body = text[:-1].encode() + b',"links":' + dumps(links) + b"}"
     return GeoJSONResponse(body, headers={"Content-Crs": f"<{crs}>"})
+
+
+def _theme(collection_id: str) -> str | None:
+    """The theme of a ``layer_{theme}`` collection, None for the other collections."""
+    if not collection_id.startswith(LAYER_PREFIX):
+        return None
+    theme = collection_id[len(LAYER_PREFIX) :]
+    try:
+        return check_theme(theme)
+    except GridmapError as exc:
+        raise NotFoundError(f"no collection {collection_id!r}: {exc}") from exc
+
+
+def _generation_ref(conn, generation: str | None) -> str:
+    """The generation as a label, checked the API's way (404 unknown, 409 none active)."""
+    return resolve_generation(conn, generation).label
+
+
+def _layer_collection(request: Request, conn, theme: str, layer_id: int, units: int) -> dict:
+    collection_id = LAYER_PREFIX + theme
+    base = str(request.base_url) + f"collections/{collection_id}"
+    title = f"{KNOWN_THEMES.get(theme, theme)} · 专题图层 thematic layer"
+    bbox = layer_queries.unit_extent(conn, layer_id)
+    return {
+        "id": collection_id,
+        "title": title,
+        "description": f"{units} units of theme {theme!r} with the department's own codes, "
+        "stored beside the grids; their crosswalk is GET /layers/"
+        f"{theme}/crosswalk.",
+        "itemType": "feature",
+        "crs": CRS_LIST,
+        "storageCrs": CRS84,
+        "extent": {"spatial": {"bbox": [bbox], "crs": CRS84}} if bbox else None,
+        "links": [
+            link(base, "self", JSON, title),
+            link(base + "/items", "items", GEOJSON, f"{title}: features"),
+        ],
+    }
 
 
 def _level(collection_id: str) -> str | None:

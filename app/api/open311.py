@@ -20,6 +20,8 @@ import pydantic
 from fastapi import APIRouter, Depends, Form, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
+from sqlalchemy import Connection
+from starlette.responses import JSONResponse
 
 from app.api.deps import (
     CRS_DESCRIPTION,
@@ -215,6 +217,12 @@ def read_request(
     response_model=list[CreatedRequest],
     status_code=201,
     summary="Create a service request",
+    responses={
+        200: {
+            "model": list[CreatedRequest],
+            "description": "Already requested (same external_id): the first request.",
+        }
+    },
 )
 def create_request(
     state: StateDep,
@@ -249,7 +257,7 @@ def create_request(
     last_name: Annotated[str | None, Form(max_length=200, description=_NOT_STORED)] = None,
     phone: Annotated[str | None, Form(max_length=50, description=_NOT_STORED)] = None,
     media_url: Annotated[str | None, Form(max_length=1000, description=_NOT_STORED)] = None,
-) -> list[dict]:
+) -> JSONResponse:
     """A new request (an incident from source `open311`), located and assigned on write.
 
     Needs an operator key (header or `api_key` field). Give `lat` and `long`, or
@@ -278,17 +286,20 @@ def create_request(
             "invalid service request: "
             + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         ) from None
-    incident_id, _created = create_reported(state, incident, 0.0, actor)
-    with state.engine.connect() as conn:
+
+    def answer(conn: Connection, incident_id: int) -> list[dict]:
         record = queries.incident_record(conn, incident_id)
-    assert record is not None
-    return [
-        {
+        assert record is not None
+        created = {
             "service_request_id": str(incident_id),
             "account_id": account_id,
             "service_notice": _notice(record, state.registry.active),
         }
-    ]
+        return [CreatedRequest.model_validate(created).model_dump(mode="json")]
+
+    body, created = create_reported(state, incident, 0.0, actor, answer)
+    # A repeated external_id returns the first request, as GET would: 200, not 201.
+    return JSONResponse(body, status_code=201 if created else 200)
 
 
 def _request_filter(bbox, ids, codes, start, end, status) -> queries.IncidentFilter:

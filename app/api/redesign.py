@@ -8,6 +8,7 @@ it becomes live through ``POST /generations/{ref}/activate`` (admin).
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -16,18 +17,24 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import exc as sa_exc
 
-from app.api.deps import ConnDep, OperatorDep, StateDep, ViewerDep
-from app.api.errors import ERROR_RESPONSES
+from app.api.deps import ConnDep, OperatorDep, StateDep, ViewerDep, checked_generation_ref
+from app.api.errors import DATABASE_DOWN, ERROR_RESPONSES
 from app.db import plans, repo
-from app.errors import NotFoundError
+from app.errors import NotFoundError, TooManyRequestsError
+from gis.errors import GridmapError
 
+log = logging.getLogger("gridmap.api")
 router = APIRouter(prefix="/redesign", tags=["redesign"], responses=ERROR_RESPONSES)
 
 
 class PlanRequest(BaseModel):
     """What a planner asks for; see `gridmap redesign --help` for the same options."""
+
+    # Numbers are numbers and flags are booleans: no "5", 0.0 or 0 taken for them.
+    model_config = ConfigDict(strict=True)
 
     target: int = Field(ge=1, le=100_000, description="Number of grids wanted, e.g. 539.")
     mode: Literal["merge", "reshape"] = Field(
@@ -85,10 +92,33 @@ class JobBoard:
     jobs: dict[str, Job] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    #: Key id of the caller of each job (None: no key, e.g. tests without security).
+    owners: dict[str, int | None] = field(default_factory=dict)
+
     def update(self, job_id: str, **changes) -> None:
         with self.lock:
             job = self.jobs[job_id]
             self.jobs[job_id] = job.model_copy(update=changes)
+
+    def admit(self, job: Job, owner: int | None, per_key: int, total: int) -> None:
+        """Add ``job`` unless its owner or everyone already has as many unfinished as allowed."""
+        with self.lock:
+            unfinished = [i for i, j in self.jobs.items() if j.status in ("queued", "running")]
+            mine = sum(1 for i in unfinished if self.owners.get(i) == owner)
+            if mine >= per_key:
+                raise TooManyRequestsError(
+                    f"该密钥已有 {mine} 个规划任务未完成 / this key already has {mine} redesign "
+                    f"jobs queued or running (at most {per_key}, GRIDMAP_REDESIGN_JOBS_PER_KEY); "
+                    "wait for one to finish (GET /redesign/jobs/{id})"
+                )
+            if len(unfinished) >= total:
+                raise TooManyRequestsError(
+                    f"服务器已有 {len(unfinished)} 个规划任务未完成 / the server already has "
+                    f"{len(unfinished)} redesign jobs queued or running (at most {total}, "
+                    "GRIDMAP_REDESIGN_JOBS_TOTAL); retry later"
+                )
+            self.jobs[job.id] = job
+            self.owners[job.id] = owner
 
 
 def _board(request: Request) -> JobBoard:
@@ -127,8 +157,12 @@ def create_plan(
         request=body,
         result=None,
     )
-    with board.lock:
-        board.jobs[job.id] = job
+    board.admit(
+        job,
+        principal.key_id,
+        state.api.redesign_jobs_per_key,
+        state.api.redesign_jobs_total,
+    )
     board.executor.submit(_run, board, job.id, state.engine, body)
     return job
 
@@ -156,7 +190,7 @@ def _run(board: JobBoard, job_id: str, engine, body: PlanRequest) -> None:
             job_id,
             status="failed",
             progress="failed",
-            error=str(exc),
+            error=job_error(exc),
             finished_at=datetime.now(UTC),
         )
         return
@@ -198,6 +232,7 @@ def get_plan(
     ref: Annotated[str, Path(description="Generation label or id.", max_length=100)],
     lineage: Annotated[bool, Query(description="Include every lineage row.")] = False,
 ) -> dict[str, Any]:
+    checked_generation_ref(ref)
     gen = repo.get_generation(conn, ref)
     plan = None if gen is None else plans.get_plan(conn, gen.id)
     if gen is None or plan is None:
@@ -223,6 +258,24 @@ def _plan_summary(gen: repo.GenerationInfo, plan: plans.PlanInfo) -> dict[str, A
         "metrics": plan.metrics,
         "baseline": plan.baseline,
     }
+
+
+def job_error(exc: Exception) -> str:
+    """What a failed job tells its caller: our own words, never database text."""
+    if isinstance(exc, sa_exc.IntegrityError):
+        return (
+            "标签已被使用 / the label is already used by another generation; "
+            "choose another label or leave it out"
+        )
+    if isinstance(exc, DATABASE_DOWN):
+        return "数据库暂不可用 / the database was unavailable; submit the plan again later"
+    if isinstance(exc, sa_exc.SQLAlchemyError):
+        log.error("redesign job failed in the database: %s", exc)
+        return "规划未能保存 / the plan could not be stored; see the server log"
+    if isinstance(exc, GridmapError):
+        return str(exc)
+    log.error("redesign job failed", exc_info=exc)
+    return "规划失败 / the plan failed unexpectedly; see the server log"
 
 
 def _plain(metrics: dict) -> dict:

@@ -7,18 +7,33 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from app.api.deps import CRS_DESCRIPTION, CrsName
+from app.api.deps import CRS_DESCRIPTION, CrsName, checked_generation_ref
 from gis.vocabulary import AssignStatus, HandlingLevel, IncidentStatus, LocationStatus
 
 
 def _no_nul(value: str) -> str:
-    # PostgreSQL text cannot hold NUL; refuse it here with a clear message.
+    # PostgreSQL text cannot hold NUL, nor UTF-8 a lone surrogate ("\ud800" in JSON):
+    # refuse both here with a clear message.
     if "\x00" in value:
         raise ValueError("text must not contain NUL characters")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text must be valid Unicode (a lone surrogate is not)") from None
+    return value
+
+
+def _generation_ref(value: str) -> str:
+    checked_generation_ref(value)
     return value
 
 
 Text = Annotated[str, AfterValidator(_no_nul)]
+#: A generation label or an id in ASCII digits.
+GenerationText = Annotated[str, AfterValidator(_no_nul), AfterValidator(_generation_ref)]
+#: Numbers are numbers: no strings or booleans coerced, no NaN or infinity.
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Status = IncidentStatus
 
 
@@ -133,11 +148,11 @@ class LookupBatch(BaseModel):
         }
     )
 
-    lon: list[float | None] = Field(description="Longitudes in degrees.")
-    lat: list[float | None] = Field(description="Latitudes in degrees, as many as `lon`.")
+    lon: list[Number | None] = Field(description="Longitudes in degrees.")
+    lat: list[Number | None] = Field(description="Latitudes in degrees, as many as `lon`.")
     crs: CrsName = Field(default="wgs84", description=CRS_DESCRIPTION)
-    tolerance: float = Field(default=0.0, ge=0, description="Snapping tolerance in metres.")
-    generation: Text | None = Field(
+    tolerance: Number = Field(default=0.0, ge=0, description="Snapping tolerance in metres.")
+    generation: GenerationText | None = Field(
         default=None, max_length=100, description="Generation label or id; default: active."
     )
 
@@ -243,12 +258,12 @@ class IncidentIn(BaseModel):
         default=None,
         description=("When it was reported; default now. Without an offset: China Standard Time."),
     )
-    lon: float | None = Field(
+    lon: Number | None = Field(
         default=None, ge=-180, le=180, description="Longitude in `crs`; omit to geocode `address`."
     )
-    lat: float | None = Field(default=None, ge=-90, le=90, description="Latitude in `crs`.")
+    lat: Number | None = Field(default=None, ge=-90, le=90, description="Latitude in `crs`.")
     crs: CrsName = Field(default="wgs84", description=CRS_DESCRIPTION)
-    tolerance: float = Field(default=0.0, ge=0, description="Snapping tolerance in metres.")
+    tolerance: Number = Field(default=0.0, ge=0, description="Snapping tolerance in metres.")
 
 
 class TransitionIn(BaseModel):

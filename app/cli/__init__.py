@@ -18,7 +18,11 @@ from app.cli.gazetteer import gazetteer_app
 from app.cli.generations import gen_app
 from app.cli.incidents import incidents_app
 from app.cli.keys import keys_app
+from app.cli.layers import layers_app
 from app.cli.serve import serve
+from app.cli.staff import staff_app
+from app.cli.stats import stats
+from app.cli.taxonomy import taxonomy_app
 from gis.errors import GridmapError
 
 __all__ = ["app", "main"]
@@ -36,12 +40,16 @@ app.command("hotspots")(maps.hotspots)
 app.command("map")(maps.map_page)
 app.command("redesign")(redesign.redesign)
 app.command("redesign-map")(redesign.redesign_map)
+app.command("stats")(stats)
 app.add_typer(db_app, name="db")
 app.add_typer(areas_app, name="areas")
 app.add_typer(gen_app, name="generations")
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(gazetteer_app, name="gazetteer")
 app.add_typer(keys_app, name="keys")
+app.add_typer(layers_app, name="layers")
+app.add_typer(staff_app, name="staff")
+app.add_typer(taxonomy_app, name="taxonomy")
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Annotated
@@ -56,6 +57,13 @@ def areas_import(
         ),
     ] = None,
     layer: Annotated[str | None, typer.Option(help="Layer of a GeoPackage.")] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            help="Encoding of a Shapefile's attributes or a GeoJSON file (default: the .cpg, "
+            "else detect UTF-8 or GBK)."
+        ),
+    ] = None,
     generation: GenerationOpt = None,
     repair: Annotated[bool, typer.Option(help="Repair invalid geometries (make_valid).")] = False,
     replace: Annotated[
@@ -66,21 +74,27 @@ def areas_import(
     ] = None,
 ):
     """Validate a boundary file and store all of it, or nothing with a full report."""
-    from app.services.area_import import import_area_file
+    from app.services.area_import import import_areas
+    from gis.areas import read_areas
 
     check_level(level)
     with console.status(f"importing {file.name} as {level} areas…"):
-        result = import_area_file(
+        # Read here rather than in import_area_file: the encoding used is shown to the user.
+        gdf = read_areas(file, crs=crs, layer=layer, encoding=encoding)
+        if gdf.attrs.get("encoding"):
+            how = "指定 given" if encoding else "自动识别 detected or .cpg"
+            console.print(f"{file.name}: 编码 encoding: {gdf.attrs['encoding']} ({how})")
+        result = import_areas(
             open_engine(),
-            file,
+            gdf,
             level,
+            source=str(file),
+            file_sha256=hashlib.sha256(file.read_bytes()).hexdigest(),
             code_field=code_field,
             parent_field=parent_field,
             parent_code=parent_code,
             name_field=name_field,
             kind_field=kind_field,
-            crs=crs,
-            layer=layer,
             generation=generation,
             repair=repair,
             replace=replace,

@@ -171,7 +171,7 @@ def hotspots(
     for row in hottest.itertuples():
         table.add_row(
             row.code,
-            str(row.name),
+            _name_cell(row.name),
             f"{getattr(row, value):,.2f}",
             f"{row.z:.2f}",
             f"{row.p:.3f}",
@@ -182,6 +182,13 @@ def hotspots(
         out = stats.assign(**{"class": stats["bin"].map(HOT_LABELS)})
         out.to_file(output, driver="GeoJSON", engine="pyogrio")
         console.print(f"wrote {len(out)} grids to {output}")
+
+
+def _name_cell(name: object) -> str:
+    """A grid's name, or a dash for a grid without one (never ``nan``)."""
+    import pandas as pd  # loaded already by the analysis; imported here to keep startup light
+
+    return "—" if pd.isna(name) or str(name).strip() == "" else str(name)  # type: ignore[arg-type]
 
 
 # -- map -------------------------------------------------------------------------------

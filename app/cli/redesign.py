@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +25,7 @@ METRIC_LABELS = {
     "nesting_violations": "nesting violations",
     "households_kept": "households keeping grid",
     "area_kept": "area keeping grid",
+    "unstaffed_grids": "grids without a leader or worker",
 }
 
 
@@ -75,6 +77,19 @@ def redesign(
     seed: Annotated[int, typer.Option(help="Seed of the search.")] = 0,
     label: Annotated[str | None, typer.Option(help="Label of the new generation.")] = None,
     dry_run: Annotated[bool, typer.Option(help="Compute and report; store nothing.")] = False,
+    since: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            help="First day of the incidents weighed (default: 12 months before --until).",
+        ),
+    ] = None,
+    until: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"], help="Last day of the incidents weighed (default: today)."
+        ),
+    ] = None,
 ):
     """Redesign the active generation's grids to TARGET with balanced workload."""
     from app.services.redesign import plan_redesign
@@ -98,6 +113,8 @@ def redesign(
             label=label,
             dry_run=dry_run,
             progress=lambda m: status.update(m),
+            since=since.date() if since else None,
+            until=until.date() if until else None,
         )
     table = Table(
         title=f"{mode} plan, {result.baseline['k']} → {result.metrics['k']} grids "
@@ -109,6 +126,18 @@ def redesign(
     for key, name in METRIC_LABELS.items():
         table.add_row(name, _fmt(result.baseline.get(key)), _fmt(result.metrics.get(key)))
     console.print(table)
+    if result.window is not None:
+        console.print(
+            f"工作量统计期 workload window {result.window.describe()}: "
+            f"{result.window_incidents:,} incidents"
+            + ("" if result.window_incidents else " (none: workload without incidents)")
+        )
+    if result.unstaffed:
+        console.print(
+            f"[yellow]{len(result.unstaffed)} new grids without a grid leader or worker:[/yellow] "
+            + ", ".join(result.unstaffed[:20])
+            + (" …" if len(result.unstaffed) > 20 else "")
+        )
     if result.generation:
         console.print(
             f"stored as inactive generation [bold]{result.generation}[/bold] with "

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from typing import cast
 
-import numpy as np
 import pandas as pd
-from sqlalchemy import ColumnElement, Connection, Table, func, select, text
+from sqlalchemy import Connection, Table, func, select, text
 from sqlalchemy import column as sql_column
 from sqlalchemy import table as sql_table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from app.db.assignments import CODE_COLUMNS
 from app.db.bulk import copy_frame
-from app.db.models import AddressPoint, Incident, IncidentAssignment
+from app.db.models import AddressPoint, Incident
+from gis.incidents import HISTORY_COLUMNS
 
 INCIDENT = cast(Table, Incident.__table__)
 ADDRESS_POINT = cast(Table, AddressPoint.__table__)
@@ -35,19 +35,22 @@ LOOP_COLUMNS = ("status", "handling_level")
 #: An incident's assignment under one generation (``incident_assignment``).
 ASSIGNMENT_COLUMNS = (*CODE_COLUMNS, "generation_id", "assign_status", "distance_m", "assigned_at")
 
-#: Columns an incident batch fills (the rest take their defaults).
+#: Columns an incident batch fills (the rest take their defaults): a historical ticket
+#: arrives with its status, handling level and step times.
 INCIDENT_COPY_COLUMNS = (
     *REPORTED_COLUMNS,
+    *HISTORY_COLUMNS,
     *RAW_LOCATION_COLUMNS,
     "location",
     *LOCATION_OUTCOME_COLUMNS,
     "batch_id",
+    "taxonomy_version",
 )
 #: An incident with its current assignment, as exported (``gridmap incidents export``).
 INCIDENT_EXPORT_COLUMNS = (
     "id",
     *REPORTED_COLUMNS,
-    *LOOP_COLUMNS,
+    *HISTORY_COLUMNS,
     *RAW_LOCATION_COLUMNS,
     *LOCATION_OUTCOME_COLUMNS,
     *ASSIGNMENT_COLUMNS,
@@ -55,8 +58,6 @@ INCIDENT_EXPORT_COLUMNS = (
 #: A temporary copy of ``incident``'s columns, created per batch (untyped: only moved).
 STAGE = sql_table("incident_stage", *[sql_column(c) for c in INCIDENT_COPY_COLUMNS])
 GAZETTEER_COLUMNS = ("address", "lon", "lat", "micro_grid_code")
-#: The casework load of a grid is its incidents of the last year of data (in years).
-WORKLOAD_WINDOW_YEARS = 1
 
 
 def insert_new_incidents(conn: Connection, rows: pd.DataFrame) -> list[tuple[int, str, str]]:
@@ -91,35 +92,6 @@ def delete_all_incidents(conn: Connection) -> int:
     return conn.execute(INCIDENT.delete()).rowcount
 
 
-def _in_workload_window() -> ColumnElement:
-    latest = select(func.max(INCIDENT.c.reported_at)).scalar_subquery()
-    return INCIDENT.c.reported_at > latest - func.make_interval(WORKLOAD_WINDOW_YEARS)
-
-
-def recent_locations(conn: Connection) -> tuple[np.ndarray, np.ndarray]:
-    """WGS84 lon, lat of the located incidents in the workload window."""
-    rows = conn.execute(
-        select(func.ST_X(INCIDENT.c.location), func.ST_Y(INCIDENT.c.location)).where(
-            INCIDENT.c.location.isnot(None), _in_workload_window()
-        )
-    ).all()
-    lon = np.array([r[0] for r in rows], dtype=float)
-    lat = np.array([r[1] for r in rows], dtype=float)
-    return lon, lat
-
-
-def recent_assigned_codes(conn: Connection, generation_id: int) -> pd.DataFrame:
-    """Grid and micro-grid codes of the incidents in the workload window, under a generation."""
-    assignment = cast(Table, IncidentAssignment.__table__)
-    rows = conn.execute(
-        select(assignment.c.grid_code, assignment.c.micro_grid_code)
-        .join_from(assignment, INCIDENT, INCIDENT.c.id == assignment.c.incident_id)
-        .where(assignment.c.generation_id == generation_id, _in_workload_window())
-    ).all()
-    return pd.DataFrame(rows, columns=["grid_code", "micro_grid_code"])
-
-
-# -- the gazetteer -----------------------------------------------------------------------
 def gazetteer_frame(conn: Connection) -> pd.DataFrame:
     """Every gazetteer address with its WGS84 point and micro-grid."""
     query = select(*[ADDRESS_POINT.c[c] for c in GAZETTEER_COLUMNS])

@@ -7,13 +7,14 @@ Geometries are stored in SRID 4326; metric work happens in a projected CRS in
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -22,7 +23,7 @@ from sqlalchemy import (
     Text,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -65,6 +66,8 @@ class Area(Base):
 
 
 class Staff(Base):
+    """A person of a roster serving one area of a generation (mirrors migration 0006)."""
+
     __tablename__ = "staff"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -73,6 +76,23 @@ class Staff(Base):
     area_code: Mapped[str] = mapped_column(String(32))
     generation_id: Mapped[int] = mapped_column(ForeignKey("generation.id"))
     phone: Mapped[str | None] = mapped_column(String(32))
+    external_id: Mapped[str | None] = mapped_column(String(64))
+    department: Mapped[str | None] = mapped_column(Text)
+    start_date: Mapped[date | None] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batch.id", ondelete="SET NULL"))
+
+
+class StaffRole(Base):
+    """A role a deployment added to ``gis.staff.DEFAULT_ROLES`` (migration 0006)."""
+
+    __tablename__ = "staff_role"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(Text)
+    name_en: Mapped[str] = mapped_column(Text)
+    staffs: Mapped[str | None] = mapped_column(String(16))
+    words: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
 
 
 class ImportBatch(Base):
@@ -130,7 +150,37 @@ class Incident(Base):
     location_status: Mapped[str] = mapped_column(String(16))
     unlocated_reason: Mapped[str | None] = mapped_column(Text)
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batch.id"))
+    # the taxonomy version the category was chosen from (NULL when uncategorised)
+    taxonomy_version: Mapped[int | None] = mapped_column(ForeignKey("taxonomy_version.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class TaxonomyVersion(Base):
+    """One imported taxonomy (mirrors migration 0005); the newest is the one in use."""
+
+    __tablename__ = "taxonomy_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(Text)
+    items: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class TaxonomyItem(Base):
+    """A category of one taxonomy version, with its major class and handling deadline."""
+
+    __tablename__ = "taxonomy_item"
+
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("taxonomy_version.id", ondelete="CASCADE"), primary_key=True
+    )
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    major_code: Mapped[str] = mapped_column(String(16))
+    major_name_zh: Mapped[str] = mapped_column(Text)
+    major_name_en: Mapped[str] = mapped_column(Text)
+    name_zh: Mapped[str] = mapped_column(Text)
+    name_en: Mapped[str] = mapped_column(Text)
+    deadline_hours: Mapped[int] = mapped_column(Integer)
 
 
 class IncidentAssignment(Base):
@@ -235,3 +285,35 @@ class RedesignPlan(Base):
     metrics: Mapped[dict] = mapped_column(JSONB, server_default="{}")
     baseline: Mapped[dict] = mapped_column(JSONB, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # the incidents the workload was counted over (migration 0006)
+    window_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    window_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    window_incidents: Mapped[int | None] = mapped_column(Integer)
+
+
+class ThematicLayer(Base):
+    """A department's theme (police, market, …) beside one generation (migration 0007)."""
+
+    __tablename__ = "thematic_layer"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generation.id", ondelete="CASCADE"))
+    theme: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str | None] = mapped_column(Text)
+    batch_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("import_batch.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ThematicUnit(Base):
+    """One unit of a theme, with the department's own code (migration 0007)."""
+
+    __tablename__ = "thematic_unit"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    layer_id: Mapped[int] = mapped_column(ForeignKey("thematic_layer.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(Text)
+    area_m2: Mapped[float | None] = mapped_column(Float)
+    geom: Mapped[Any] = mapped_column(Geometry("MULTIPOLYGON", srid=4326, spatial_index=False))

@@ -8,8 +8,9 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Table, insert, select
+from sqlalchemy import Connection, Table, func, insert, select
 
+from app.db.assignments import ASSIGNMENT, INCIDENT
 from app.db.bulk import copy_frame
 from app.db.models import Generation, Lineage, RedesignPlan
 from app.db.repo import GenerationInfo, generation_columns, generation_from_row
@@ -32,6 +33,9 @@ class PlanInfo:
     metrics: dict[str, Any] = field(default_factory=dict)
     baseline: dict[str, Any] = field(default_factory=dict)
     created_at: datetime | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    window_incidents: int | None = None
 
 
 _PLAN_COLUMNS = [
@@ -46,6 +50,9 @@ _PLAN_COLUMNS = [
         "metrics",
         "baseline",
         "created_at",
+        "window_start",
+        "window_end",
+        "window_incidents",
     )
 ]
 
@@ -96,3 +103,33 @@ def copy_lineage(
     rows.insert(0, "to_generation", to_generation)
     rows.insert(0, "from_generation", from_generation)
     return copy_frame(conn, "lineage", rows)
+
+
+# -- the incidents a workload is counted over ------------------------------------------
+def _in_window(start: datetime, end: datetime) -> list:
+    return [INCIDENT.c.reported_at >= start, INCIDENT.c.reported_at < end]
+
+
+def window_codes(
+    conn: Connection, generation_id: int, start: datetime, end: datetime
+) -> pd.DataFrame:
+    """Grid and micro-grid codes, under a generation, of the incidents reported in
+    [start, end)."""
+    rows = conn.execute(
+        select(ASSIGNMENT.c.grid_code, ASSIGNMENT.c.micro_grid_code)
+        .join_from(ASSIGNMENT, INCIDENT, INCIDENT.c.id == ASSIGNMENT.c.incident_id)
+        .where(ASSIGNMENT.c.generation_id == generation_id, *_in_window(start, end))
+    ).all()
+    return pd.DataFrame(rows, columns=["grid_code", "micro_grid_code"])
+
+
+def window_locations(
+    conn: Connection, start: datetime, end: datetime
+) -> tuple[np.ndarray, np.ndarray]:
+    """WGS84 lon, lat of the located incidents reported in [start, end)."""
+    rows = conn.execute(
+        select(func.ST_X(INCIDENT.c.location), func.ST_Y(INCIDENT.c.location)).where(
+            INCIDENT.c.location.isnot(None), *_in_window(start, end)
+        )
+    ).all()
+    return np.array([r[0] for r in rows], dtype=float), np.array([r[1] for r in rows], dtype=float)

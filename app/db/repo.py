@@ -24,7 +24,6 @@ from app.db.bulk import copy_frame, copy_rows
 from app.db.incidents import INCIDENT_EXPORT_COLUMNS
 from app.db.models import Area, Generation, ImportBatch, RejectedRow
 from gis.areas import AREA_COLUMNS
-from gis.errors import GridmapError
 
 
 @dataclass(frozen=True)
@@ -157,8 +156,14 @@ def area_codes(conn: Connection, generation_id: int, level: str | None = None) -
 
 
 def delete_level(conn: Connection, generation_id: int, level: str) -> int:
-    """Remove a level from a generation: rows only in it go, longer-lived rows are cut short."""
+    """Remove a level from a generation: rows only in it go, longer-lived rows are cut short.
+
+    Rows that later generations share with this one (MapIt-style ranges, e.g. the
+    streets a redesign plan carried over) are split first, so replacing this
+    generation's level leaves every later generation's areas exactly as they were.
+    """
     table = AREA
+    _split_after(conn, generation_id, level)
     only_here = conn.execute(
         table.delete().where(
             table.c.level == level,
@@ -175,21 +180,40 @@ def delete_level(conn: Connection, generation_id: int, level: str) -> int:
         )
         .values(generation_high=generation_id - 1)
     ).rowcount
-    spanning = conn.execute(
-        select(func.count())
-        .select_from(table)
-        .where(
-            table.c.level == level,
-            table.c.generation_low <= generation_id,
-            table.c.generation_high >= generation_id,
-        )
-    ).scalar_one()
-    if spanning:
-        raise GridmapError(
-            f"{spanning} {level} areas span generation {generation_id} and later "
-            "generations; replace them in the newest generation instead"
-        )
     return only_here + cut_end
+
+
+#: Columns an area row carries besides its id and generation range.
+_AREA_BODY = (
+    "level, kind, code, name, parent_code, population, households, responsible, area_m2, "
+    "geom, batch_id"
+)
+
+
+def _split_after(conn: Connection, generation_id: int, level: str) -> int:
+    """Give the later generations their own copy of rows they share with ``generation_id``."""
+    spanning = conn.execute(
+        select(AREA.c.id, AREA.c.generation_high).where(
+            AREA.c.level == level,
+            AREA.c.generation_low <= generation_id,
+            AREA.c.generation_high > generation_id,
+        )
+    ).all()
+    by_end: dict[int, list[int]] = {}
+    for area_id, high in spanning:
+        by_end.setdefault(high, []).append(area_id)
+    for high, ids in by_end.items():
+        # Cut first: the copy's range [g+1, high] would overlap the original's otherwise,
+        # which the per-generation unique-code exclusion constraint refuses.
+        conn.execute(update(AREA).where(AREA.c.id.in_(ids)).values(generation_high=generation_id))
+        conn.execute(
+            text(
+                f"INSERT INTO area ({_AREA_BODY}, generation_low, generation_high) "
+                f"SELECT {_AREA_BODY}, :low, :high FROM area WHERE id = ANY(:ids)"
+            ),
+            {"low": generation_id + 1, "high": high, "ids": ids},
+        )
+    return len(spanning)
 
 
 def copy_areas(
@@ -256,6 +280,35 @@ def start_batch(
         )
         .returning(ImportBatch.id)
     ).scalar_one()
+
+
+def record_refusal(
+    conn: Connection,
+    kind: str,
+    source: str | None,
+    problems: Sequence[dict],
+    *,
+    rows_in: int,
+    level: str | None = None,
+    generation_id: int | None = None,
+    file_sha256: str | None = None,
+    report: dict | None = None,
+) -> int:
+    """Keep a refused file as a ``rejected`` batch with one rejected row per problem.
+
+    Nothing of the file is stored, but the refusal and its reasons are: an import
+    never loses a row silently, even one it refuses whole.
+    """
+    batch = start_batch(conn, kind, source, level, generation_id, file_sha256, rows_in)
+    add_rejected_rows(conn, batch, problems)
+    finish_batch(
+        conn,
+        batch,
+        "rejected",
+        rejected=rows_in,
+        report={"problems": len(problems), **(report or {})},
+    )
+    return batch
 
 
 def finish_batch(
@@ -387,10 +440,8 @@ def carry_areas(
     ).rowcount
     copied = conn.execute(
         text(
-            "INSERT INTO area (level, kind, code, name, parent_code, generation_low, "
-            "generation_high, population, households, responsible, area_m2, geom, batch_id) "
-            "SELECT level, kind, code, name, parent_code, :to, :to, population, households, "
-            "responsible, area_m2, geom, batch_id FROM area WHERE level = ANY(:levels) "
+            f"INSERT INTO area ({_AREA_BODY}, generation_low, generation_high) "
+            f"SELECT {_AREA_BODY}, :to, :to FROM area WHERE level = ANY(:levels) "
             "AND generation_low <= :from AND generation_high >= :from "
             "AND generation_high < :to"
         ),

@@ -79,6 +79,11 @@ ASSETS: dict[str, Asset] = {
     # folium.plugins.Search
     "Leaflet.Search.js": Asset("leaflet-search", "dist/leaflet-search.min.js"),
     "Leaflet.Search.css": Asset("leaflet-search", "dist/leaflet-search.min.css"),
+    # the API documentation (/docs, /redoc): Swagger UI and ReDoc
+    "swagger_ui_js": Asset("swagger-ui-dist", "swagger-ui-bundle.js"),
+    "swagger_ui_css": Asset("swagger-ui-dist", "swagger-ui.css"),
+    "swagger_ui_favicon": Asset("swagger-ui-dist", "favicon-32x32.png"),
+    "redoc_js": Asset("redoc", "bundles/redoc.standalone.js"),
     # ours (app/maps/static)
     "gridmap_js": Asset("gridmap", "gridmap.js"),
     "gridmap_css": Asset("gridmap", "gridmap.css"),
@@ -202,6 +207,8 @@ class AssetStore:
 
     @staticmethod
     def _inside(root: Path, inner: str) -> Path | None:
+        if "\x00" in inner:  # no file name holds NUL; the OS would refuse to resolve it
+            return None
         root = root.resolve()
         candidate = (root / inner).resolve()
         if not candidate.is_relative_to(root) or candidate.suffix not in MEDIA_TYPES:

@@ -37,6 +37,7 @@ from app.maps.page import (
 )
 from app.services.analysis import Selection, coverage, grid_stats, select_incidents
 from app.services.map_data import MapData
+from gis.layers import KNOWN_THEMES
 
 __all__ = ["build_grid_page", "grid_map"]
 
@@ -141,6 +142,23 @@ def _grid_layers(data, shared, code, row, stats, selection, options) -> dict[str
     return out
 
 
+def _theme_rows(data: MapData, code: str) -> list[tuple[str, str]]:
+    """One row per thematic layer (多格合一): the units sharing the grid, largest share first."""
+    rows = []
+    for theme, result in data.themes.items():
+        pairs = result.crosswalk.units_of_grid(code)
+        pairs = pairs[pairs["share_of_grid"] >= 0.0005]  # not the slivers of separate drawings
+        units = [
+            f"{_esc(p.unit_code)} {_esc(p.unit_name or '')} ({p.share_of_grid:.0%})"
+            for p in pairs.itertuples()
+        ]
+        shown = "; ".join(units) or "<span class='gridmap-alarm'>none (uncovered)</span>"
+        if len(units) > 1:
+            shown = f"<span class='gridmap-alarm'>split 分割</span>: {shown}"
+        rows.append((_esc(KNOWN_THEMES.get(theme, theme)), shown))
+    return rows
+
+
 def _grid_info_html(data, row, stats, selection, options) -> str:
     code = row["code"]
     mine = stats[stats["code"] == code].iloc[0]
@@ -166,6 +184,7 @@ def _grid_info_html(data, row, stats, selection, options) -> str:
     ]
     if staff.empty:
         rows.append(("网格员 staff", "<span class='gridmap-alarm'>none (unstaffed)</span>"))
+    rows += _theme_rows(data, code)
     rows += [
         ("事件 incidents", _number(mine["count"])),
         ("每千人 per 1,000", _number(mine["rate_per_1000"], 2)),

@@ -31,8 +31,11 @@ __all__ = [
     "MAJOR_COLOURS",
     "PANES",
     "Classes",
+    "SPLIT_GRID",
+    "THEME_COLOURS",
     "add_panes",
     "choropleth_classes",
+    "theme_style",
 ]
 
 #: Pane name → z-index (Leaflet's overlayPane is 400, markers 600, tooltips 650).
@@ -40,8 +43,10 @@ PANES: dict[str, int] = {
     "choropleth": 405,
     "hotspots": 410,
     "grids": 420,
+    "themes": 422,
     "micro_grids": 425,
     "communities": 430,
+    "theme_split": 433,
     "streets": 435,
     "focus": 438,
     "defects": 440,
@@ -98,6 +103,36 @@ OUTLINES = {
         "fillOpacity": 0.0,
     },
 }
+
+
+#: Outline colour of each department's theme (多格合一); other themes are drawn in ochre.
+THEME_COLOURS = {
+    "police": "#1f4e9c",
+    "market": "#2e8b57",
+    "party": "#c0392b",
+    "mediation": "#7d3c98",
+}
+#: Grids a theme's boundary cuts through: filled, so they stand out, and drawn above the
+#: theme's units so that hovering one names the grid and every unit it is split into.
+SPLIT_GRID = {
+    "color": "#d35400",
+    "weight": 1.5,
+    "opacity": 0.9,
+    "fillColor": "#f39c12",
+    "fillOpacity": 0.45,
+}
+
+
+def theme_style(theme: str) -> dict:
+    """The outline style of a theme's units: thick, dashed, in the theme's colour."""
+    return {
+        "color": THEME_COLOURS.get(theme, "#b7950b"),
+        "weight": 2.5,
+        "opacity": 0.95,
+        "dashArray": "10 4",
+        "fillColor": "#ffffff",
+        "fillOpacity": 0.0,
+    }
 
 
 def add_panes(m: folium.Map, names: Sequence[str] = tuple(PANES)) -> None:

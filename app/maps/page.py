@@ -38,6 +38,7 @@ from app.services.analysis import (
 )
 from app.services.map_data import MapData
 from gis.errors import ValidationError
+from gis.layers import KNOWN_THEMES
 
 __all__ = [
     "KIND_NAMES",
@@ -335,6 +336,7 @@ def _district_layers(
     out["outside"] = ly.outside_layer(
         defects, options.basemap.crs, f"网格外事件 incidents outside grids ({outside})"
     )
+    out.update(_theme_layers(data, shared, grid_js, options))
     sample = min(len(chosen), options.cluster_points)
     label = f"{sample:,}" if sample == len(chosen) else f"{sample:,} of {len(chosen):,} sampled"
     out["clusters"] = ly.cluster_layer(
@@ -348,6 +350,64 @@ def _district_layers(
         heat_points(data, selection), options.basemap.crs, "热力 heat (kernel density)"
     )
     return out
+
+
+_UNIT_TOOLTIP = {"theme": "专题 theme", "code": "单元编码 unit", "name": "名称 name"}
+_SPLIT_TOOLTIP = {
+    "code": "网格编码 grid",
+    "name": "网格名称 grid name",
+    "unit": "主要单元 main unit",
+    "split_into": "分割为 split into",
+}
+
+
+def _theme_layers(data: MapData, shared, grid_js: str, options: PageOptions) -> dict[str, Any]:
+    """Per thematic layer: its units' outlines, and the grids its boundaries split."""
+    out: dict[str, Any] = {}
+    grid_position = {code: i for i, code in enumerate(data.level("grid")["code"])}
+    for theme, result in data.themes.items():
+        label = KNOWN_THEMES.get(theme, theme)
+        units = result.units
+        shapes = _theme_shapes(data, theme, units, options)
+        props = pd.DataFrame({"theme": label, "code": units["code"], "name": units["name"]})
+        out[f"theme_{theme}"] = ly.area_layer(
+            props,
+            shared.add(f"theme-{theme}", js_json(shapes)),
+            f"{label} ({len(units)})",
+            ly.theme_style(theme),
+            "themes",
+            _UNIT_TOOLTIP,
+            show=False,
+        )
+        split = result.crosswalk.split.sort_values("grid_code")
+        names = dict(zip(units["code"], units["name"], strict=True))
+        split_props = pd.DataFrame(
+            {
+                "code": split["grid_code"].to_numpy(),
+                "name": split["grid_name"].to_numpy(),
+                "unit": [f"{c} {names.get(c) or ''}".strip() for c in split["unit_code"]],
+                "split_into": split["split_into"].to_numpy(),
+            }
+        )
+        out[f"theme_{theme}_split"] = ly.area_layer(
+            split_props,
+            grid_js,
+            f"{label}: 分割网格 split grids ({len(split)})",
+            ly.SPLIT_GRID,
+            "theme_split",
+            _SPLIT_TOOLTIP,
+            show=False,
+            pick=[grid_position[c] for c in split["grid_code"]],
+        )
+    return out
+
+
+def _theme_shapes(data: MapData, theme: str, units, options: PageOptions) -> list:
+    """Display geometries of a theme's units, computed once per data, datum and tolerance."""
+    key = ("theme_shapes", theme, options.basemap.crs, options.simplify_m)
+    return cached(
+        data, key, lambda: display_geometries(units, options.simplify_m, options.basemap.crs)
+    )
 
 
 def _polygon_defects(defects: pd.DataFrame) -> int:
@@ -398,7 +458,7 @@ def _grid_properties(data: MapData, stats: pd.DataFrame) -> pd.DataFrame:
         {
             "code": stats["code"],
             "name": stats["name"],
-            "community": grids["parent_code"].map(community).fillna("").to_numpy(),
+            "community": grids["parent_code"].map(community).astype(object).fillna("").to_numpy(),
             "staff": staff_text,
             "households": stats.get("households"),
             "count": stats["count"],

@@ -68,7 +68,13 @@ class PageCache:
             if cached is not None:
                 return cached
             started = time.perf_counter()
-            html = build(data)
+            try:
+                html = build(data)
+            except BaseException:
+                # A failed build fails this request only: nothing of it stays behind.
+                with self._lock:
+                    self._building.pop(full_key, None)
+                raise
             log.info("map page %r built in %.2f s", key, time.perf_counter() - started)
             with self._lock:
                 self._pages[full_key] = html

@@ -32,6 +32,7 @@ METRICS = [
     ("contiguity_violations", "not contiguous"),
     ("nesting_violations", "outside community"),
     ("households_kept", "households kept"),
+    ("unstaffed_grids", "无网格员 unstaffed grids"),
 ]
 
 
@@ -52,7 +53,9 @@ def build_redesign_page(
         Old and new grids in EPSG:4326 with ``code``, ``workload``; ``after``
         also ``changed`` (bool).
     metrics, baseline : dict
-        Plan metrics after and before (keys of ``gis.redesign.METRIC_KEYS``).
+        Plan metrics after and before (keys of ``gis.redesign.METRIC_KEYS``);
+        ``baseline`` may also hold ``window`` (the days whose incidents were
+        weighed) and ``window_incidents`` (how many), shown under the title.
     asset_prefix : str or None
         URL prefix of served assets, or None for a standalone page (inlined).
     """
@@ -127,10 +130,20 @@ def _panel(title: str, after: gpd.GeoDataFrame, metrics: dict, baseline: dict) -
         "background:white;padding:8px 10px;font:12px sans-serif;border-radius:4px;"
         "box-shadow:0 1px 4px rgba(0,0,0,.3);max-width:330px'>"
         f"<b>{html.escape(title)}</b><br>{changed} of {len(after)} new grids changed "
-        f"(<span style='color:{CHANGED}'>outlined</span>)<br>"
+        f"(<span style='color:{CHANGED}'>outlined</span>)<br>{_window(baseline)}"
         "<table style='margin-top:4px'><tr><th></th><th>before</th><th>after</th></tr>"
         f"{rows}</table><div style='margin-top:4px'>workload (1 = average grid before): "
         f"{legend}</div></div>"
+    )
+
+
+def _window(baseline: dict) -> str:
+    if not baseline.get("window"):
+        return ""
+    return (
+        f"<span id='redesign-window'>事件统计期 incidents weighed: "
+        f"{html.escape(str(baseline['window']))} "
+        f"({_fmt(baseline.get('window_incidents'))} incidents)</span><br>"
     )
 
 

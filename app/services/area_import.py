@@ -102,16 +102,16 @@ def import_areas(
             source, level, generation or "(active)", len(gdf), problems=exc.problems
         )
         with engine.begin() as conn:
-            batch = repo.start_batch(conn, "areas", source, level, None, file_sha256, len(gdf))
-            repo.add_rejected_rows(conn, batch, exc.problems)
-            repo.finish_batch(
+            report.batch_id = repo.record_refusal(
                 conn,
-                batch,
-                "rejected",
-                rejected=len(gdf),
-                report={"problems": len(exc.problems), "level": level},
+                "areas",
+                source,
+                exc.problems,
+                rows_in=len(gdf),
+                level=level,
+                file_sha256=file_sha256,
+                report={"level": level},
             )
-        report.batch_id = batch
         return report
 
 

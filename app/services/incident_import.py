@@ -22,12 +22,21 @@ from sqlalchemy import Connection, Engine
 
 from app.db import assignments, repo
 from app.db import incidents as incident_rows
+from app.db import taxonomy as taxonomy_rows
 from app.db.assignments import CODE_COLUMNS
 from app.services.assignment import load_hierarchy
+from app.services.taxonomy import current_taxonomy
 from gis.assign import HierarchyIndex
 from gis.geocode import Gazetteer
-from gis.incidents import CleanIncidents, FieldMap, clean_incidents, read_incident_file
-from gis.taxonomy import load_taxonomy
+from gis.incidents import (
+    STEP_COLUMNS,
+    CleanIncidents,
+    FieldMap,
+    clean_incidents,
+    read_incident_file,
+)
+from gis.tables import TableSource
+from gis.taxonomy import read_category_map
 from gis.vocabulary import LOCATION_STATUSES
 
 #: Called only when a row needs geocoding: the gazetteer, or None when none is loaded.
@@ -53,6 +62,18 @@ class IncidentImportReport:
     batch_id: int | None = None
     rejected_rows: list[dict] = field(default_factory=list)
     unlocated_reasons: dict[str, int] = field(default_factory=dict)
+    #: Stored without a category (``--unknown-category keep``), by the value the file gave.
+    uncategorised: dict[str, int] = field(default_factory=dict)
+    #: Stored rows by closed-loop status (all ``reported`` unless the file has a history).
+    by_loop_status: dict[str, int] = field(default_factory=dict)
+    taxonomy_version: int | None = None
+    #: What was read: the file's encoding or sheet, and the category map's.
+    read: TableSource | None = None
+    category_map_read: TableSource | None = None
+
+    @property
+    def uncategorised_count(self) -> int:
+        return sum(self.uncategorised.values())
 
 
 def import_incident_file(
@@ -62,16 +83,30 @@ def import_incident_file(
     fields: FieldMap | None = None,
     source: str | None = None,
     crs: str | None = None,
-    encoding: str = "utf-8",
+    encoding: str | None = None,
+    sheet: str | int | None = None,
     tolerance: float = 0.0,
+    category_map: str | Path | None = None,
+    category_map_sheet: str | int | None = None,
+    unknown_category: str = "reject",
 ) -> IncidentImportReport:
-    """Read a CSV / GeoJSON / Open311 file and import it as one batch."""
+    """Read a CSV / XLSX / GeoJSON / Open311 file and import it as one batch.
+
+    ``encoding`` (text files) is detected when not given; ``category_map`` is a
+    ``source_value,code`` table translating the file's own categories (CSV or XLSX, its
+    encoding detected on its own: the map is often made on another machine than the export).
+    """
     path = Path(path)
-    raw, fmt = read_incident_file(path, encoding=encoding)
-    if fmt != "csv" and fields is None:
+    raw, fmt, read = read_incident_file(path, encoding=encoding, sheet=sheet)
+    if fmt in ("geojson", "open311") and fields is None:
         fields = FieldMap()  # GeoJSON and Open311 rows are already mapped to gridmap names
+    mapping, map_read = None, None
+    if category_map is not None:
+        with engine.connect() as conn:
+            _, taxonomy = current_taxonomy(conn)
+        mapping, map_read = read_category_map(category_map, taxonomy, sheet=category_map_sheet)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return import_incidents(
+    report = import_incidents(
         engine,
         raw,
         label=str(path),
@@ -80,7 +115,11 @@ def import_incident_file(
         crs=crs,
         tolerance=tolerance,
         file_sha256=digest,
+        category_map=mapping,
+        unknown_category=unknown_category,
     )
+    report.read, report.category_map_read = read, map_read
+    return report
 
 
 def import_incidents(
@@ -94,22 +133,33 @@ def import_incidents(
     tolerance: float = 0.0,
     file_sha256: str | None = None,
     index: HierarchyIndex | None = None,
+    category_map: dict[str, str] | None = None,
+    unknown_category: str = "reject",
 ) -> IncidentImportReport:
-    """Import rows given as text columns (see :func:`gis.incidents.clean_incidents`)."""
+    """Import rows given as text columns (see :func:`gis.incidents.clean_incidents`).
+
+    Categories are checked against the stored taxonomy in use; rows without a
+    known category are rejected (``unknown_category="reject"``, the default of
+    callers that create incidents one by one) or kept uncategorised and counted
+    in the report (``"keep"``, the default of ``gridmap incidents import``).
+    """
     with engine.begin() as conn:
         gen = repo.active_generation(conn)
         if gen is not None and index is None:
             index = load_hierarchy(conn, gen.id)
+        _, taxonomy = current_taxonomy(conn)
         prepared = prepare_batch(
             raw,
             fields=fields,
             source=source,
             crs=crs,
-            categories=load_taxonomy(),
+            categories=taxonomy,
             index=index,
             generation_id=gen.id if gen else None,
             tolerance=tolerance,
             gazetteer=lambda: stored_gazetteer(conn),
+            category_map=category_map,
+            unknown_category=unknown_category,
         )
         cleaned, frame = prepared.cleaned, prepared.cleaned.frame
         batch = repo.start_batch(
@@ -122,7 +172,8 @@ def import_incidents(
         )
         new = store_batch(conn, frame, batch)
         repo.add_rejected_rows(conn, batch, cleaned.rejected)
-        report = _report(label, cleaned, new, prepared.geocoded, batch)
+        version = taxonomy_rows.current_version_id(conn)
+        report = _report(label, cleaned, new, prepared.geocoded, batch, version)
         repo.finish_batch(
             conn,
             batch,
@@ -134,6 +185,9 @@ def import_incidents(
                 "already_present": report.already_present,
                 "by_status": report.by_status,
                 "unlocated_reasons": report.unlocated_reasons,
+                "uncategorised": report.uncategorised,
+                "by_loop_status": report.by_loop_status,
+                "taxonomy_version": report.taxonomy_version,
             },
         )
     return report
@@ -159,8 +213,14 @@ def prepare_batch(
     generation_id: int | None,
     tolerance: float,
     gazetteer: GazetteerSource,
+    category_map: dict[str, str] | None = None,
+    unknown_category: str = "reject",
 ) -> PreparedBatch:
-    """Clean, locate and assign rows in memory (nothing is written)."""
+    """Clean, locate and assign rows in memory (nothing is written).
+
+    ``unknown_category`` defaults to ``reject``: one incident through the API must
+    name a category of the taxonomy; file imports choose (see :func:`import_incidents`).
+    """
     cleaned = clean_incidents(
         raw,
         fields=fields,
@@ -168,6 +228,8 @@ def prepare_batch(
         crs=crs,
         categories=categories,
         expected_bounds=jurisdiction_bounds(index),
+        category_map=category_map,
+        unknown_category=unknown_category,
     )
     geocoded = locate(cleaned.frame, gazetteer)
     assign(cleaned.frame, index, tolerance, generation_id)
@@ -234,24 +296,35 @@ def assign(
 def store_batch(
     conn: Connection, frame: pd.DataFrame, batch_id: int | None
 ) -> dict[tuple[str, str], int]:
-    """Insert what is new, then its assignments; returns (source, external_id) → id of those."""
-    inserted = incident_rows.insert_new_incidents(conn, _incident_rows(frame, batch_id))
+    """Insert what is new, then its assignments; returns (source, external_id) → id of those.
+
+    Categorised rows record the taxonomy version in use: codes mean what that version says.
+    """
+    version = taxonomy_rows.current_version_id(conn)
+    inserted = incident_rows.insert_new_incidents(conn, _incident_rows(frame, batch_id, version))
     new_ids = {(s, e): i for i, s, e in inserted}
     _store_assignments(conn, frame, new_ids)
     return new_ids
 
 
-def _incident_rows(frame: pd.DataFrame, batch_id: int | None) -> pd.DataFrame:
+def _incident_rows(frame: pd.DataFrame, batch_id: int | None, version: int | None) -> pd.DataFrame:
     """The columns of ``incident`` a batch fills, points as hex EWKB."""
     located = frame["location_status"].isin(_LOCATED).to_numpy()
     points = shapely.set_srid(shapely.points(frame["lon"].fillna(0), frame["lat"].fillna(0)), 4326)
     rows = frame[[c for c in incident_rows.INCIDENT_COPY_COLUMNS if c in frame]].copy()
-    rows["reported_at"] = rows["reported_at"].map(
-        lambda t: None if t is None or pd.isna(t) else t.isoformat()
+    for column in ("reported_at", *STEP_COLUMNS):
+        rows[column] = rows[column].map(_iso)
+    categorised = rows["category"].notna().to_numpy()
+    rows["taxonomy_version"] = pd.array(
+        [version if c else None for c in categorised], dtype="Int64"
     )
     rows["location"] = np.where(located, shapely.to_wkb(points, hex=True, include_srid=True), None)
     rows["batch_id"] = pd.array([batch_id] * len(frame), dtype="Int64")
     return rows[list(incident_rows.INCIDENT_COPY_COLUMNS)]
+
+
+def _iso(moment) -> str | None:
+    return None if moment is None or pd.isna(moment) else moment.isoformat()
 
 
 def _store_assignments(
@@ -280,6 +353,7 @@ def _report(
     new: dict[tuple[str, str], int],
     geocoded: int,
     batch: int,
+    taxonomy_version: int | None,
 ) -> IncidentImportReport:
     frame = cleaned.frame
     unlocated = frame["location_status"] == "unlocated"
@@ -293,6 +367,9 @@ def _report(
         geocoded=geocoded,
         batch_id=batch,
         rejected_rows=cleaned.rejected,
+        uncategorised=cleaned.uncategorised,
+        by_loop_status={str(k): int(v) for k, v in frame["status"].value_counts().items()},
+        taxonomy_version=taxonomy_version,
         by_status={str(k): int(v) for k, v in frame["assign_status"].value_counts().items()},
         unlocated_reasons={
             str(k): int(v)

@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from app.db import incidents as incident_rows
 from app.db import queries
-from app.errors import NotFoundError
+from app.errors import ConflictError, NotFoundError
 from app.services.incident_import import prepare_batch, store_batch, stored_gazetteer
 from app.services.registry import GenerationView
 from app.services.security import Principal
@@ -32,6 +33,8 @@ from gis.errors import ValidationError
 from gis.geocode import Gazetteer
 from gis.incidents import FieldMap
 from gis.vocabulary import LOCAL_TZ, STEP_TIMESTAMP
+
+T = TypeVar("T")
 
 
 # -- creation --------------------------------------------------------------------------
@@ -77,12 +80,15 @@ def create_incident(
     gazetteer: GazetteerCache,
     tolerance: float,
     actor: Principal | None,
-) -> tuple[int, bool]:
-    """Store a new incident; returns (id, created). An existing (source, id) is returned as is."""
-    with engine.connect() as conn:
-        existing = queries.incident_id_by_external(conn, incident.source, incident.external_id)
-    if existing is not None:
-        return existing, False
+    answer: Callable[[Connection, int], T],
+) -> tuple[T, bool]:
+    """Store a new incident; returns (``answer(conn, id)``, created).
+
+    ``answer`` builds the response inside the storing transaction: if it fails, nothing
+    is stored, so a request that answers an error has changed nothing. Sending an
+    existing (source, external_id) again returns it as is when the report is the same,
+    and is a :class:`ConflictError` naming the fields that differ otherwise.
+    """
     prepared = prepare_batch(
         _raw_row(incident),
         fields=FieldMap(),
@@ -99,22 +105,54 @@ def create_incident(
     row = prepared.cleaned.frame.iloc[0]
     key = (str(row["source"]), str(row["external_id"]))
     with engine.begin() as conn:
-        new_id = store_batch(conn, prepared.cleaned.frame, batch_id=None).get(key)
-        if new_id is None:  # created concurrently by a retry of the same request
-            found = queries.incident_id_by_external(conn, *key)
-            assert found is not None
-            return found, False
-        queries.log_status(
-            conn,
-            new_id,
-            None,
-            "reported",
-            None,
-            None,
-            "created via the API",
-            actor.key_id if actor else None,
+        existing = queries.incident_id_by_external(conn, *key)
+        if existing is None:
+            existing = store_batch(conn, prepared.cleaned.frame, batch_id=None).get(key)
+            if existing is not None:
+                queries.log_status(
+                    conn,
+                    existing,
+                    None,
+                    "reported",
+                    None,
+                    None,
+                    "created via the API",
+                    actor.key_id if actor else None,
+                )
+                return answer(conn, existing), True
+            # created concurrently by a retry of the same request
+            existing = queries.incident_id_by_external(conn, *key)
+            assert existing is not None
+        _same_report(conn, existing, row, compare_time=incident.reported_at is not None)
+        return answer(conn, existing), False
+
+
+#: Fields of a report compared when it is sent again (the stored record's names).
+_REPORT_FIELDS = ("category", "description", "address", "raw_lon", "raw_lat", "raw_crs")
+
+
+def _same_report(conn: Connection, incident_id: int, row: pd.Series, compare_time: bool) -> None:
+    """Raise :class:`ConflictError` naming the fields in which ``row`` differs from the record."""
+    record = queries.incident_record(conn, incident_id)
+    assert record is not None
+    fields = [*_REPORT_FIELDS, "reported_at"] if compare_time else list(_REPORT_FIELDS)
+    differing = [name for name in fields if not _equal(_plain(row[name]), record[name])]
+    if differing:
+        raise ConflictError(
+            f"已有相同来源与编号的事件 {incident_id}，内容不同 / incident {incident_id} has this "
+            f"source and external_id with a different {', '.join(differing)}; use a new "
+            "external_id for a new report"
         )
-    return new_id, True
+
+
+def _equal(given: Any, stored: Any) -> bool:
+    if given is None or stored is None:
+        return given is None and stored is None
+    if isinstance(stored, float) or isinstance(given, float):
+        return math.isclose(float(given), float(stored), rel_tol=0, abs_tol=1e-9)
+    if isinstance(stored, datetime):
+        return pd.Timestamp(given) == pd.Timestamp(stored)
+    return str(given) == str(stored)
 
 
 def _raw_row(incident: NewIncident) -> pd.DataFrame:

@@ -27,14 +27,22 @@ from sqlalchemy import Connection, Engine
 from app.db import repo
 from app.db.snapshots import INCIDENT_COLUMNS, DataFingerprint, current_incidents, data_fingerprint
 from app.db.staff import STAFF_COLUMNS, staff_frame
-from app.errors import NotFoundError
 from app.services.data_version import DataVersion
+from app.services.layers import (
+    ThemeCrosswalk,
+    generation_or_not_found,
+    themes_on,
+    themes_stamp,
+)
 from gis.errors import GridmapError
 from gis.vocabulary import AREA_LEVELS, LOCAL_TIMEZONE
 
 __all__ = ["INCIDENT_COLUMNS", "MapData", "MapDataCache", "load_map_data"]
 
 log = logging.getLogger("gridmap.maps")
+
+#: Seconds a thematic layers' stamp is trusted before the database is asked again.
+THEMES_MAX_AGE = 2.0
 
 
 @dataclass
@@ -56,6 +64,8 @@ class MapData:
         WGS84 (NaN when unlocated).
     fingerprint : tuple
         Changes whenever the data would: the cache key of everything built from it.
+    themes : dict of str to ThemeCrosswalk
+        The generation's thematic layers (多格合一) with their crosswalk over the grids.
     """
 
     generation: dict
@@ -64,6 +74,7 @@ class MapData:
     incidents: pd.DataFrame
     fingerprint: tuple = ()
     cache: dict[Any, Any] = field(default_factory=dict, repr=False)
+    themes: dict[str, ThemeCrosswalk] = field(default_factory=dict)
 
     def level(self, level: str) -> gpd.GeoDataFrame:
         """The areas of ``level`` (an empty frame when the generation has none)."""
@@ -143,13 +154,7 @@ def load_map_data(conn: Connection, generation: str | None = None) -> MapData:
     GridmapError
         If the generation has no grids.
     """
-    gen = repo.get_generation(conn, generation) if generation else repo.active_generation(conn)
-    if gen is None:
-        raise NotFoundError(
-            f"no generation {generation!r}"
-            if generation
-            else "no active generation: import areas or run `gridmap demo` first"
-        )
+    gen = generation_or_not_found(conn, generation)
     fingerprint = data_fingerprint(conn)
     every = repo.areas_frame(conn, gen.id)
     areas = {
@@ -159,12 +164,15 @@ def load_map_data(conn: Connection, generation: str | None = None) -> MapData:
     }
     if "grid" not in areas:
         raise GridmapError(f"generation {gen.label!r} has no grids to map")
+    themes = themes_on(conn, gen.id, areas["grid"], areas.get("micro_grid"))
+    stamp = tuple((t, len(x.units)) for t, x in themes.items())
     return MapData(
         {"id": gen.id, "label": gen.label},
         areas,
         staff_frame(conn, gen.id),
         current_incidents(conn),
-        (gen.id, fingerprint),
+        (gen.id, fingerprint, stamp),
+        themes=themes,
     )
 
 
@@ -185,16 +193,26 @@ class MapDataCache:
         self._version = version
         self._lock = threading.Lock()
         # generation → (data version it was loaded under, data)
-        self._data: dict[str | None, tuple[DataFingerprint, MapData]] = {}
+        self._data: dict[str | None, tuple[tuple, MapData]] = {}
         self._loading: dict[str | None, threading.Lock] = {}
+        # (monotonic time, stamp) of the thematic layers, trusted like the data version
+        self._themes: tuple[float, tuple] | None = None
 
-    def version(self) -> DataFingerprint:
-        """The current data version (what a loaded :class:`MapData` is checked against)."""
-        return self._version.current()
+    def version(self) -> tuple[DataFingerprint, tuple]:
+        """The current data version and that of the thematic layers (which the maps draw)."""
+        return self._version.current(), self._themes_stamp()
+
+    def _themes_stamp(self) -> tuple:
+        known = self._themes
+        if known is not None and time.monotonic() - known[0] < THEMES_MAX_AGE:
+            return known[1]
+        stamp = themes_stamp(self._engine)
+        self._themes = (time.monotonic(), stamp)
+        return stamp
 
     def data(self, generation: str | None = None) -> MapData:
         """The data of ``generation`` (default active), reloaded when the database changed."""
-        version = self._version.current()
+        version = self.version()
         current = self._fresh(generation, version)
         if current is not None:
             return current
@@ -215,6 +233,6 @@ class MapDataCache:
             self._data[generation] = (version, loaded)
             return loaded
 
-    def _fresh(self, generation: str | None, version: DataFingerprint) -> MapData | None:
+    def _fresh(self, generation: str | None, version: tuple) -> MapData | None:
         known = self._data.get(generation)
         return known[1] if known is not None and known[0] == version else None

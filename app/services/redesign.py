@@ -14,29 +14,72 @@ assignments as history.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 
 import geopandas as gpd
 import pandas as pd
 from sqlalchemy import Connection, Engine
 
-from app.db import incidents as incident_rows
 from app.db import plans, repo
 from app.db import staff as staff_rows
 from app.errors import NotFoundError
+from app.services import staff as staff_service
 from app.services.area_import import import_areas_on
 from gis.codes import DEFAULT_SCHEME
-from gis.errors import GridmapError
-from gis.redesign import Redesign
-from gis.vocabulary import AREA_LEVELS
+from gis.errors import GridmapError, ValidationError
+from gis.redesign import DEFAULT_WEIGHTS, Redesign
+from gis.staff import staffed_codes
+from gis.vocabulary import AREA_LEVELS, LOCAL_TZ
 
 Progress = Callable[[str], None]
 #: Levels above the grid: a redesign keeps them as they are.
 CARRIED_LEVELS = AREA_LEVELS[: AREA_LEVELS.index("grid")]
 #: What the workload of a grid is computed from (its geometry aside).
 WORKLOAD_COLUMNS = tuple(c for c in repo.AREA_PROPERTIES if c != "area_m2")
+
+
+@dataclass(frozen=True)
+class WorkloadWindow:
+    """The incidents a workload is counted over: reported in [start, end), local midnights."""
+
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def of(cls, since: date | None = None, until: date | None = None) -> WorkloadWindow:
+        """From ``since`` to ``until`` inclusive; by default the 12 months up to today.
+
+        Counted up to *today*, not up to the newest incident: two incidents
+        reported today must not shift a year's window onto them (issue 10
+        measured the demo's "before" CV jumping from 0.46 to 7.48).
+        """
+        last = until or datetime.now(LOCAL_TZ).date()
+        first = since or _year_before(last) + timedelta(days=1)
+        if first > last:
+            raise ValidationError(f"--since {first} is after --until {last}")
+        return cls(_midnight(first), _midnight(last + timedelta(days=1)))
+
+    @classmethod
+    def before(cls, moment: datetime) -> WorkloadWindow:
+        """The 12 months up to ``moment`` (plans stored before windows were recorded)."""
+        return cls.of(until=moment.astimezone(LOCAL_TZ).date())
+
+    def describe(self) -> str:
+        last = self.end.astimezone(LOCAL_TZ).date() - timedelta(days=1)
+        return f"{self.start.astimezone(LOCAL_TZ).date()} – {last}"
+
+
+def _year_before(day: date) -> date:
+    try:
+        return day.replace(year=day.year - 1)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - 1, day=28)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), LOCAL_TZ)
 
 
 @dataclass
@@ -52,6 +95,10 @@ class RedesignResult:
     seconds: float = 0.0
     new_grids: gpd.GeoDataFrame | None = field(default=None, repr=False)
     lineage: pd.DataFrame | None = field(default=None, repr=False)
+    window: WorkloadWindow | None = None
+    window_incidents: int = 0
+    #: New grids without a grid leader or worker once staff followed their grids.
+    unstaffed: list[str] = field(default_factory=list)
 
 
 def plan_redesign(
@@ -67,17 +114,30 @@ def plan_redesign(
     label: str | None = None,
     dry_run: bool = False,
     progress: Progress | None = None,
+    since: date | None = None,
+    until: date | None = None,
+    min_incidents: int | None = None,
 ) -> RedesignResult:
-    """Compute a redesign of the active generation and store it as an inactive generation."""
+    """Compute a redesign of the active generation and store it as an inactive generation.
+
+    The incidents weighed are those reported from ``since`` to ``until``
+    (:meth:`WorkloadWindow.of`: by default the 12 months up to today). A window
+    with some incidents but fewer than ``min_incidents`` (default: one per grid)
+    is refused with the count: per-grid counts of a handful of incidents are
+    noise. A window with none leaves incidents out of the workload (a city
+    with no incident data yet), as :func:`gis.redesign.workload` does.
+    """
     say = progress or (lambda message: None)
+    window = WorkloadWindow.of(since, until)
     with engine.connect() as conn:
         source = repo.active_generation(conn)
         if source is None:
             raise GridmapError(
                 "no active generation to redesign: run `gridmap demo` or import areas first"
             )
-        say("reading grids, micro-grids and a year of incidents")
-        grids, atoms = _workload_frames(conn, source.id)
+        say(f"reading grids, micro-grids and the incidents of {window.describe()}")
+        grids, atoms, counted = _workload_frames(conn, source.id, window)
+    _check_window(window, counted, min_incidents or len(grids), weights)
     say(f"computing a {mode} plan: {len(grids)} → {target} grids")
     model = Redesign(
         target=target,
@@ -103,6 +163,8 @@ def plan_redesign(
         seconds=seconds,
         new_grids=model.new_grids_,
         lineage=model.lineage_,
+        window=window,
+        window_incidents=counted,
     )
     if dry_run:
         return result
@@ -115,18 +177,32 @@ def plan_redesign(
 
 
 def _workload_frames(
-    conn: Connection, generation_id: int
-) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    conn: Connection, generation_id: int, window: WorkloadWindow
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, int]:
+    """Grids and micro-grids with their workload columns, and the incidents counted (those
+    in a grid)."""
     grids = repo.areas_frame(conn, generation_id, "grid", columns=WORKLOAD_COLUMNS)
     atoms = repo.areas_frame(conn, generation_id, "micro_grid", columns=WORKLOAD_COLUMNS)
     if len(grids) == 0:
         raise GridmapError("the active generation has no grids to redesign")
-    recent = incident_rows.recent_assigned_codes(conn, generation_id)
+    recent = plans.window_codes(conn, generation_id, window.start, window.end)
     for frame, key in ((grids, "grid_code"), (atoms, "micro_grid_code")):
         frame["incidents"] = frame["code"].map(recent[key].value_counts()).fillna(0).astype(int)
         for column in ("population", "households"):
             frame[column] = pd.to_numeric(frame[column]).fillna(0)
-    return grids, atoms
+    return grids, atoms, int(recent["grid_code"].notna().sum())
+
+
+def _check_window(
+    window: WorkloadWindow, counted: int, minimum: int, weights: Mapping[str, float] | None
+) -> None:
+    weighed = (DEFAULT_WEIGHTS if weights is None else weights).get("incidents", 0) > 0
+    if weighed and 0 < counted < minimum:
+        raise ValidationError(
+            f"事件太少 too few incidents: {counted} reported in {window.describe()}, fewer than "
+            f"{minimum} (one per grid); choose another window with --since/--until or leave "
+            "incidents out of --weights"
+        )
 
 
 def _store_plan(
@@ -138,19 +214,6 @@ def _store_plan(
     result: RedesignResult,
 ) -> int:
     target = repo.create_generation(conn, label, note=f"{result.mode} redesign of {source.label}")
-    plans.store_plan(
-        conn,
-        plans.PlanInfo(
-            generation_id=target.id,
-            source_label=source.label,
-            source_generation_id=source.id,
-            target=result.target,
-            mode=result.mode,
-            weights={k: float(w) for k, w in model.weights.items()},
-            metrics=_jsonable(result.metrics),
-            baseline=_jsonable(result.baseline),
-        ),
-    )
     repo.carry_areas(conn, source.id, target.id, CARRIED_LEVELS)
     micro = _renumbered_micro_grids(atoms, model, result.mode)
     for frame, level in ((model.new_grids_.to_crs(4326), "grid"), (micro, "micro_grid")):
@@ -165,7 +228,28 @@ def _store_plan(
             name_field="name",
             kind_field="kind",
         )
-    _carry_staff(conn, source.id, target.id, model.lineage_, micro)
+    result.unstaffed = _carry_staff(conn, source.id, target.id, model.lineage_, micro)
+    # Staffing before and after, beside the other metrics of the plan.
+    roles = staff_service.staff_roles(conn)
+    staffed = staffed_codes(staff_rows.staff_frame(conn, source.id), roles)
+    result.baseline["unstaffed_grids"] = len(set(model.lineage_["old_code"]) - staffed)
+    result.metrics["unstaffed_grids"] = len(result.unstaffed)
+    plans.store_plan(
+        conn,
+        plans.PlanInfo(
+            generation_id=target.id,
+            source_label=source.label,
+            source_generation_id=source.id,
+            target=result.target,
+            mode=result.mode,
+            weights={k: float(w) for k, w in model.weights.items()},
+            metrics=_jsonable(result.metrics),
+            baseline=_jsonable(result.baseline),
+            window_start=result.window.start if result.window else None,
+            window_end=result.window.end if result.window else None,
+            window_incidents=result.window_incidents,
+        ),
+    )
     return plans.copy_lineage(conn, source.id, target.id, model.lineage_)
 
 
@@ -191,18 +275,22 @@ def _renumbered_micro_grids(
 
 def _carry_staff(
     conn: Connection, source_id: int, target_id: int, lineage: pd.DataFrame, micro: gpd.GeoDataFrame
-) -> None:
+) -> list[str]:
     """Grid staff go to the new grid holding most of their old grid; micro-grid staff follow
-    their micro-grid."""
+    their micro-grid. Returns the new grids left without grid-level staff: a micro-grid
+    worker carried into a grid does not staff it (:func:`gis.staff.staffed_codes`)."""
     main = (
         lineage.sort_values("area_share", ascending=False)
         .drop_duplicates("old_code")
         .set_index("old_code")["new_code"]
     )
     moves = {**main.to_dict(), **dict(zip(micro["old_code"], micro["code"], strict=True))}
-    staff = staff_rows.staff_frame(conn, source_id)
+    staff = staff_rows.roster_frame(conn, source_id)
     staff["area_code"] = staff["area_code"].map(moves)
-    staff_rows.copy_staff(conn, staff.dropna(subset=["area_code"]), target_id)
+    carried = staff.dropna(subset=["area_code"])
+    staff_rows.copy_staff(conn, carried, target_id)
+    staffed = staffed_codes(carried, staff_service.staff_roles(conn))
+    return sorted(set(lineage["new_code"]) - staffed)
 
 
 @dataclass
@@ -220,7 +308,6 @@ class PlanComparison:
 def compare_plan(engine: Engine, ref: str) -> PlanComparison:
     """Old and new grids with workload on one scale (1 = average old grid), changed flags."""
     from gis.assign import GridIndex
-    from gis.redesign import DEFAULT_WEIGHTS
 
     with engine.connect() as conn:
         gen, plan = _stored_plan(conn, ref)
@@ -229,9 +316,10 @@ def compare_plan(engine: Engine, ref: str) -> PlanComparison:
             raise NotFoundError(
                 f"plan {ref!r} redesigned {plan.source_label!r}, which no longer exists"
             )
-        before, _ = _workload_frames(conn, source.id)
+        window = _plan_window(plan)
+        before, _, _ = _workload_frames(conn, source.id, window)
         after = repo.areas_frame(conn, gen.id, "grid")
-        lon, lat = incident_rows.recent_locations(conn)
+        lon, lat = plans.window_locations(conn, window.start, window.end)
         lineage = pd.DataFrame(
             plans.lineage_rows(conn, gen.id), columns=list(plans.LINEAGE_COLUMNS)
         )
@@ -245,7 +333,17 @@ def compare_plan(engine: Engine, ref: str) -> PlanComparison:
             used.values()
         )
     after["changed"] = ~after["code"].isin(_unchanged(lineage))
-    return PlanComparison(gen.label, source.label, before, after, plan.metrics, plan.baseline)
+    # The page shows the window beside the "before" it was measured over.
+    baseline = {**plan.baseline, "window": window.describe(), "window_incidents": len(lon)}
+    if plan.window_incidents is not None:
+        baseline["window_incidents"] = plan.window_incidents
+    return PlanComparison(gen.label, source.label, before, after, plan.metrics, baseline)
+
+
+def _plan_window(plan: plans.PlanInfo) -> WorkloadWindow:
+    if plan.window_start is not None and plan.window_end is not None:
+        return WorkloadWindow(plan.window_start, plan.window_end)
+    return WorkloadWindow.before(plan.created_at or datetime.now(UTC))
 
 
 def _stored_plan(conn: Connection, ref: str) -> tuple[repo.GenerationInfo, plans.PlanInfo]:

@@ -1,0 +1,147 @@
+"""The statistics report's SQL: incidents per area of one level, counted in one pass each.
+
+Every count is of incidents reported in [start, end) and assigned, under one
+generation, to an area of the level asked for. Deadlines and major classes come
+from the taxonomy as VALUES lists (the service passes them), so the report
+follows whatever taxonomy the deployment uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, Integer, String, and_, column, func, literal, select, values
+
+from app.db.assignments import ASSIGNMENT, INCIDENT
+from app.db.repo import AREA
+from gis.vocabulary import HANDLING_LEVELS, OPEN_STATUSES
+
+#: Per-area totals :func:`area_totals` returns, besides ``code``.
+TOTAL_COLUMNS = (
+    "received",
+    *(f"handled_{level}" for level in HANDLING_LEVELS),
+    "overdue",
+    "on_time",
+)
+
+
+def _code_column(level: str) -> Any:
+    return ASSIGNMENT.c[f"{level}_code"]
+
+
+def _in_window(generation_id: int, start: datetime | None, end: datetime | None) -> Any:
+    """Under the generation, reported in [start, end) (an open end when None)."""
+    where = [ASSIGNMENT.c.generation_id == generation_id]
+    if start is not None:
+        where.append(INCIDENT.c.reported_at >= start)
+    if end is not None:
+        where.append(INCIDENT.c.reported_at < end)
+    return and_(*where)
+
+
+def _assigned() -> Any:
+    return INCIDENT.join(ASSIGNMENT, ASSIGNMENT.c.incident_id == INCIDENT.c.id)
+
+
+def deadline_values(deadlines: tuple[Sequence[str], Sequence[int]]) -> Any:
+    """The taxonomy's (category code, deadline hours) as a VALUES table ``deadline``."""
+    codes, hours = deadlines
+    return values(column("code", String), column("hours", Integer), name="deadline").data(
+        list(zip(codes, hours, strict=True)) or [("", 0)]
+    )
+
+
+def area_totals(
+    conn: Connection,
+    generation_id: int,
+    level: str,
+    start: datetime | None,
+    end: datetime | None,
+    deadlines: tuple[Sequence[str], Sequence[int]],
+    now: datetime,
+) -> pd.DataFrame:
+    """Per area code: received, handled at each level, overdue, handled on time.
+
+    Overdue: still open past the category's deadline at ``now``, or handled after
+    it. On time: handled by the deadline. Uncategorised incidents have no deadline.
+    """
+    table = deadline_values(deadlines)
+    due = INCIDENT.c.reported_at + func.make_interval(0, 0, 0, 0, table.c.hours)
+    unresolved = INCIDENT.c.status.in_(OPEN_STATUSES)
+    handled = INCIDENT.c.handled_at
+    code = _code_column(level)
+    query = (
+        select(
+            code.label("code"),
+            func.count().label("received"),
+            *[
+                func.count().filter(INCIDENT.c.handling_level == lv).label(f"handled_{lv}")
+                for lv in HANDLING_LEVELS
+            ],
+            func.count()
+            .filter((unresolved & (due < literal(now))) | (handled > due))
+            .label("overdue"),
+            func.count().filter(handled <= due).label("on_time"),
+        )
+        .select_from(_assigned().outerjoin(table, table.c.code == INCIDENT.c.category))
+        .where(_in_window(generation_id, start, end), code.isnot(None))
+        .group_by(code)
+    )
+    rows = conn.execute(query).mappings().all()
+    return pd.DataFrame(rows, columns=["code", *TOTAL_COLUMNS])
+
+
+def counts_by_source(
+    conn: Connection, generation_id: int, level: str, start: datetime | None, end: datetime | None
+) -> pd.DataFrame:
+    """Rows (code, source, count)."""
+    code = _code_column(level)
+    query = (
+        select(code.label("code"), INCIDENT.c.source, func.count().label("count"))
+        .select_from(_assigned())
+        .where(_in_window(generation_id, start, end), code.isnot(None))
+        .group_by(code, INCIDENT.c.source)
+    )
+    return pd.DataFrame(conn.execute(query).all(), columns=["code", "source", "count"])
+
+
+def counts_by_class(
+    conn: Connection,
+    generation_id: int,
+    level: str,
+    start: datetime | None,
+    end: datetime | None,
+    majors: tuple[Sequence[str], Sequence[str]],
+) -> pd.DataFrame:
+    """Rows (code, major_code, count); ``majors`` is (category codes, their major class).
+    An incident without a known category counts under major_code None."""
+    codes, classes = majors
+    table = values(column("code", String), column("major", String), name="major").data(
+        list(zip(codes, classes, strict=True)) or [("", "")]
+    )
+    code = _code_column(level)
+    query = (
+        select(code.label("code"), table.c.major, func.count().label("count"))
+        .select_from(_assigned().outerjoin(table, table.c.code == INCIDENT.c.category))
+        .where(_in_window(generation_id, start, end), code.isnot(None))
+        .group_by(code, table.c.major)
+    )
+    return pd.DataFrame(conn.execute(query).all(), columns=["code", "major_code", "count"])
+
+
+def area_names(conn: Connection, generation_id: int, level: str) -> pd.DataFrame:
+    """Code and name of every area of ``level`` in the generation, by code: the report's rows,
+    areas without incidents included."""
+    query = (
+        select(AREA.c.code, AREA.c.name)
+        .where(
+            AREA.c.level == level,
+            AREA.c.generation_low <= generation_id,
+            AREA.c.generation_high >= generation_id,
+        )
+        .order_by(AREA.c.code)
+    )
+    return pd.DataFrame(conn.execute(query).all(), columns=["code", "name"])

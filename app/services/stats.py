@@ -1,0 +1,181 @@
+"""The statistics report: per street, community or grid, what came in and how it was handled.
+
+One row per area of the level asked for (areas without incidents included) and a
+totals row: received, by source, by major class of the taxonomy, handled in the
+grid, passed up to the community and to the street, overdue, and the on-time
+rate. Written for officials: every column has a Chinese and an English header
+(``中文 / English``) in the .xlsx and .csv the CLI writes.
+
+Definitions (``docs/domain.md``): *handled in the grid* and *passed up* follow
+the incident's handling level; *overdue* is an incident still open past its
+category's deadline or handled after it; the on-time rate is the share handled by
+the deadline among those whose outcome is known (handled, or overdue).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from app.db import repo
+from app.db import stats as stats_rows
+from app.errors import NotFoundError
+from app.services.taxonomy import current_taxonomy
+from gis.errors import ValidationError
+from gis.tables import write_table
+from gis.vocabulary import KNOWN_SOURCES, LOCAL_TZ
+
+#: The levels a report is made for.
+REPORT_LEVELS = ("street", "community", "grid")
+TOTAL_CODE = "合计 total"
+UNCLASSIFIED = "unclassified"
+#: Sources by their Chinese name (the English is the source's code).
+SOURCE_NAMES = {
+    "hotline_12345": "12345热线",
+    "police_110": "110警情",
+    "patrol": "巡查发现",
+    "resident": "群众上报",
+    "petition": "信访",
+    "other": "其他",
+}
+#: The fixed columns: key → (中文, English).
+FIXED_HEADERS = {
+    "code": ("编码", "code"),
+    "name": ("名称", "name"),
+    "received": ("受理总数", "received"),
+    "handled_grid": ("网格内处置", "handled in the grid"),
+    "handled_community": ("上报社区", "passed up to community"),
+    "handled_street": ("上报街道", "passed up to street"),
+    "overdue": ("超期", "overdue"),
+    "on_time": ("按期办结", "handled on time"),
+    "on_time_rate": ("按期办结率", "on-time rate"),
+}
+
+
+@dataclass
+class StatsReport:
+    """A report: ``table`` has one row per area then the totals row, columns keyed as
+    ``headers`` (key → (中文, English)) lists them."""
+
+    level: str
+    generation: str
+    start: date | None
+    end: date | None
+    table: pd.DataFrame
+    headers: dict[str, tuple[str, str]]
+
+    def labelled(self) -> pd.DataFrame:
+        """The table with "中文 / English" headers, as written to a file."""
+        return self.table.rename(
+            columns={k: f"{zh} / {en}" for k, (zh, en) in self.headers.items()}
+        )
+
+    def records(self) -> list[dict]:
+        """Rows as JSON-ready dicts (NaN → None)."""
+        frame = self.table.astype(object).where(self.table.notna(), None)
+        return frame.to_dict("records")
+
+
+def stats_report(
+    engine: Engine,
+    level: str,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    generation: str | None = None,
+    now: datetime | None = None,
+) -> StatsReport:
+    """Count the incidents reported from ``start`` to ``end`` (local days, inclusive)."""
+    if level not in REPORT_LEVELS:
+        raise ValidationError(f"level must be one of {', '.join(REPORT_LEVELS)}, not {level!r}")
+    if start and end and start > end:
+        raise ValidationError(f"start {start} is after end {end}")
+    begin, stop = _local_midnight(start), _local_midnight(end + timedelta(days=1) if end else None)
+    with engine.connect() as conn:
+        gen = repo.get_generation(conn, generation) if generation else repo.active_generation(conn)
+        if gen is None:
+            raise NotFoundError(
+                f"no generation {generation!r}" if generation else "no active generation"
+            )
+        _, taxonomy = current_taxonomy(conn)
+        deadlines = (list(taxonomy["code"]), [int(h) for h in taxonomy["deadline_hours"]])
+        majors = (list(taxonomy["code"]), list(taxonomy["major_code"]))
+        areas = stats_rows.area_names(conn, gen.id, level)
+        totals = stats_rows.area_totals(
+            conn, gen.id, level, begin, stop, deadlines, now or datetime.now(UTC)
+        )
+        sources = stats_rows.counts_by_source(conn, gen.id, level, begin, stop)
+        classes = stats_rows.counts_by_class(conn, gen.id, level, begin, stop, majors)
+    class_names = _class_names(taxonomy)
+    table, headers = _assemble(areas, totals, sources, classes, class_names)
+    return StatsReport(level, gen.label, start, end, table, headers)
+
+
+def write_report(report: StatsReport, path: str | Path) -> Path:
+    """Write the report as .xlsx or .csv (UTF-8 with a BOM) with Chinese headers."""
+    return write_table(report.labelled(), path)
+
+
+def _local_midnight(day: date | None) -> datetime | None:
+    return None if day is None else datetime.combine(day, time(), LOCAL_TZ)
+
+
+def _class_names(taxonomy: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    majors = taxonomy.drop_duplicates("major_code")
+    names = dict(
+        zip(
+            majors["major_code"],
+            zip(majors["major_name_zh"], majors["major_name_en"], strict=True),
+            strict=True,
+        )
+    )
+    return {**names, UNCLASSIFIED: ("未分类", "unclassified")}
+
+
+def _assemble(
+    areas: pd.DataFrame,
+    totals: pd.DataFrame,
+    sources: pd.DataFrame,
+    classes: pd.DataFrame,
+    class_names: dict[str, tuple[str, str]],
+) -> tuple[pd.DataFrame, dict[str, tuple[str, str]]]:
+    table = areas.merge(totals, on="code", how="left")
+    headers = {k: FIXED_HEADERS[k] for k in ("code", "name", "received")}
+    known = [s for s in KNOWN_SOURCES if s in set(sources["source"])]
+    for source in known + sorted(set(sources["source"]) - set(KNOWN_SOURCES)):
+        key = f"source:{source}"
+        headers[key] = (f"来源:{SOURCE_NAMES.get(source, source)}", f"source: {source}")
+        table[key] = table["code"].map(_counts(sources, sources["source"] == source))
+    classes = classes.assign(major_code=classes["major_code"].fillna(UNCLASSIFIED))
+    for major, (zh, en) in class_names.items():
+        if major not in set(classes["major_code"]):
+            continue
+        key = f"class:{major}"
+        headers[key] = (f"类别:{zh}", f"class: {en}")
+        table[key] = table["code"].map(_counts(classes, classes["major_code"] == major))
+    for key in ("handled_grid", "handled_community", "handled_street", "overdue", "on_time"):
+        headers[key] = FIXED_HEADERS[key]
+    counts = [k for k in headers if k not in ("code", "name")]
+    table[counts] = table[counts].fillna(0).astype(int)
+    table = pd.concat([table, _totals_row(table, counts)], ignore_index=True)
+    table["on_time_rate"] = _rate(table["on_time"], table["overdue"])
+    headers["on_time_rate"] = FIXED_HEADERS["on_time_rate"]
+    return table[list(headers)], headers
+
+
+def _counts(rows: pd.DataFrame, mask: pd.Series) -> pd.Series:
+    return rows[mask].groupby("code")["count"].sum()
+
+
+def _totals_row(table: pd.DataFrame, counts: list[str]) -> pd.DataFrame:
+    row = {"code": TOTAL_CODE, "name": "合计", **{k: int(table[k].sum()) for k in counts}}
+    return pd.DataFrame([row])
+
+
+def _rate(on_time: pd.Series, overdue: pd.Series) -> pd.Series:
+    decided = on_time + overdue
+    return (on_time / decided.where(decided > 0)).round(4)
