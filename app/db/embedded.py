@@ -79,6 +79,8 @@ class EmbeddedPostgres:
         self.install_packages = install_packages
         self._as_server_user = os.geteuid() == 0
         home = self._cluster_home()
+        #: Where the ``port`` and ``password`` files are: beside the cluster they describe.
+        self.state_dir = home
         self.data_dir = home / "data"
         self.log_file = home / "log" / "server.log"
 
@@ -90,13 +92,19 @@ class EmbeddedPostgres:
             bindir = self._bindir()
             if not (self.data_dir / "PG_VERSION").exists():
                 self._initdb(bindir)
+            elif not (self.state_dir / "password").exists():
+                raise ProvisioningError(
+                    f"the cluster in {self.data_dir} has lost its password file "
+                    f"{self.state_dir / 'password'}: restore it, or remove {self.data_dir} "
+                    "to start a new, empty cluster"
+                )
             port = self._start(bindir)
             self._ensure_database(port, dbname)
         return self.url(dbname, port)
 
     def existing_url(self, dbname: str = "gridmap") -> str:
         """The URL of ``dbname`` in a cluster provisioned before, without starting anything."""
-        if not (self.root / "port").exists() or not (self.root / "password").exists():
+        if not (self.state_dir / "port").exists() or not (self.state_dir / "password").exists():
             raise ProvisioningError(
                 f"no database is configured and the embedded cluster under {self.root} "
                 "has not been provisioned: run `gridmap db upgrade` (or set GRIDMAP_DATABASE_URL)"
@@ -104,8 +112,8 @@ class EmbeddedPostgres:
         return self.url(dbname)
 
     def url(self, dbname: str, port: int | None = None) -> str:
-        port = port or int((self.root / "port").read_text())
-        password = (self.root / "password").read_text().strip()
+        port = port or int((self.state_dir / "port").read_text())
+        password = (self.state_dir / "password").read_text().strip()
         return f"postgresql+psycopg://{SUPERUSER}:{password}@127.0.0.1:{port}/{dbname}"
 
     def stop(self) -> None:
@@ -160,23 +168,24 @@ class EmbeddedPostgres:
 
     def _initdb(self, bindir: Path) -> None:
         _say(f"Creating a private PostgreSQL + PostGIS cluster in {self.data_dir}")
-        if not self.data_dir.is_relative_to(self.root):
+        if self.state_dir != self.root:
             _say(
                 f"({SERVER_USER!r} cannot reach {self.root}, so the cluster lives in "
-                f"{self.data_dir.parent}; port and password stay in {self.root})"
+                f"{self.state_dir}, found again by every checkout at this path)"
             )
             SERVER_HOME.mkdir(mode=0o755, parents=True, exist_ok=True)
+            self.state_dir.mkdir(mode=0o700, exist_ok=True)
         password = secrets.token_urlsafe(18)
-        pwfile = self.root / "password"
+        pwfile = self.state_dir / "password"
         pwfile.write_text(password + "\n")
         pwfile.chmod(0o600)
         if self.data_dir.exists():  # a half-made cluster from an interrupted run
             shutil.rmtree(self.data_dir)
+        if self.state_dir != self.root:
+            self._give_to_server_user(self.state_dir)
         for path in (self.data_dir, self.log_file.parent):
             path.mkdir(parents=True, exist_ok=True)
             self._give_to_server_user(path)
-        if self.data_dir.parent != self.root:
-            self._give_to_server_user(self.data_dir.parent)
         # initdb reads the password from a file the server user can read.
         initpw = self.log_file.parent / "initpw"
         initpw.write_text(password + "\n")
@@ -206,9 +215,9 @@ class EmbeddedPostgres:
     def _start(self, bindir: Path) -> int:
         running = _running_port(self.data_dir)
         if running is not None:
-            (self.root / "port").write_text(str(running))
+            (self.state_dir / "port").write_text(str(running))
             return running
-        port_file = self.root / "port"
+        port_file = self.state_dir / "port"
         port = int(port_file.read_text()) if port_file.exists() else 0
         if not port or not _port_is_free(port):
             port = _free_port()
