@@ -208,7 +208,7 @@ class CodeScheme:
     def _segment(self, level: str, value: int | str) -> str:
         width = getattr(self, level)
         text = _as_digits(value) if isinstance(value, str) else str(value)
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):
             raise InvalidCodeError(f"{level} segment {value!r} is not a non-negative integer")
         if len(text) > width:
             raise InvalidCodeError(
@@ -278,8 +278,9 @@ def reading_order(geometries: Sequence | np.ndarray) -> np.ndarray:
 
 def _as_digits(value: str | int) -> str:
     text = str(value).strip()
-    if not text.isdigit():
-        raise InvalidCodeError(f"code {value!r} must contain digits only")
+    # ASCII only: str.isdigit() also accepts '²' or Arabic-Indic digits, which int() refuses.
+    if not (text.isascii() and text.isdigit()):
+        raise InvalidCodeError(f"code {value!r} must contain digits 0-9 only")
     return text
 
 

@@ -274,7 +274,7 @@ def _text(value: object) -> str | None:
     if isinstance(value, pd.Timestamp):
         return value.date().isoformat()
     text = str(value).strip()
-    if text.endswith(".0") and text[:-2].isdigit():
+    if text.endswith(".0") and text[:-2].isascii() and text[:-2].isdigit():
         text = text[:-2]
     return text or None
 

@@ -218,7 +218,7 @@ def _sheet_name(file_name: str, names: list[str], sheet: str | int | None) -> st
         return names[0]
     if isinstance(sheet, str) and sheet in names:
         return sheet
-    if isinstance(sheet, int) or sheet.isdigit():
+    if isinstance(sheet, int) or (sheet.isascii() and sheet.isdigit()):
         index = int(sheet)
         if 0 <= index < len(names):
             return names[index]

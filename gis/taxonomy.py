@@ -124,7 +124,7 @@ def _problems(frame: pd.DataFrame) -> list[dict]:
             if not item[column]:
                 problem(f"empty {column}")
         code, major = item["code"], item["major_code"]
-        if (code and not code.isdigit()) or (major and not major.isdigit()):
+        if (code and not _digits(code)) or (major and not _digits(major)):
             problem("codes must be digits")
         if code and major and (not code.startswith(major) or code == major):
             problem(f"item code {code!r} does not extend its major code {major!r}")
@@ -215,3 +215,8 @@ def category_lookup(taxonomy: pd.DataFrame) -> dict[str, str]:
                 }
             )
     return lookup
+
+
+def _digits(text: str) -> bool:
+    """Digits 0-9 only (``str.isdigit`` alone accepts '²')."""
+    return text.isascii() and text.isdigit()

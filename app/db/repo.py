@@ -65,7 +65,7 @@ def get_generation(conn: Connection, ref: str | int) -> GenerationInfo | None:
     """A generation by id (an int or digits) or by label."""
     query = select(*_GEN_COLUMNS).where(Generation.label == str(ref))
     row = conn.execute(query).first()
-    if row is None and str(ref).isdigit():
+    if row is None and str(ref).isascii() and str(ref).isdigit():
         row = conn.execute(select(*_GEN_COLUMNS).where(Generation.id == int(ref))).first()
     return generation_from_row(row) if row else None
 

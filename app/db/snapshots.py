@@ -132,9 +132,11 @@ def current_incidents(conn: Connection) -> pd.DataFrame:
     types = {c: pa.string() for c in _TEXT} | _NUMBERS
     table = pa_csv.read_csv(buffer, convert_options=pa_csv.ConvertOptions(column_types=types))
     frame = table.to_pandas()
-    frame["reported_at"] = pd.to_datetime(frame["reported_at"], unit="s", utc=True).dt.tz_convert(
-        LOCAL_TIMEZONE
-    )
+    # A time pandas cannot hold (a row stored before the door check, year 1 or 9999) becomes
+    # NaT for that incident instead of failing the map and the analyses for everyone.
+    frame["reported_at"] = pd.to_datetime(
+        frame["reported_at"], unit="s", utc=True, errors="coerce"
+    ).dt.tz_convert(LOCAL_TIMEZONE)
     for column in _TEXT:  # plain objects with None: what gis/ and folium expect
         frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     return frame[list(INCIDENT_COLUMNS)]

@@ -87,7 +87,7 @@ class Selection:
         if low is not None and high is not None and high <= low:
             raise ValidationError(f"end ({end}) must be after start ({start})")
         categories = _codes(category, "category")
-        if any(not c.isdigit() for c in categories):
+        if any(not (c.isascii() and c.isdigit()) for c in categories):
             raise ValidationError(
                 f"category must be digits (taxonomy codes such as 04 or 0401), got {category!r}"
             )
