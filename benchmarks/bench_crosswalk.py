@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gis.crs import metric_crs  # noqa: E402
 from gis.layers import build_crosswalk  # noqa: E402
+from gis.layers.crosswalk import MIN_SHARED_M2  # noqa: E402
 
 EXTENT = (113.76, 33.98, 113.88, 34.08)  # lon/lat, about 11 × 11 km
 
@@ -107,7 +108,7 @@ def main() -> None:
 
     ours = walk.pairs.set_index(["grid_code", "unit_code"])  # type: ignore[attr-defined]
     theirs = peer.set_index(["grid_code", "unit_code"])  # type: ignore[attr-defined]
-    theirs = theirs[theirs["shared_m2"] > 0.01]  # the crosswalk drops slivers under 0.01 m²
+    theirs = theirs[theirs["shared_m2"] > MIN_SHARED_M2]  # what the crosswalk calls no share
     common = ours.index.intersection(theirs.index)
     diff = max(
         float(np.abs(ours.loc[common, col] - theirs.loc[common, col]).max())

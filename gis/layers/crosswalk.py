@@ -66,7 +66,7 @@ GRID_CLASS_COLUMNS = [
 ]
 
 #: Shared areas below this (m²) are touching edges and rounding, not sharing.
-_MIN_SHARED_M2 = 1e-6
+MIN_SHARED_M2 = 1e-6
 
 
 @dataclass
@@ -170,7 +170,7 @@ def _shared_areas(
     shared[cut] = shapely.area(
         shapely.intersection(grid_geoms[grid_i[cut]], unit_geoms[unit_i[cut]])
     )
-    keep = shared > _MIN_SHARED_M2
+    keep = shared > MIN_SHARED_M2
     return grid_i[keep], unit_i[keep], shared[keep]
 
 
