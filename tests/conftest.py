@@ -40,6 +40,8 @@ from tests.helpers import (
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
 
+    from tests.terminal import Cli
+
 # Test apps must not start the background map build of `gridmap serve`.
 os.environ.setdefault("GRIDMAP_MAP_WARM_ON_STARTUP", "false")
 
@@ -169,3 +171,13 @@ def incident_source(demo_engine: Engine) -> Iterator[str]:
     yield source
     with demo_engine.begin() as conn:
         conn.execute(text("DELETE FROM incident WHERE source = :s"), {"s": source})
+
+
+@pytest.fixture(scope="module")
+def cli(request: pytest.FixtureRequest) -> Iterator[Cli]:
+    """``gridmap`` as a user runs it (a pseudo-terminal), on a fresh database of the module's."""
+    from tests.terminal import terminal_cli
+
+    module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    with terminal_cli(f"{TEST_DB}_{module}") as runner:
+        yield runner

@@ -25,7 +25,7 @@ from app.services.stats import SOURCE_NAMES
 from gis.staff import DEFAULT_ROLES
 
 # The fixture: the installed script on a pseudo-terminal, on a fresh database per module.
-from tests.test_cli import Cli, cli  # noqa: F401
+from tests.terminal import Cli
 
 # Each test is one step of the hand-over: areas, roster, tickets, then the report.
 pytestmark = [pytest.mark.db, pytest.mark.slow, pytest.mark.in_file_order]
@@ -78,7 +78,7 @@ class Package:
 
 
 @pytest.fixture(scope="module")
-def city(cli: Cli) -> Cli:  # noqa: F811  (the fixture imported above)
+def city(cli: Cli) -> Cli:
     """``gridmap`` on the module's fresh database, where the office's files are loaded."""
     return cli
 

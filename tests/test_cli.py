@@ -10,44 +10,32 @@ finally reload the demo with planted defects.
 from __future__ import annotations
 
 import csv
-import fcntl
 import io
 import json
 import os
-import pty
 import re
-import select
 import signal
 import socket
-import struct
 import subprocess
-import termios
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from rich.console import Console
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 
 from app.cli.common import progress_bar
 from app.config import PROJECT_ROOT
 from app.db import repo
-from app.db.session import make_engine
-from tests.helpers import TEST_DB, fresh_embedded_database
+from tests.terminal import COLUMNS, GRIDMAP, Cli, Run, plain
 
 pytestmark = [pytest.mark.db, pytest.mark.slow, pytest.mark.in_file_order]
 
-GRIDMAP = PROJECT_ROOT / ".venv" / "bin" / "gridmap"
 BEATS = "chicago_police_beats_277.geojson"
-COLUMNS, LINES = 120, 40
-# CSI sequences (colours, cursor moves of the live display) and OSC ones (hyperlinks).
-ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][A-Z0-9]")
-
 COMMANDS = ("assign", "serve", "demo", "coverage", "hotspots", "map", "redesign", "redesign-map")
 GROUPS = {
     "db": ("upgrade", "url"),
@@ -57,107 +45,6 @@ GROUPS = {
     "gazetteer": ("import",),
     "keys": ("create", "list", "revoke"),
 }
-
-
-@dataclass
-class Run:
-    """A finished command: its exit status and what the terminal showed, ANSI removed."""
-
-    args: tuple[str, ...]
-    code: int
-    output: str
-
-    @property
-    def flat(self) -> str:
-        """The output with every run of whitespace one space: rich wraps long titles."""
-        return " ".join(self.output.split())
-
-    def ok(self) -> Run:
-        assert self.code == 0, f"gridmap {' '.join(self.args)} exited {self.code}:\n{self.output}"
-        return self
-
-    def number(self, pattern: str) -> int:
-        """The integer (thousands separators allowed) that ``pattern``'s group captures."""
-        found = re.search(pattern, self.flat)
-        assert found, f"{pattern!r} not in the output of gridmap {' '.join(self.args)}:\n" + (
-            self.output
-        )
-        return int(found.group(1).replace(",", ""))
-
-
-def run_on_terminal(args: list[str], env: dict[str, str], timeout: float) -> tuple[int, str]:
-    """Run ``args`` with stdin, stdout and stderr on a new 120×40 pseudo-terminal."""
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", LINES, COLUMNS, 0, 0))
-    proc = subprocess.Popen(
-        args, stdin=follower, stdout=follower, stderr=follower, env=env, cwd=PROJECT_ROOT
-    )
-    os.close(follower)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([leader], [], [], 1.0)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: every holder of the terminal has closed it
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        else:
-            proc.kill()
-            pytest.fail(f"{args} still running after {timeout} s:\n{_plain(b''.join(chunks))}")
-        code = proc.wait(timeout=30)
-    finally:
-        os.close(leader)
-        if proc.poll() is None:
-            proc.kill()
-    return code, _plain(b"".join(chunks))
-
-
-def _plain(raw: bytes) -> str:
-    return ANSI.sub("", raw.decode("utf-8", "replace")).replace("\r\n", "\n")
-
-
-@dataclass
-class Cli:
-    """The module's database and a way to run ``gridmap`` on it."""
-
-    url: str
-    engine: Engine
-    env: dict[str, str]
-
-    def __call__(self, *args: str | Path, timeout: float = 300) -> Run:
-        argv = tuple(str(a) for a in args)
-        code, output = run_on_terminal([str(GRIDMAP), *argv], self.env, timeout)
-        return Run(argv, code, output)
-
-    def scalar(self, sql: str, **params: object) -> int:
-        with self.engine.connect() as conn:
-            return int(conn.execute(text(sql), params).scalar_one())
-
-
-@pytest.fixture(scope="module")
-def cli() -> Iterator[Cli]:
-    if not GRIDMAP.exists():
-        pytest.skip(f"no console script at {GRIDMAP}: run ./scripts/setup.sh")
-    url = fresh_embedded_database(f"{TEST_DB}_cli")
-    env = {
-        **os.environ,
-        "GRIDMAP_DATABASE_URL": url,
-        "TERM": "xterm-256color",
-        "COLUMNS": str(COLUMNS),
-        "LINES": str(LINES),
-        "TTY_COMPATIBLE": "1",
-        "GRIDMAP_INDEX_REFRESH_SECONDS": "0",
-    }
-    env.pop("NO_COLOR", None)
-    engine = make_engine(url)
-    yield Cli(url, engine, env)
-    engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +88,7 @@ def test_progress_bars_draw_while_the_total_is_unknown():
         bar.update(task, completed=1234)
         bar.refresh()
         bar.update(task, completed=2000, total=5000)
-    drawn = _plain(screen.file.getvalue().encode())
+    drawn = plain(screen.file.getvalue().encode())
     assert "assigning" in drawn and "1,234" in drawn and "2,000/5,000" in drawn
 
 
@@ -550,7 +437,7 @@ def test_serve_answers_health_and_map(cli: Cli, demo_run: Run, launch):
     status, page = get(f"{base}/map")
     assert status == 200 and b"leaflet" in page.lower()
     stop(proc)
-    assert f"gridmap on {base}/" in _plain(log.read_bytes())
+    assert f"gridmap on {base}/" in plain(log.read_bytes())
 
 
 def test_demo_script_loads_and_serves_the_map(cli: Cli, demo_run: Run, launch):
@@ -562,7 +449,7 @@ def test_demo_script_loads_and_serves_the_map(cli: Cli, demo_run: Run, launch):
     proc, log = launch([script, "--seed", "411002"], env, "demo_sh")
     wait_until_up(f"http://127.0.0.1:{port}/map", proc, log, seconds=400)
     stop(proc)
-    assert "generation 'demo' (already loaded)" in " ".join(_plain(log.read_bytes()).split())
+    assert "generation 'demo' (already loaded)" in " ".join(plain(log.read_bytes()).split())
 
 
 # -- last: replace the demo with one that has defects ----------------------------------

@@ -7,8 +7,6 @@ text is stored and the import report's counts equal counts computed from the inp
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -18,11 +16,9 @@ import pytest
 import shapely
 from sqlalchemy import text
 
-from app.db.session import make_engine
 from gis.tables import read_table, write_table
 from gis.taxonomy import TAXONOMY_COLUMNS
-from tests.helpers import TEST_DB, fresh_embedded_database
-from tests.test_cli import COLUMNS, GRIDMAP, LINES, Cli, Run
+from tests.terminal import Cli, Run
 
 # The tests build on each other: areas, then the taxonomy, then tickets under it.
 pytestmark = [pytest.mark.db, pytest.mark.slow, pytest.mark.in_file_order]
@@ -57,18 +53,6 @@ TICKETS = pd.DataFrame(
         ],
     }
 )
-
-
-@pytest.fixture(scope="module")
-def cli() -> Iterator[Cli]:
-    """``gridmap`` on a database of this module's own, on a terminal like test_cli's."""
-    if not GRIDMAP.exists():
-        pytest.skip(f"no console script at {GRIDMAP}: run ./scripts/setup.sh")
-    url = fresh_embedded_database(f"{TEST_DB}_cli_city")
-    terminal = dict(TERM="xterm-256color", COLUMNS=str(COLUMNS), LINES=str(LINES))
-    engine = make_engine(url)
-    yield Cli(url, engine, {**os.environ, **terminal, "GRIDMAP_DATABASE_URL": url})
-    engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -6,41 +6,20 @@ beats loaded as grids (generation ``chicago``).
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
 import pytest
 
-from app.db.session import make_engine
 from gis.tables import read_table
-from tests.helpers import TEST_DB, fresh_embedded_database
-from tests.test_cli import BEATS, COLUMNS, GRIDMAP, LINES, Cli
+from tests.terminal import Cli
+
+BEATS = "chicago_police_beats_277.geojson"
 
 pytestmark = [pytest.mark.db, pytest.mark.slow, pytest.mark.in_file_order]
 
 DISTRICTS = "chicago_police_districts.geojson"
-
-
-@pytest.fixture(scope="module")
-def cli() -> Iterator[Cli]:
-    if not GRIDMAP.exists():
-        pytest.skip(f"no console script at {GRIDMAP}: run ./scripts/setup.sh")
-    url = fresh_embedded_database(f"{TEST_DB}_cli_layers")
-    env = {
-        **os.environ,
-        "GRIDMAP_DATABASE_URL": url,
-        "TERM": "xterm-256color",
-        "COLUMNS": str(COLUMNS),
-        "LINES": str(LINES),
-        "TTY_COMPATIBLE": "1",
-    }
-    env.pop("NO_COLOR", None)
-    engine = make_engine(url)
-    yield Cli(url, engine, env)
-    engine.dispose()
 
 
 @pytest.fixture(scope="module")

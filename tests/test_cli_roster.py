@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 from openpyxl import load_workbook
 
-from tests.test_cli import Cli, cli  # noqa: F401  (fixture: a fresh database per module)
+from tests.terminal import Cli
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def demo_cli(cli: Cli) -> Cli:  # noqa: F811  (the fixture imported above)
+def demo_cli(cli: Cli) -> Cli:
     """The module's database with a small demo loaded by ``gridmap demo``."""
     cli("demo", "--incidents", "3000", timeout=600).ok()
     return cli
