@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from sqlalchemy import Engine, text
 from app.config import PROJECT_ROOT, normalise_url
 from app.db.session import make_engine, upgrade
 from gis.vocabulary import ROLES
+from tests import browser as browser_support
 from tests.helpers import (
     TEST_DB,
     empty_tables,
@@ -181,3 +183,63 @@ def cli(request: pytest.FixtureRequest) -> Iterator[Cli]:
     module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
     with terminal_cli(f"{TEST_DB}_{module}") as runner:
         yield runner
+
+
+@pytest.fixture(scope="module")
+def server(demo_engine, tmp_path_factory) -> Iterator[str]:
+    """`gridmap serve` on a free loopback port over the demo database; its base URL."""
+    if not Path(browser_support.CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {browser_support.CHROMIUM}: apt-get install chromium")
+    port = browser_support.free_port()
+    url = demo_engine.url.render_as_string(hide_password=False)
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    env = {**os.environ, "GRIDMAP_DATABASE_URL": url, "GRIDMAP_INDEX_REFRESH_SECONDS": "0"}
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            browser_support.serve_command(port),
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        browser_support.wait_for(f"{base}/map", process, log)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """Debian's Chromium with a fresh profile, driven by Playwright (no downloaded browser)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=browser_support.CHROMIUM,
+            headless=True,
+            args=browser_support.CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 900},
+        )
+        yield context
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def small_demo():
+    """A demo district with 3,000 incidents: enough for redesign and statistics tests."""
+    from gis.demo import build_demo
+
+    return build_demo(n_incidents=3000)
+
+
+@pytest.fixture
+def loaded(clean_db, small_demo):
+    """The small demo loaded into the test database (emptied after the test)."""
+    from app.services.demo import load_demo
+
+    load_demo(clean_db, small_demo)
+    return clean_db

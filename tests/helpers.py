@@ -5,6 +5,7 @@ Not a test module: pytest collects nothing here, so importing it runs no test tw
 
 from __future__ import annotations
 
+import functools
 import graphlib
 import os
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,8 @@ from app.config import PROJECT_ROOT, ApiSettings, Settings
 if TYPE_CHECKING:
     import geopandas as gpd
     from fastapi.testclient import TestClient
+
+    from gis.demo import DemoDistrict
 
 # Parallel runs on one machine each set their own name (GRIDMAP_TEST_DB_NAME=gridmap_test_a).
 TEST_DB = os.environ.get("GRIDMAP_TEST_DB_NAME", "gridmap_test")
@@ -185,3 +188,21 @@ def load_generation(engine: Engine, label: str, frames: dict[str, gpd.GeoDataFra
                 name_field="name",
                 kind_field="kind",
             )
+
+
+def run_sql(engine: Engine, sql: str) -> None:
+    """Run one statement of a test's own in a transaction (fixture set-up, not app code)."""
+    with engine.begin() as conn:
+        conn.execute(text(sql))
+
+
+@functools.cache
+def demo_district(defects: bool = False) -> DemoDistrict:
+    """The demo, built once per test session (the coverage and hot-spot tests share it).
+
+    A build takes 5-15 s; the cache keeps it to one per variant. Tests only
+    read it. The flawed variant has no incidents: its checks need none.
+    """
+    from gis.demo import build_demo
+
+    return build_demo(defects=defects, n_incidents=0 if defects else 50_000)

@@ -7,8 +7,6 @@ defects (built once per module each).
 
 from __future__ import annotations
 
-import functools
-
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -26,8 +24,9 @@ from gis.coverage import (
     incident_lonlat,
 )
 from gis.crs import from_wgs84
-from gis.demo import DemoDistrict, build_demo
+from gis.demo import DemoDistrict
 from gis.errors import CRSError, ValidationError
+from tests.helpers import demo_district
 
 UTM = "EPSG:32649"
 X0, Y0 = 600_000.0, 3_765_000.0  # local origin, near the demo district
@@ -332,16 +331,6 @@ def test_the_default_metric_crs_is_the_utm_zone_of_the_centre():
 
 
 # -- the demo district ---------------------------------------------------------------
-@functools.cache
-def demo_district(defects: bool = False) -> DemoDistrict:
-    """The demo, built once per test session (tests/test_hotspots.py uses it too).
-
-    A build takes 5-15 s; the cache keeps it to one per variant. Tests only
-    read it. The flawed variant has no incidents: its checks need none.
-    """
-    return build_demo(defects=defects, n_incidents=0 if defects else 50_000)
-
-
 @pytest.fixture(scope="module")
 def clean() -> DemoDistrict:
     return demo_district()

@@ -10,12 +10,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.test_browser import LOOPBACK, browser, server  # noqa: F401  (fixtures)
+from tests.browser import LOOPBACK
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
 
-def _open(browser, url: str, ready: str) -> tuple[list[str], list[str], object]:  # noqa: F811
+def _open(browser, url: str, ready: str) -> tuple[list[str], list[str], object]:
     errors: list[str] = []
     remote: list[str] = []
     page = browser.new_page()
@@ -36,7 +36,7 @@ def _open(browser, url: str, ready: str) -> tuple[list[str], list[str], object]:
     return errors, remote, page
 
 
-def test_swagger_ui_renders_offline(browser, server):  # noqa: F811
+def test_swagger_ui_renders_offline(browser, server):
     errors, remote, page = _open(browser, f"{server}/docs", ".swagger-ui .opblock")
     assert page.locator(".swagger-ui .opblock").count() > 20  # every operation listed
     assert page.locator(".swagger-ui .title").first.inner_text().startswith("gridmap")
@@ -44,7 +44,7 @@ def test_swagger_ui_renders_offline(browser, server):  # noqa: F811
     assert remote == [] and errors == [], (remote, errors)
 
 
-def test_redoc_renders_offline(browser, server):  # noqa: F811
+def test_redoc_renders_offline(browser, server):
     errors, remote, page = _open(browser, f"{server}/redoc", "h1")
     assert "gridmap" in page.locator("h1").first.inner_text()
     page.close()

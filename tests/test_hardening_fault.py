@@ -24,8 +24,8 @@ from app.config import PROJECT_ROOT
 from app.db.embedded import EmbeddedPostgres
 from app.db.session import make_engine, upgrade
 from app.services.security import create_api_key
+from tests.browser import free_port, serve_command
 from tests.helpers import load_generation, small_district
-from tests.test_browser import _free_port, _serve_command
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
@@ -69,7 +69,7 @@ def test_a_database_outage_answers_503_and_recovers_without_restart(cluster, dem
     finally:
         engine.dispose()
     grid = f"{COMMUNITY}001"
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
     env = {
         **os.environ,
@@ -80,7 +80,7 @@ def test_a_database_outage_answers_503_and_recovers_without_restart(cluster, dem
     }
     with log.open("w") as out:
         process = subprocess.Popen(
-            _serve_command(port), cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            serve_command(port), cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
         )
     base = f"http://127.0.0.1:{port}"
     headers = {"X-API-Key": key}

@@ -31,7 +31,7 @@ from gis.hotspots import (
     kernel_density,
     mann_kendall,
 )
-from tests.test_coverage import demo_district
+from tests.helpers import demo_district
 
 UTM = "EPSG:32649"
 X0, Y0 = 600_000.0, 3_765_000.0

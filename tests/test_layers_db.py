@@ -25,10 +25,9 @@ from app.services.layers import (
 )
 from gis.crs import metric_crs
 from gis.tables import read_table
-from tests import test_browser
+from tests import browser as browser_support
 
 # The browser test's fixtures: `gridmap serve` over the demo database, and Chromium.
-server, browser = test_browser.server, test_browser.browser
 
 BEATS = "chicago_police_beats_277.geojson"
 DISTRICTS = "chicago_police_districts.geojson"
@@ -352,15 +351,15 @@ def police_on_demo(demo_engine, demo):
 @pytest.mark.slow
 def test_the_browser_draws_the_theme_and_its_split_grids(police_on_demo, server, browser):
     split = police_on_demo.crosswalk.split
-    v = test_browser.Visit(browser, server + "/map")
+    v = browser_support.Visit(browser, server + "/map")
     try:
         assert v.count("themes") == 0 and v.count("theme_split") == 0  # off by default
         v.toggle("警务网格 police (2)")
         assert v.count("themes") == 2
         v.toggle("分割网格 split grids")
         assert v.count("theme_split") == len(split)
-        test_browser.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        v.page.screenshot(path=str(test_browser.SCREENSHOTS / "map_thematic_layer.png"))
+        browser_support.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        v.page.screenshot(path=str(browser_support.SCREENSHOTS / "map_thematic_layer.png"))
         # Hovering a split grid names the grid and both units.
         code = split["grid_code"].iloc[0]
         inside = police_on_demo.grids.set_index("code").geometry[code].representative_point()

@@ -9,23 +9,11 @@ from sqlalchemy import text
 
 from app.db import plans, repo
 from app.services.assignment import activate_and_reassign
-from app.services.demo import load_demo
 from app.services.redesign import plan_redesign
-from gis.demo import build_demo
 from gis.vocabulary import LOCAL_TZ
+from tests.helpers import run_sql
 
 pytestmark = pytest.mark.db
-
-
-@pytest.fixture(scope="module")
-def small_demo():
-    return build_demo(n_incidents=3000)
-
-
-@pytest.fixture
-def loaded(clean_db, small_demo):
-    load_demo(clean_db, small_demo)
-    return clean_db
 
 
 def _frame(engine, sql, **params):
@@ -109,11 +97,6 @@ def test_activation_reassigns_and_keeps_history(loaded):
 
 
 # -- the workload window -------------------------------------------------------------
-def run_sql(engine, sql: str) -> None:
-    with engine.begin() as conn:
-        conn.execute(text(sql))
-
-
 def _add_two_incidents_today(engine) -> None:
     """Copies of two located incidents reported now, assigned like the originals."""
     run_sql(

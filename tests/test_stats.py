@@ -12,8 +12,7 @@ from sqlalchemy import text
 from app.services.stats import TOTAL_CODE, stats_report, write_report
 from gis.taxonomy import load_taxonomy
 from gis.vocabulary import LOCAL_TZ, OPEN_STATUSES
-from tests.helpers import make_client
-from tests.test_redesign_db import loaded, run_sql, small_demo  # noqa: F401  (fixtures)
+from tests.helpers import make_client, run_sql
 
 pytestmark = pytest.mark.db
 
@@ -21,7 +20,7 @@ NOW = datetime(2024, 3, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-def history(loaded):  # noqa: F811  (the fixture imported above)
+def history(loaded):
     """The small demo with a history: handled at every level, on time, late and still open."""
     run_sql(
         loaded,
