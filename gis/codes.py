@@ -280,7 +280,7 @@ def _as_digits(value: str | int) -> str:
     text = str(value).strip()
     # ASCII only: str.isdigit() also accepts '²' or Arabic-Indic digits, which int() refuses.
     if not (text.isascii() and text.isdigit()):
-        raise InvalidCodeError(f"code {value!r} must contain digits 0-9 only")
+        raise InvalidCodeError(f"code {value!r} must contain digits only (0-9)")
     return text
 
 

@@ -62,7 +62,9 @@ def test_import_merges_the_parts_of_a_district(cli: Cli, beats: Path):
     assert re.search(r"police\s+│\s+chicago\s+│\s+24\s", listed), listed
 
 
-def test_align_reports_aligned_and_split_beats_and_writes_the_table(cli: Cli, tmp_path: Path):
+def test_align_reports_aligned_and_split_beats_and_writes_the_table(
+    cli: Cli, beats: Path, tmp_path: Path
+):
     out = tmp_path / "police.xlsx"
     run = cli("layers", "align", "--theme", "police", "-g", "chicago", "-o", out).ok()
     text = run.flat
@@ -78,7 +80,7 @@ def test_align_reports_aligned_and_split_beats_and_writes_the_table(cli: Cli, tm
     assert table["网格编码 grid_code"].nunique() == 277
 
 
-def test_suggest_writes_a_layer_for_review(cli: Cli, tmp_path: Path):
+def test_suggest_writes_a_layer_for_review(cli: Cli, beats: Path, tmp_path: Path):
     out = tmp_path / "suggest.geojson"
     run = cli("layers", "suggest", "--theme", "police", "-g", "chicago", "-o", out).ok()
     assert "wrote 24 suggested units" in run.flat
@@ -86,7 +88,7 @@ def test_suggest_writes_a_layer_for_review(cli: Cli, tmp_path: Path):
     assert len(suggestion) == 24 and suggestion["grids"].sum() == 277
 
 
-def test_export_and_delete(cli: Cli, tmp_path: Path):
+def test_export_and_delete(cli: Cli, beats: Path, tmp_path: Path):
     out = tmp_path / "police.gpkg"
     assert (
         "wrote 24 units"
