@@ -9,6 +9,7 @@ part each layer needs.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +26,18 @@ class ApiSettings(BaseSettings):
         default=True,
         description="Serve boundaries, lookups, grids and generations without an API key. "
         "Incidents always need a key.",
+    )
+    public_map: Literal["off", "boundaries"] = Field(
+        default="boundaries",
+        description="What anonymous visitors get of the map pages: `boundaries` (areas, codes, "
+        "names and the published grid information; no incident-derived layer) or `off` "
+        "(redirected to /login). Signed-in users and API keys get incidents within their scope.",
+    )
+    public_staff: Literal["none", "roles", "names"] = Field(
+        default="names",
+        description="Staff shown to anonymous callers (/lookup, /grids/{code}, map pages): "
+        "`names` (name and role: the grid-information notice), `roles` (roles only) or "
+        "`none`. Phone numbers only ever go to signed-in users and keys within scope.",
     )
     cors_origins: list[str] = Field(
         default_factory=list,
@@ -67,6 +80,28 @@ class ApiSettings(BaseSettings):
         default=5,
         ge=1,
         description="`Retry-After` of a 503 while the database is unreachable.",
+    )
+    session_hours: float = Field(
+        default=12.0,
+        gt=0,
+        le=24 * 30,
+        description="A sign-in lasts at most this long (checked by the server), then the "
+        "user signs in again.",
+    )
+    session_idle_minutes: float = Field(
+        default=60.0,
+        gt=0,
+        description="A session unused for this long ends (checked by the server).",
+    )
+    login_max_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Failed sign-ins in a row after which the account is locked.",
+    )
+    login_lock_minutes: float = Field(
+        default=15.0,
+        gt=0,
+        description="How long an account stays locked after too many failed sign-ins.",
     )
 
 
@@ -133,6 +168,34 @@ class MapSettings(BaseSettings):
     )
     simplify_m: float = Field(
         default=1.0, ge=0, le=50, description="Display simplification of boundaries, in metres."
+    )
+    vector_tiles: bool = Field(
+        default=True,
+        description="Served pages draw levels with more than `tile_threshold` areas from the "
+        "app's vector tiles (/tiles) instead of embedding them; false embeds everything "
+        "(the pages before tiles, for comparisons).",
+    )
+    tile_threshold: int = Field(
+        default=2000,
+        ge=0,
+        description="Areas of a level above which a served page draws it from vector tiles "
+        "(the demo's 5,490 micro-grids and a city's 3,900 grids; not the demo's 620 grids).",
+    )
+    page_store: bool = Field(
+        default=True,
+        description="Keep built map pages on disk (`page_dir`) per database, data version and "
+        "parameters, so the first /map after a restart on unchanged data is read, not rebuilt "
+        "(a city's analyses take a minute).",
+    )
+    page_dir: Path = Field(
+        default=PROJECT_ROOT / "var" / "cache" / "pages",
+        description="Where `page_store` keeps the pages (the newest `page_cache` of them).",
+    )
+    embed_max_areas: int = Field(
+        default=20_000,
+        ge=0,
+        description="Most areas a standalone page (`gridmap map -o`) embeds; beyond, it "
+        "says to serve the map (`gridmap serve`) and draw large levels from tiles.",
     )
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "NotReadyError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
+    "StaleVersionError",
     "TooManyRequestsError",
 ]
 
@@ -40,6 +41,15 @@ class ConflictError(GridmapError):
 
 class IllegalTransitionError(ConflictError):
     """A status change the closed loop does not allow; the message says which are."""
+
+
+class StaleVersionError(ConflictError):
+    """An action on an incident version someone else has changed since; ``current`` says
+    what it is now (status, version, the last step and who took it)."""
+
+    def __init__(self, message: str, current: dict) -> None:
+        super().__init__(message)
+        self.current = current
 
 
 class NotReadyError(ConflictError):

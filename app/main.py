@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 
 from app.api import (
     analysis,
+    departments,
     docs,
     generations,
     grids,
@@ -35,10 +36,13 @@ from app.api import (
     ogc,
     open311,
     redesign,
+    signin,
     stats,
     system,
     taxonomy,
+    tiles,
 )
+from app.api.audit import AuditMiddleware
 from app.api.deps import AppState, requires
 from app.api.errors import (
     DATABASE_DOWN,
@@ -66,6 +70,7 @@ ROUTERS: list[APIRouter] = [
     lookup.router,
     grids.router,
     incidents.router,
+    departments.router,
     open311.router,
     generations.router,
     layers.router,
@@ -74,8 +79,10 @@ ROUTERS: list[APIRouter] = [
     maps.router,
     system.router,
     docs.router,
+    signin.router,
     taxonomy.router,
     stats.router,
+    tiles.router,
 ]
 #: Routers serving boundaries without a key; with GRIDMAP_PUBLIC_BOUNDARIES=false they are
 #: included behind a viewer check (a dependency only then: it costs on the lookup path).
@@ -84,6 +91,7 @@ BOUNDARY_ROUTERS: list[APIRouter] = [
     grids.router,
     generations.router,
     layers.router,
+    tiles.router,
 ]
 
 TAGS = [
@@ -117,6 +125,10 @@ TAGS = [
     {"name": "analysis", "description": "Coverage defects and Gi* hot spots as GeoJSON."},
     {"name": "maps", "description": "folium map pages that work offline."},
     {"name": "system", "description": "Liveness (/health) and readiness (/ready)."},
+    {
+        "name": "tiles",
+        "description": "Mapbox vector tiles of the areas (ST_AsMVT), for the maps and GIS tools.",
+    },
 ]
 
 
@@ -150,12 +162,14 @@ def create_app(
     install_error_handlers(app)
     outage(app).retry_after = settings.api.retry_after_seconds
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
+    # outside the body limit, so a refused oversized write is recorded too
+    app.add_middleware(AuditMiddleware)
     if settings.api.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.api.cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["X-API-Key", "Authorization", "Content-Type"],
+            allow_headers=["X-API-Key", "Authorization", "Content-Type", "If-Match"],
         )
     app.add_middleware(SecurityHeadersMiddleware)
     guard = [] if settings.api.public_boundaries else [Depends(requires("viewer"))]

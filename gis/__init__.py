@@ -15,6 +15,7 @@ Modules and subpackages
 * :mod:`gis.incidents`, :mod:`gis.geocode`, :mod:`gis.taxonomy` — incident files,
   addresses and categories; :mod:`gis.times` — the accepted range of report times;
 * :mod:`gis.staff` — staff rosters and the staffing rule;
+* :mod:`gis.departments` — the district's departments (委办局) from an office table;
 * :mod:`gis.coverage` — gaps, overlaps and nesting defects of a hierarchy;
 * :mod:`gis.hotspots` — counts, rates, Gi* hot spots, density and trends;
 * :mod:`gis.redesign` — redesigning grids for equal workload;
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
         coverage,
         crs,
         demo,
+        departments,
         errors,
         geocode,
         hotspots,
@@ -73,6 +75,7 @@ __all__ = [
     "coverage",
     "crs",
     "demo",
+    "departments",
     "errors",
     "geocode",
     "hotspots",

@@ -584,14 +584,18 @@ def _crs_per_row(raw, fields, crs, reasons) -> np.ndarray:
     default = crs_mod.normalize_crs_name(crs) if crs else "wgs84"
     given = _column(raw, fields.crs)
     names = np.array([default] * len(raw), dtype=object)
-    for i in np.flatnonzero((given != "").to_numpy()):
+    present = (given != "").to_numpy()
+    values = given.to_numpy(dtype=object)
+    # a file names a handful of systems: normalise each once, not once per row
+    for value in pd.unique(values[present]):
+        rows = np.flatnonzero(present & (values == value))
         try:
-            names[i] = crs_mod.normalize_crs_name(given.iat[i])
+            names[rows] = crs_mod.normalize_crs_name(value)
         except GridmapError:
-            if reasons.iat[i] is None:
-                reasons.iat[i] = (
-                    f"unknown crs {given.iat[i]!r} (use one of {', '.join(crs_mod.CRS_NAMES)})"
-                )
+            unknown = f"unknown crs {value!r} (use one of {', '.join(crs_mod.CRS_NAMES)})"
+            for i in rows:
+                if reasons.iat[i] is None:
+                    reasons.iat[i] = unknown
     return names
 
 

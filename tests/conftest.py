@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 
 # Test apps must not start the background map build of `gridmap serve`.
 os.environ.setdefault("GRIDMAP_MAP_WARM_ON_STARTUP", "false")
+# Nor keep pages on disk: a recreated test database may match an old data version.
+os.environ.setdefault("GRIDMAP_MAP_PAGE_STORE", "false")
 
 DEMO_DB = f"{TEST_DB}_demo"
 CHICAGO = PROJECT_ROOT.parent / "shared" / "data" / "real" / "chicago"

@@ -16,7 +16,7 @@ import struct
 import subprocess
 import termios
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,3 +136,60 @@ def terminal_cli(database: str) -> Iterator[Cli]:
         yield Cli(url, engine, env)
     finally:
         engine.dispose()
+
+
+def run_with_input(
+    cli: Cli, args: tuple[str, ...], stdin_text: str | None = None, answers: Sequence[str] = ()
+) -> Run:
+    """Run gridmap with output on a new terminal; stdin a pipe holding ``stdin_text``, or the
+    terminal itself (its controlling tty, so hidden prompts work) where ``answers`` are typed
+    one per prompt."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", LINES, COLUMNS, 0, 0))
+
+    def own_terminal() -> None:  # the child's controlling terminal: getpass reads /dev/tty
+        os.setsid()
+        fcntl.ioctl(follower, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(
+        [str(GRIDMAP), *args],
+        stdin=subprocess.PIPE if stdin_text is not None else follower,
+        stdout=follower,
+        stderr=follower,
+        env=cli.env,
+        cwd=PROJECT_ROOT,
+        preexec_fn=own_terminal,
+    )
+    os.close(follower)
+    if stdin_text is not None:
+        assert proc.stdin is not None
+        proc.stdin.write(stdin_text.encode())
+        proc.stdin.close()
+    chunks: list[bytes] = []
+    pending = list(answers)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.5)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+            # getpass writes the prompt's last space after flushing the terminal's input:
+            # an answer typed before it would be thrown away.
+            if pending and b"".join(chunks).endswith(b": "):
+                os.write(leader, pending.pop(0).encode() + b"\n")
+        else:
+            proc.kill()
+            pytest.fail(f"gridmap {args} still running after 120 s:\n{plain(b''.join(chunks))}")
+        code = proc.wait(timeout=30)
+    finally:
+        os.close(leader)
+        if proc.poll() is None:
+            proc.kill()
+    return Run(args, code, plain(b"".join(chunks)))

@@ -22,6 +22,9 @@ def district(clean_db, demo):
         role: {"X-API-Key": create_api_key(clean_db, role, f"redesign-{role}")}
         for role in ("viewer", "operator", "admin")
     }
+    keys["scoped"] = {
+        "X-API-Key": create_api_key(clean_db, "admin", "redesign-scoped", area=COMMUNITIES[0])
+    }
     yield clean_db, keys
     with clean_db.begin() as conn:
         conn.execute(text("DELETE FROM api_key WHERE name LIKE 'redesign-%'"))
@@ -61,9 +64,16 @@ def test_plan_in_background_then_activate(district, demo):
         assert job["result"]["metrics"]["k"] == target
         assert job["result"]["metrics"]["nesting_violations"] == 0
 
-        plans = client.get("/redesign/plans").json()
+        # plans weigh the whole district's incidents: signed-in, unscoped callers only
+        assert client.get("/redesign/plans").status_code == 401
+        assert client.get("/redesign/plans/plan-a").status_code == 401
+        assert client.get("/redesign/plans", headers=keys["scoped"]).json() == []
+        assert client.get("/redesign/plans/plan-a", headers=keys["scoped"]).status_code == 403
+        plans = client.get("/redesign/plans", headers=keys["viewer"]).json()
         assert [p["generation"] for p in plans] == ["plan-a"]
-        plan = client.get("/redesign/plans/plan-a", params={"lineage": True}).json()
+        plan = client.get(
+            "/redesign/plans/plan-a", params={"lineage": True}, headers=keys["viewer"]
+        ).json()
         assert plan["redesign_of"] == "g1" and not plan["active"]
         shares = {}
         for row in plan["lineage"]:
@@ -74,7 +84,7 @@ def test_plan_in_background_then_activate(district, demo):
             client.post("/generations/plan-a/activate", headers=keys["operator"]).status_code == 403
         )
         assert client.post("/generations/plan-a/activate", headers=keys["admin"]).status_code == 200
-        assert client.get("/redesign/plans/plan-a").json()["active"]
+        assert client.get("/redesign/plans/plan-a", headers=keys["viewer"]).json()["active"]
 
 
 def test_infeasible_plan_fails_with_the_feasible_range(district):
@@ -100,4 +110,4 @@ def test_bad_requests_are_422_and_unknown_ids_404(district):
             assert response.status_code == 422, body
             assert "detail" in response.json()
         assert client.get("/redesign/jobs/nope", headers=keys["viewer"]).status_code == 404
-        assert client.get("/redesign/plans/g1").status_code == 404
+        assert client.get("/redesign/plans/g1", headers=keys["viewer"]).status_code == 404

@@ -13,6 +13,15 @@ from tests.browser import SCREENSHOTS, Visit
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def signed_in(browser, demo_keys):
+    """The incident layers are for callers only: this module's browser sends a viewer key
+    (signing in through /login is tests/test_scope_browser.py)."""
+    browser.set_extra_http_headers(demo_keys["viewer"])
+    yield
+    browser.set_extra_http_headers({})
+
+
 @pytest.fixture
 def visit(browser, server):
     opened: list[Visit] = []
@@ -43,8 +52,9 @@ def test_toggling_layers_changes_what_is_drawn(visit, demo):
     assert v.count("choropleth") == 620
     v.toggle("hot spots")
     assert v.count("hotspots") == 0
-    v.toggle("micro-grids")  # built in the browser only now
-    assert v.count("micro_grids") == len(demo.micro_grids)
+    v.toggle("micro-grids")  # from the vector tiles, from zoom 13 on (tests/test_tiles_browser.py)
+    v.page.evaluate("gridmap.map.setZoom(14, {animate: false})")
+    v.page.locator(".leaflet-micro_grids-pane path").first.wait_for(state="attached")
     v.toggle("incidents (")
     v.page.locator(".marker-cluster").first.wait_for(timeout=10_000)  # chunked loading
 

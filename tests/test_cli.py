@@ -31,12 +31,22 @@ from sqlalchemy import text
 from app.cli.common import progress_bar
 from app.config import PROJECT_ROOT
 from app.db import repo
-from tests.terminal import COLUMNS, GRIDMAP, Cli, Run, plain
+from tests.terminal import COLUMNS, GRIDMAP, Cli, Run, plain, run_with_input
 
 pytestmark = [pytest.mark.db, pytest.mark.slow, pytest.mark.in_file_order]
 
 BEATS = "chicago_police_beats_277.geojson"
-COMMANDS = ("assign", "serve", "demo", "coverage", "hotspots", "map", "redesign", "redesign-map")
+COMMANDS = (
+    "assign",
+    "serve",
+    "demo",
+    "coverage",
+    "hotspots",
+    "map",
+    "redesign",
+    "redesign-map",
+    "audit",
+)
 GROUPS = {
     "db": ("upgrade", "url"),
     "areas": ("import", "export"),
@@ -44,6 +54,8 @@ GROUPS = {
     "incidents": ("import", "export"),
     "gazetteer": ("import",),
     "keys": ("create", "list", "revoke"),
+    "users": ("create", "list", "disable", "enable", "reset-password"),
+    "departments": ("import", "list"),  # run on files in tests/test_departments.py
 }
 
 
@@ -319,6 +331,26 @@ def test_keys_are_created_listed_and_revoked(cli: Cli, demo_run: Run):
 def test_keys_refuse_an_unknown_role(cli: Cli):
     refused = cli("keys", "create", "--role", "root")
     assert refused.code == 2 and "viewer, operator, admin" in refused.flat
+
+
+def test_keys_and_users_carry_an_area_scope(cli: Cli, demo_run: Run):
+    """The README's `keys create --role R --area CODE` and `users create NAME --role R --area`;
+    the other user commands are run in tests/test_users_cli.py."""
+    with cli.engine.connect() as conn:
+        street = conn.execute(text("SELECT min(code) FROM area WHERE level = 'street'")).scalar()
+    created = cli("keys", "create", "--role", "viewer", "--area", street, "--name", "street").ok()
+    assert f"role viewer, area {street}" in created.flat
+    assert street in cli("keys", "list").ok().flat
+    unknown = cli("keys", "create", "--role", "viewer", "--area", f"{street}999")
+    assert unknown.code == 2 and "no area" in unknown.flat
+    args = ("users", "create", "zhao.lei", "--role", "operator", "--area", street)
+    user = run_with_input(cli, (*args, "--password-stdin"), stdin_text="street password\n")
+    assert f"user zhao.lei created: role operator, area {street}" in user.ok().flat
+    listed = cli("users", "list").ok().flat
+    assert "zhao.lei" in listed and street in listed
+    assert "key.create" in cli("audit", "--since", "2026-01-01", "--action", "key.create").ok().flat
+    scoped = "SELECT count(*) FROM audit_log WHERE action = 'key.create' AND detail->>'area' = :a"
+    assert cli.scalar(scoped, a=street) == 1
 
 
 # -- redesign and generations ----------------------------------------------------------

@@ -78,6 +78,16 @@ def test_align_reports_aligned_and_split_beats_and_writes_the_table(
     assert "网格编码 grid_code" in table.columns
     assert set(table["网格状态 grid_status"]) == {"aligned", "split"}
     assert table["网格编码 grid_code"].nunique() == 277
+    # The same table as CSV (bilingual headers), and the grids with their class as GeoJSON.
+    as_csv = tmp_path / "police.csv"
+    cli("layers", "align", "--theme", "police", "-g", "chicago", "-o", as_csv).ok()
+    rows, _ = read_table(as_csv)
+    assert len(rows) == len(table) and "网格状态 grid_status" in rows.columns
+    as_geojson = tmp_path / "police.geojson"
+    cli("layers", "align", "--theme", "police", "-g", "chicago", "-o", as_geojson).ok()
+    classed = gpd.read_file(as_geojson)
+    assert len(classed) == 277 and (classed["status"] == "split").sum() == 4
+    assert classed.loc[classed["status"] == "split", "split_into"].str.contains("; ").all()
 
 
 def test_suggest_writes_a_layer_for_review(cli: Cli, beats: Path, tmp_path: Path):

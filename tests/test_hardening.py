@@ -244,7 +244,7 @@ def test_a_redesign_job_beyond_the_bound_answers_429(demo_engine, demo_keys):
 
         principal = authenticate(demo_engine, operator["X-API-Key"])
         assert principal is not None
-        board.admit(_job("x", "queued"), principal.key_id, 1, 10)
+        board.admit(_job("x", "queued"), principal.caller, 1, 10)
         answer = client.post("/redesign/plans", json={"target": 10}, headers=operator)
         assert answer.status_code == 429 and "redesign jobs" in answer.json()["detail"]
 

@@ -113,6 +113,8 @@ def test_a_theme_is_stored_looked_up_listed_exported_and_deleted(clean_db, tmp_p
     path = write_crosswalk(result, tmp_path / "cw.xlsx")
     table, _ = read_table(path)
     assert len(table) == 3 and "网格编码 grid_code" in table.columns
+    rows, _ = read_table(write_crosswalk(result, tmp_path / "cw.csv"))
+    assert rows["专题单元编码 unit_code"].tolist() == table["专题单元编码 unit_code"].tolist()
     _, count = export_layer(clean_db, "market", tmp_path / "market.geojson")
     assert count == 2 and len(gpd.read_file(tmp_path / "market.geojson")) == 2
     assert delete_layer(clean_db, "market") == 2
@@ -222,6 +224,26 @@ def test_the_api_serves_themes_in_lookup_ogc_and_the_crosswalk(clean_db):
         found = client.get("/lookup", params={"lon": 113.817, "lat": 34.005}).json()
         assert found["grid"]["code"] == "411002001001002"
         assert found["themes"] == {"police": {"code": "E", "name": "东片"}}
+        batch = client.post(
+            "/lookup", json={"lon": [113.805, 113.817, 114.5, None], "lat": [34.005] * 3 + [None]}
+        ).json()
+        assert batch["themes"] == {"police": ["W", "E", None, None]}
+        assert batch["grid_code"][:2] == ["411002001001001", "411002001001002"]
+        # A theme imported while the app runs (the CLI, another process) reaches the lookup
+        # index with the next data version, like areas do.
+        market = layer.assign(pcs=["M1", "M2"])[["pcs", "geometry"]]
+        assert import_layer(clean_db, market, "market", source="t", code_field="pcs").loaded
+        assert client.app.state.gridmap.registry.refresh() is True
+        found = client.get("/lookup", params={"lon": 113.805, "lat": 34.005}).json()
+        assert found["themes"] == {
+            "market": {"code": "M1", "name": None},
+            "police": {"code": "W", "name": "西片"},
+        }
+        schema = client.get("/openapi.json").json()["components"]["schemas"]
+        assert "themes" in schema["LookupResult"]["properties"]
+        assert "themes" in schema["LookupBatchResult"]["properties"]
+        assert delete_layer(clean_db, "market") == 2
+        assert client.app.state.gridmap.registry.refresh() is True
         collections = client.get("/collections").json()["collections"]
         police = next(c for c in collections if c["id"] == "layer_police")
         assert police["extent"]["spatial"]["bbox"][0] == pytest.approx(
@@ -378,3 +400,10 @@ def test_the_browser_draws_the_theme_and_its_split_grids(police_on_demo, server,
         assert code in text_shown and "W: " in text_shown and "E: " in text_shown
     finally:
         v.close()
+    # The grid's page lists the units of every theme it lies in.
+    page = browser_support.Visit(browser, server + f"/map/grids/{split['grid_code'].iloc[0]}")
+    try:
+        shown = page.page.locator("body").inner_text()
+        assert "W 西所 west" in shown and "E 东所 east" in shown
+    finally:
+        page.close()

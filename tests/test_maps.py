@@ -414,13 +414,16 @@ def test_map_endpoint_serves_the_page_and_every_asset(client):
 
 
 @pytest.mark.db
-def test_map_parameters_are_checked(client):
+def test_map_parameters_are_checked(client, demo_keys):
     assert client.get("/map?category=04x").status_code == 422
     assert client.get("/map?start=2023-02-30").status_code == 422
     assert client.get("/map?measure=mean").status_code == 422
     assert client.get("/map?basemap=http://evil/{z}/{x}/{y}").status_code == 422
     assert client.get("/static/vendor/leaflet@1.9.4/../../../etc/passwd").status_code == 404
-    page = client.get("/map?start=2023-01-01&end=2023-02-01&category=04&basemap=amap").text
+    page = client.get(
+        "/map?start=2023-01-01&end=2023-02-01&category=04&basemap=amap",
+        headers=demo_keys["viewer"],  # the selection is an incident layer's: not public
+    ).text
     assert "2023-01-01 – 2023-02-01; category 04" in page
     assert {u.split("/")[2] for u in URL.findall(page)} == {"webrd0{s}.is.autonavi.com"}
     assert "/map/grids/{code}?start=2023-01-01" in page  # links keep the selection
@@ -448,8 +451,10 @@ def test_coverage_endpoint_on_the_clean_demo(client):
 
 
 @pytest.mark.db
-def test_hotspots_endpoint(client, demo):
-    doc = client.get("/hotspots?permutations=99").json()
+def test_hotspots_endpoint(client, demo, demo_keys):
+    key = demo_keys["viewer"]  # per-grid counts are incident data: not public
+    assert client.get("/hotspots?permutations=0").status_code == 401
+    doc = client.get("/hotspots?permutations=99", headers=key).json()
     assert len(doc["features"]) == 620
     props = doc["features"][0]["properties"]
     assert {"code", "count", "z", "p", "bin", "class", "rate_per_1000"} <= set(props)
@@ -457,7 +462,8 @@ def test_hotspots_endpoint(client, demo):
     assert sum(doc["summary"]["bins"].values()) == 620
     public = client.get(
         "/hotspots?category=04&start=2023-03-01&end=2023-06-01"
-        "&permutations=0&fdr=true&geometry=false"
+        "&permutations=0&fdr=true&geometry=false",
+        headers=key,
     ).json()
     assert public["features"][0]["geometry"] is None
     assert 0 < public["summary"]["selected"] < doc["summary"]["selected"]
@@ -467,9 +473,13 @@ def test_hotspots_endpoint(client, demo):
         f"/hotspots?start={window.start.date()}&end={window.end.date()}"
         f"&category={hotspot['category']}&permutations=499&seed=7&geometry=false"
     )
-    hot = {f["id"] for f in client.get(query).json()["features"] if f["properties"]["bin"] == 3}
+    hot = {
+        f["id"]
+        for f in client.get(query, headers=key).json()["features"]
+        if f["properties"]["bin"] == 3
+    }
     assert set(hotspot["grid_codes"]) <= hot
-    assert client.get("/hotspots?alpha=0.2").status_code == 422
+    assert client.get("/hotspots?alpha=0.2", headers=key).status_code == 422
 
 
 @pytest.mark.db

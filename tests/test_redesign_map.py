@@ -35,9 +35,16 @@ def test_comparison_puts_both_layers_on_one_scale_and_flags_changes(plan):
 
 def test_page_is_served_offline_and_exported(plan, tmp_path, monkeypatch):
     engine, result, grids = plan
+    from app.services.security import create_api_key
+
+    key = {"X-API-Key": create_api_key(engine, "viewer", "redesign-map-test")}
     with make_client(engine) as client:
-        page = client.get("/map/redesign/plan-m")
-        assert client.get("/map/redesign/nope").status_code == 404
+        # workload is weighed from incidents: anonymous visitors are sent to sign in
+        anonymous = client.get("/map/redesign/plan-m", follow_redirects=False)
+        assert anonymous.status_code == 303
+        assert anonymous.headers["location"] == "/login?next=%2Fmap%2Fredesign%2Fplan-m"
+        page = client.get("/map/redesign/plan-m", headers=key)
+        assert client.get("/map/redesign/nope", headers=key).status_code == 404
     assert page.status_code == 200
     html = page.text
     for text in (

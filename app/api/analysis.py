@@ -19,11 +19,20 @@ import numpy as np
 import shapely
 from fastapi import APIRouter, Query
 
-from app.api.deps import GenerationParam, SelectionDep, StateDep, list_pattern
+from app.api.deps import (
+    GenerationParam,
+    PrincipalDep,
+    SelectionDep,
+    StateDep,
+    check_role,
+    list_pattern,
+)
 from app.api.errors import ERROR_RESPONSES
 from app.api.geojson import GEOJSON, GeoJSONResponse, dumps
 from app.maps.layers import HOT_LABELS
 from app.services import analysis
+from app.services.scope import audience_of, map_view, scope_grids
+from app.services.stats import narrow_to_district
 from gis.coverage import DEFECT_TYPES
 
 __all__ = ["router"]
@@ -40,6 +49,7 @@ _DECIMALS = 7  # ~1 cm: finer than any boundary survey, and a third shorter than
 )
 def coverage(
     state: StateDep,
+    principal: PrincipalDep,
     generation: GenerationParam = None,
     types: Annotated[
         str | None,
@@ -74,8 +84,13 @@ def coverage(
     (parents first, then the areas involved; for an incident, the nearest grid) and
     ``detail``. ``summary`` has the counts by type, the coverage ratio of every level
     and the tolerances; ``levels`` the areas and covered surface per level.
+
+    Incidents outside every grid are reported to unscoped callers with a key or a
+    session only: anonymous callers get the boundaries' defects (no `outside_incident`
+    type), scoped callers see no incident outside the grids.
     """
-    data = state.map_data.data(generation)
+    audience = audience_of(principal, state.api.public_staff)
+    data = map_view(state.map_data.data(generation), audience)
     report = analysis.coverage(
         data,
         sliver_m2=sliver_m2,
@@ -111,11 +126,16 @@ def coverage(
         )
     ]
     levels = report.levels.astype(object).where(report.levels.notna(), None)
+    summary = report.summary()
+    if not audience.incidents:  # not even a zero: the public answer says nothing of incidents
+        summary["defects"] = {
+            k: v for k, v in summary["defects"].items() if k != "outside_incident"
+        }
     body = {
         "type": "FeatureCollection",
         "features": features,
         "generation": data.generation,
-        "summary": report.summary(),
+        "summary": summary,
         "levels": levels.to_dict("records"),
         "numberReturned": len(features),
     }
@@ -130,6 +150,7 @@ def coverage(
 )
 def hotspots(
     state: StateDep,
+    principal: PrincipalDep,
     selection: SelectionDep,
     value: Annotated[
         analysis.Measure,
@@ -156,6 +177,14 @@ def hotspots(
         Literal["0.1", "0.05", "0.01"], Query(description="Widest confidence level reported.")
     ] = "0.1",
     geometry: Annotated[bool, Query(description="Include the grids' polygons.")] = True,
+    district: Annotated[
+        str | None,
+        Query(
+            max_length=20,
+            description="A district's 6-digit code: Gi* among that district's grids only "
+            "(a city's generation holds several). Default: every grid.",
+        ),
+    ] = None,
 ) -> GeoJSONResponse:
     """Getis-Ord Gi* of incidents per grid, binned as in ArcGIS (±3 = 99 %, ±2 = 95 %,
     ±1 = 90 %, 0 = not significant), on queen contiguity with the grid itself included.
@@ -163,8 +192,16 @@ def hotspots(
     Selection parameters (``start``, ``end``, ``category``, ``source``) are those of
     ``/map``. One feature per grid: ``code``, ``name``, ``count``, ``population``,
     ``rate_per_1000``, ``area_km2``, ``per_km2``, ``z``, ``p``, ``bin``, ``class``.
+
+    Needs a viewer key or a session (401 otherwise: counts per grid are incident data).
+    A caller scoped to an area gets its grids only, Gi* compared among them (at least
+    3 grids; a one-grid scope gets 422).
     """
+    viewer = check_role(principal, "viewer")
     data = state.map_data.data()
+    area = narrow_to_district(viewer.area, district)
+    if area is not None:
+        data = scope_grids(data, area)
     stats = analysis.grid_stats(data, selection, permutations, seed, fdr, float(alpha), value)
     columns = [
         "code",

@@ -22,6 +22,7 @@ from pydantic import AfterValidator
 from sqlalchemy import Connection, Engine
 
 from app.api.errors import outage
+from app.api.session import SESSION_COOKIE, cookie_session
 from app.config import ApiSettings, Settings
 from app.db import queries, repo
 from app.errors import AuthenticationError, NotFoundError, NotReadyError, PermissionDeniedError
@@ -115,20 +116,30 @@ _bearer = HTTPBearer(
 
 
 async def get_principal(
+    request: Request,
     state: StateDep,
     key: Annotated[str | None, Security(_api_key_header)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> Principal | None:
-    """The caller's key, checked; None when no key was sent."""
+    """The caller: an API key (X-API-Key or Bearer), else the session cookie; None if neither.
+
+    Also kept as ``request.state.principal`` (the audit of writes reads it). A
+    session's unsafe requests must carry its CSRF token (see ``app.api.session``).
+    """
     token = key or (bearer.credentials if bearer else None)
-    if not token:
-        return None  # no database round trip for anonymous reads
-    principal = await run_in_threadpool(authenticate, state.engine, token)
-    if principal is None:
-        raise AuthenticationError(
-            "the API key is unknown or revoked; ask an admin for a key "
-            "(gridmap keys create --role viewer)"
-        )
+    if token:
+        request.state.credential = token[:9]  # the prefix, for the audit of refused keys
+        principal = await run_in_threadpool(authenticate, state.engine, token)
+        if principal is None:
+            raise AuthenticationError(
+                "the API key is unknown or revoked; ask an admin for a key "
+                "(gridmap keys create --role viewer)"
+            )
+    elif SESSION_COOKIE in request.cookies:
+        principal = await cookie_session(request, state.engine, state.api)
+    else:
+        principal = None  # no database round trip for anonymous reads
+    request.state.principal = principal
     return principal
 
 
@@ -153,8 +164,13 @@ def check_role(principal: Principal | None, role: str) -> Principal:
             f"`gridmap keys create --role {role}`"
         )
     if not principal.allows(role):
+        who = (
+            f"the user {principal.prefix}"
+            if principal.user_id is not None
+            else f"the key {principal.prefix}…"
+        )
         raise PermissionDeniedError(
-            f"this needs the {role} role; the key {principal.prefix}… has the {principal.role} role"
+            f"this needs the {role} role; {who} has the {principal.role} role"
         )
     return principal
 
@@ -421,6 +437,7 @@ class IncidentQuery:
     source: tuple[str, ...] = ()
     handling_level: tuple[str, ...] = ()
     location_status: tuple[str, ...] = ()
+    overdue: bool | None = None
 
     def to_filter(
         self, window: TimeWindow, bbox: BBox | None = None, **more
@@ -435,6 +452,7 @@ class IncidentQuery:
             source=self.source,
             handling_level=self.handling_level,
             location_status=self.location_status,
+            overdue=self.overdue,
             **more,
         )
 
@@ -489,6 +507,13 @@ async def incident_query(
             description="How the incident was located, comma-separated.",
         ),
     ] = None,
+    overdue: Annotated[
+        bool | None,
+        Query(
+            description="`true`: only incidents still open (not handled) past their deadline "
+            "(reported time + the category's deadline); `false`: only the others.",
+        ),
+    ] = None,
 ) -> IncidentQuery:
     return IncidentQuery(
         _split(category),
@@ -496,6 +521,7 @@ async def incident_query(
         _split(source),
         _split(handling_level),
         _split(location_status),
+        overdue,
     )
 
 

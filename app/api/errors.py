@@ -33,6 +33,7 @@ from app.errors import (
     NotFoundError,
     PayloadTooLargeError,
     PermissionDeniedError,
+    StaleVersionError,
     TooManyRequestsError,
 )
 from gis.errors import CRSError, GridmapError, InfeasibleError, InvalidCodeError, ValidationError
@@ -76,6 +77,11 @@ class ErrorBody(BaseModel):
     )
     problems: list[dict[str, Any]] | None = Field(
         default=None, description="Rows or items at fault, when the input was a batch."
+    )
+    current: dict[str, Any] | None = Field(
+        default=None,
+        description="A stale incident version (409): the incident as it is now (status, "
+        "handling level, version, the last step, when and by whom).",
     )
 
 
@@ -185,6 +191,8 @@ async def _gridmap_error(request: Request, exc: Exception) -> JSONResponse:
             "detail": _jsonable(super(ValidationError, exc).__str__()),
             "problems": _jsonable(exc.problems[:100]),
         }
+    if isinstance(exc, StaleVersionError):
+        body["current"] = _jsonable(exc.current)
     headers = {"WWW-Authenticate": 'Bearer realm="gridmap"'} if status == 401 else None
     return JSONResponse(body, status_code=status, headers=headers)
 

@@ -37,6 +37,7 @@ from app.api.schemas import Feature, FeatureCollection, GridStats, Neighbours
 from app.db import queries
 from app.db.repo import GenerationInfo
 from app.errors import NotFoundError
+from app.services.scope import check_area, on_branch, visible_staff
 
 #: Boundaries are public unless GRIDMAP_PUBLIC_BOUNDARIES=false (then create_app adds a
 #: viewer check); incidents and statistics always need a viewer key.
@@ -59,6 +60,7 @@ Code = Annotated[
 )
 def grid(
     request: Request,
+    state: StateDep,
     conn: ConnDep,
     principal: PrincipalDep,
     code: Code,
@@ -66,19 +68,29 @@ def grid(
 ) -> GeoJSONResponse:
     """The area as a GeoJSON Feature: properties, geometry, staff, counts and links.
 
-    Incident counts are included for callers with a viewer key.
+    Incident counts (within the caller's area) and staff phone numbers are included for
+    callers with a viewer key or a session; anonymous callers get the staff that
+    GRIDMAP_PUBLIC_STAFF publishes (names and roles by default), never phones.
     """
     gen, record = _area(conn, code, generation)
     counts: dict = {"children": queries.child_count(conn, gen.id, code)}
     staff = queries.staff_of(conn, gen.id, [code])
     counts["staff"] = len(staff)
-    if principal is not None and principal.allows("viewer") and record["level"] != "district":
-        counts["incidents"] = queries.incident_counts(conn, gen.id, record["level"], code)
+    if (
+        principal is not None
+        and principal.allows("viewer")
+        and record["level"] != "district"
+        and on_branch(principal.area, code)
+    ):
+        counts["incidents"] = queries.incident_counts(
+            conn, gen.id, record["level"], code, area_prefix=principal.area
+        )
+    shown = visible_staff(staff, code, principal, state.api.public_staff)
     geometry = record.pop("geometry")
     properties = {
         **record,
         "generation": {"id": gen.id, "label": gen.label},
-        "staff": [{k: s[k] for k in ("name", "role", "phone")} for s in staff],
+        "staff": [{k: s[k] for k in ("name", "role", "phone")} for s in shown],
         "counts": counts,
     }
     base = str(request.base_url) + f"grids/{code}"
@@ -140,7 +152,7 @@ def neighbors(conn: ConnDep, code: Code, generation: GenerationParam = None) -> 
 def grid_incidents(
     request: Request,
     conn: ConnDep,
-    _: ViewerDep,
+    viewer: ViewerDep,
     code: Code,
     bbox: BBoxDep,
     page: PageDep,
@@ -151,8 +163,10 @@ def grid_incidents(
     """Incidents assigned to the area, newest first (needs a viewer key).
 
     With `generation`, the area of that generation and the incidents as they were
-    assigned under it (the assignment history).
+    assigned under it (the assignment history). A caller scoped to an area gets 403 for
+    an area off its branch, and only its own incidents of an area containing it.
     """
+    check_area(viewer, code)
     gen, record = _area(conn, code, generation)
     filters = f.to_filter(
         window,
@@ -160,6 +174,7 @@ def grid_incidents(
         generation_id=gen.id,
         area_level=record["level"],
         area_code=None if record["level"] == "district" else code,
+        area_prefix=viewer.area,
     )
     matched, features = queries.incident_features(
         conn, filters, page.limit, page.offset, newest_first=True
@@ -172,7 +187,7 @@ def grid_incidents(
 def grid_stats(
     state: StateDep,
     conn: ConnDep,
-    _: ViewerDep,
+    viewer: ViewerDep,
     code: Code,
     window: TimeWindowDep,
     f: IncidentQueryDep,
@@ -186,8 +201,10 @@ def grid_stats(
 
     Overdue is measured against the category deadlines of the taxonomy: open past
     the deadline now, or handled after it. Self-handled means handled at grid
-    level; escalated means handled by the community or the street.
+    level; escalated means handled by the community or the street. Within the caller's
+    area only (403 for an area off its branch).
     """
+    check_area(viewer, code)
     gen, record = _area(conn, code, generation)
     level = record["level"]
     filters = f.to_filter(
@@ -195,6 +212,7 @@ def grid_stats(
         generation_id=gen.id,
         area_level=level,
         area_code=None if level == "district" else code,
+        area_prefix=viewer.area,
     )
     now = datetime.now(UTC)
     stats = queries.incident_stats(conn, filters, state.taxonomy.deadlines(), interval, now)

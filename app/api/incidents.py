@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from sqlalchemy import Connection
 from starlette.responses import JSONResponse
 
@@ -29,13 +29,25 @@ from app.api.geojson import GeoJSONResponse, feature_collection, paging_links
 from app.api.schemas import FeatureCollection, IncidentIn, IncidentOut, TransitionIn
 from app.db import queries
 from app.errors import NotFoundError
+from app.services import handling
 from app.services import incidents as incident_service
+from app.services.scope import check_incident
 from app.services.security import Principal
+from gis.errors import ValidationError
 
 T = TypeVar("T")
 router = APIRouter(prefix="/incidents", tags=["incidents"], responses=ERROR_RESPONSES)
 
 IncidentId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Incident id.")]
+IfMatchHeader = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        max_length=200,
+        description="The ETag of the incident as read (GET /incidents/{id}); the same as "
+        "sending its `version` in the body.",
+    ),
+]
 
 
 @router.post(
@@ -76,7 +88,7 @@ def create(state: StateDep, actor: OperatorDep, incident: IncidentIn) -> JSONRes
 def list_incidents(
     request: Request,
     conn: ConnDep,
-    _: ViewerDep,
+    viewer: ViewerDep,
     bbox: BBoxDep,
     page: PageDep,
     window: TimeWindowDep,
@@ -92,7 +104,12 @@ def list_incidents(
     /collections/incidents/items)."""
     gen_id = resolve_generation(conn, generation).id if generation is not None else None
     filters = f.to_filter(
-        window, bbox, generation_id=gen_id, area_level="grid" if grid else None, area_code=grid
+        window,
+        bbox,
+        generation_id=gen_id,
+        area_level="grid" if grid else None,
+        area_code=grid,
+        area_prefix=viewer.area,
     )
     matched, features = queries.incident_features(
         conn, filters, page.limit, page.offset, newest_first=True
@@ -102,9 +119,12 @@ def list_incidents(
 
 
 @router.get("/{incident_id}", response_model=IncidentOut, summary="One incident")
-def read(state: StateDep, _: ViewerDep, incident_id: IncidentId) -> dict:
-    """The incident, its assignment, deadline and the history of its status changes."""
-    return _document(state, incident_id, with_history=True)
+def read(state: StateDep, viewer: ViewerDep, incident_id: IncidentId, response: Response) -> dict:
+    """The incident, its assignment, deadline and the history of its status changes
+    (403 outside the caller's area). The ETag is its version (see the transitions)."""
+    doc = _document(state, incident_id, with_history=True, viewer=viewer)
+    response.headers["ETag"] = etag(doc["version"])
+    return doc
 
 
 @router.post(
@@ -113,19 +133,65 @@ def read(state: StateDep, _: ViewerDep, incident_id: IncidentId) -> dict:
     summary="Move an incident through the closed loop",
 )
 def transition(
-    state: StateDep, actor: OperatorDep, incident_id: IncidentId, step: TransitionIn
+    state: StateDep,
+    actor: OperatorDep,
+    incident_id: IncidentId,
+    step: TransitionIn,
+    response: Response,
+    if_match: IfMatchHeader = None,
 ) -> dict:
     """reported → registered → dispatched → handled → verified → closed.
 
     Each step records its time. A failed verification sends a `handled`
     incident back to `dispatched`. The handling level (grid, community, street)
-    is set at registration or dispatch and can only be escalated. Anything else
-    is refused with 409 and the reason.
+    is set at registration or dispatch and can only be escalated. Dispatch names
+    who handles it: a staff member of the incident's grid (`assignee`) or a
+    `department`. At street level the street may whistle (吹哨, `action: whistle`)
+    departments, each of which reports in (报到) by handling it (`status: handled`
+    with its `department`). Anything the rules forbid is refused with 409 and the
+    reason; an unknown assignee or department, or an unknown field, with 422.
+
+    Send the `version` you saw (or `If-Match` with the ETag of GET): if the
+    incident changed since, the action is refused with 409 and `current` says
+    what it is now. Of simultaneous actions on one version exactly one succeeds.
     """
-    incident_service.change_status(
-        state.engine, incident_id, step.status, step.handling_level, step.note, actor
+    version = expected_version(step.version, if_match)
+    handling.apply_step(
+        state.engine,
+        incident_id,
+        handling.Step(
+            status=None if step.action == "whistle" else step.status,
+            handling_level=step.handling_level,
+            note=step.note,
+            assignee=step.assignee,
+            department=step.department,
+            whistle=tuple(step.departments or ()),
+            version=version,
+        ),
+        actor,
+        check_scope=check_incident,
     )
-    return _document(state, incident_id, with_history=True)
+    doc = _document(state, incident_id, with_history=True, viewer=actor)
+    response.headers["ETag"] = etag(doc["version"])
+    return doc
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def expected_version(body: int | None, if_match: str | None) -> int | None:
+    """The version the caller acts on: the body's, or the If-Match ETag's (``*``: any)."""
+    if if_match is None or if_match.strip() == "*":
+        return body
+    tag = if_match.strip().removeprefix("W/").strip('"')
+    if not (tag.isascii() and tag.isdigit()) or len(tag) > 10:
+        raise ValidationError(
+            f'If-Match {if_match!r}: give the ETag of GET /incidents/{{id}}, e.g. "3"'
+        )
+    if body is not None and body != int(tag):
+        raise ValidationError(f"If-Match says version {tag} but the body says {body}")
+    return int(tag)
 
 
 def create_reported(
@@ -138,8 +204,15 @@ def create_reported(
     """Store an incident of a request (this route's or Open311's); returns (answer, created).
 
     ``answer(conn, id)`` builds the response in the storing transaction (see
-    :func:`app.services.incidents.create_incident`).
+    :func:`app.services.incidents.create_incident`). An incident that lands outside
+    the actor's area is refused (403) there, so nothing is stored.
     """
+
+    def scoped_answer(conn: Connection, incident_id: int) -> T:
+        _, grid = queries.incident_grid(conn, incident_id)
+        check_incident(actor, grid, incident_id)
+        return answer(conn, incident_id)
+
     return incident_service.create_incident(
         state.engine,
         incident_service.NewIncident(**incident.model_dump(exclude={"tolerance"})),
@@ -148,20 +221,34 @@ def create_reported(
         gazetteer=state.gazetteer,
         tolerance=tolerance,
         actor=actor,
-        answer=answer,
+        answer=scoped_answer,
     )
 
 
-def _document(state: AppState, incident_id: int, with_history: bool) -> dict:
+def _document(
+    state: AppState, incident_id: int, with_history: bool, viewer: Principal | None = None
+) -> dict:
     with state.engine.connect() as conn:
-        return _record_document(state, conn, incident_id, with_history)
+        return _record_document(state, conn, incident_id, with_history, viewer)
 
 
-def _record_document(state: AppState, conn: Connection, incident_id: int, with_history: bool):
+def _record_document(
+    state: AppState,
+    conn: Connection,
+    incident_id: int,
+    with_history: bool,
+    viewer: Principal | None = None,
+):
     record = queries.incident_record(conn, incident_id)
     if record is None:
         raise NotFoundError(f"no incident {incident_id}")
+    check_incident(viewer, record["grid_code"], incident_id)
     history = queries.status_history(conn, incident_id) if with_history else None
     return incident_service.incident_document(
-        record, state.registry.active, state.taxonomy, datetime.now(UTC), history
+        record,
+        state.registry.active,
+        state.taxonomy,
+        datetime.now(UTC),
+        history,
+        handling.handling_document(conn, record),
     )

@@ -1,4 +1,4 @@
-"""MapIt-style lookup: the street, community, grid and micro-grid containing a point.
+"""MapIt-style lookup: the district, street, community, grid and micro-grid containing a point.
 
 Answered from the in-memory index of the generation (``app/api/state.py``),
 never from SQL. A single point takes microseconds and is answered on the event
@@ -22,6 +22,7 @@ from app.api.deps import (
     GenerationParam,
     Lat,
     Lon,
+    PrincipalDep,
     StateDep,
     ToleranceParam,
     checked_tolerance,
@@ -30,10 +31,12 @@ from app.api.errors import ERROR_RESPONSES
 from app.api.geojson import JSONBytesResponse, dumps
 from app.api.schemas import LookupBatch, LookupBatchResult, LookupResult
 from app.errors import PayloadTooLargeError
-from app.services.layers import theme_units_at
 from app.services.registry import GenerationView, assign_hierarchy, assign_point
+from app.services.scope import visible_staff
+from app.services.security import Principal
 from gis import crs as crs_mod
-from gis.errors import ValidationError
+from gis.codes import DEFAULT_SCHEME
+from gis.errors import InvalidCodeError, ValidationError
 
 #: Public unless GRIDMAP_PUBLIC_BOUNDARIES=false (then create_app adds a viewer check).
 router = APIRouter(tags=["lookup"], responses=ERROR_RESPONSES)
@@ -51,13 +54,14 @@ _SAME_AS_WGS84 = ("wgs84", "cgcs2000")
 )
 async def lookup_point(
     request: Request,
+    principal: PrincipalDep,
     lon: Lon,
     lat: Lat,
     crs: CrsQuery = "wgs84",
     tolerance: ToleranceParam = 0.0,
     generation: GenerationParam = None,
 ) -> JSONBytesResponse:
-    """Street, community, grid and micro-grid (code, name, staff) of one point.
+    """District, street, community, grid and micro-grid (code, name, staff) of one point.
 
     `status` and `distance_m` are the grid's: `inside`, on a grid `boundary`,
     `snapped` to the nearest grid within `tolerance` metres, or `outside` every
@@ -74,9 +78,18 @@ async def lookup_point(
         x, y = _to_wgs84(np.array([lon]), np.array([lat]), crs)
         answer = assign_point(view.index, float(x[0]), float(y[0]))
         doc = _document(view, lon, lat, crs, float(x[0]), float(y[0]), answer)
+    _staff_for(doc, principal, state.api.public_staff)
     wgs84 = doc["wgs84"]  # the unit of every thematic layer too (多格合一)
-    doc["themes"] = theme_units_at(state.engine, view.generation.id, wgs84["lon"], wgs84["lat"])
+    doc["themes"] = view.theme_units(wgs84["lon"], wgs84["lat"])
     return JSONBytesResponse(dumps(doc))
+
+
+def _staff_for(doc: dict, principal: Principal | None, public_staff: str) -> None:
+    """Phones only for callers whose area holds the grid; others get GRIDMAP_PUBLIC_STAFF."""
+    for level in ("grid", "micro_grid"):
+        area = doc.get(level)
+        if area is not None:
+            area["staff"] = visible_staff(area["staff"], area["code"], principal, public_staff)
 
 
 def _lookup_one(view: GenerationView, lon: float, lat: float, crs: str, tolerance: float) -> dict:
@@ -105,6 +118,7 @@ def _document(
         "generation": {"id": view.generation.id, "label": view.generation.label},
         "status": answer["assign_status"],
         "distance_m": None if math.isnan(distance) else distance,
+        "district": view.describe(_district_of(view, answer["street_code"])),
         "street": view.describe(answer["street_code"]),
         "community": view.describe(answer["community_code"]),
         "grid": view.describe(answer["grid_code"], with_staff=True),
@@ -155,14 +169,30 @@ def _lookup_many(view: GenerationView, batch: LookupBatch, tolerance: float) -> 
             "generation": {"id": view.generation.id, "label": view.generation.label},
             "crs": batch.crs,
             "count": len(lon),
+            "district_code": [_district_of(view, c) for c in answer["street_code"].tolist()],
             **{
                 key: answer[key].tolist()
                 for key in ("street_code", "community_code", "grid_code", "micro_grid_code")
             },
             "status": answer["assign_status"].tolist(),
             "distance_m": answer["distance_m"],  # NaN (outside) serialises as null
+            "themes": view.theme_codes(x, y),  # the unit of every thematic layer (多格合一)
         }
     )
+
+
+def _district_of(view: GenerationView, street_code: str | None) -> str | None:
+    """The district holding a street: its code's prefix, when the generation has that district.
+
+    A city's generation holds several districts; the code says which one, no index needed.
+    """
+    if street_code is None:
+        return None
+    try:
+        code = DEFAULT_SCHEME.ancestor(street_code, "district")
+    except InvalidCodeError:  # areas imported with codes of their own
+        return None
+    return code if code in view.areas else None
 
 
 def _to_wgs84(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:

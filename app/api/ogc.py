@@ -55,6 +55,7 @@ from app.db import layers as layer_queries
 from app.db import queries
 from app.errors import NotFoundError
 from app.services.layers import layer_of, layers_of
+from app.services.scope import check_incident_id
 from gis.errors import GridmapError, ValidationError
 from gis.layers import KNOWN_THEMES, check_theme
 
@@ -235,10 +236,10 @@ def items(
         return GeoJSONResponse(body, headers={"Content-Crs": f"<{crs}>"})
     level = _level(collection_id)
     if level is None:
-        check_role(principal, "viewer")
+        viewer = check_role(principal, "viewer")
         _refuse(collection_id, code=code, parent=parent, kind=kind)
         matched, features = _incident_page(
-            conn, bbox, page, window, incident_filter, grid, generation, lat_first
+            conn, bbox, page, window, incident_filter, grid, generation, lat_first, viewer.area
         )
     else:
         _guard_boundaries(state, principal)
@@ -280,12 +281,11 @@ def item(
         layer = layer_of(conn, theme, _generation_ref(conn, generation))
         text = layer_queries.unit_feature(conn, layer.id, feature_id, lat_first)
     elif level is None:
-        check_role(principal, "viewer")
-        text = (
-            queries.incident_feature(conn, int(feature_id), lat_first)
-            if feature_id.isdigit() and len(feature_id) < 19
-            else None
-        )
+        viewer = check_role(principal, "viewer")
+        text = None
+        if feature_id.isdigit() and len(feature_id) < 19:
+            check_incident_id(conn, viewer, int(feature_id))  # 403 outside the caller's area
+            text = queries.incident_feature(conn, int(feature_id), lat_first)
     else:
         _guard_boundaries(state, principal)
         gen = resolve_generation(conn, generation)
@@ -359,11 +359,16 @@ def _refuse(collection_id: str, **given: Any) -> None:
 
 
 def _incident_page(
-    conn, bbox, page, window: TimeWindow, f: IncidentQuery, grid, generation, lat_first
+    conn, bbox, page, window: TimeWindow, f: IncidentQuery, grid, generation, lat_first, area
 ) -> tuple[int, list[str]]:
     gen_id = resolve_generation(conn, generation).id if generation is not None else None
     filters = f.to_filter(
-        window, bbox, generation_id=gen_id, area_level="grid" if grid else None, area_code=grid
+        window,
+        bbox,
+        generation_id=gen_id,
+        area_level="grid" if grid else None,
+        area_code=grid,
+        area_prefix=area,
     )
     return queries.incident_features(conn, filters, page.limit, page.offset, lat_first)
 

@@ -13,7 +13,8 @@ Errors keep gridmap's ``{"detail": ...}`` body.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import pydantic
@@ -40,6 +41,7 @@ from app.api.schemas import IncidentIn
 from app.db import queries
 from app.errors import AuthenticationError, NotFoundError
 from app.services.registry import GenerationView
+from app.services.scope import check_incident
 from app.services.security import Principal, authenticate
 from gis.errors import ValidationError
 from gis.vocabulary import INCIDENT_STATUSES
@@ -179,15 +181,23 @@ def list_requests(
         str | None,
         Query(pattern=r"^(open|closed)(,(open|closed))?$", description="open, closed or both."),
     ] = None,
+    overdue: Annotated[
+        bool | None,
+        Query(
+            description="Extension: `true` only requests still open past their deadline "
+            "(`expected_datetime`), `false` only the others."
+        ),
+    ] = None,
     page: Annotated[int, Query(ge=1, le=1_000_000, description="Page, from 1 (extension).")] = 1,
     page_size: Annotated[
         int, Query(ge=1, le=1000, description="Requests per page (extension; at most 1000).")
     ] = 50,
     lang: Lang = "zh",
 ) -> list[dict]:
-    """Service requests, newest first (needs a viewer key)."""
-    check_role(principal, "viewer")
+    """Service requests, newest first (needs a viewer key; only the key's area)."""
+    viewer = check_role(principal, "viewer")
     filters = _request_filter(bbox, service_request_id, service_code, start_date, end_date, status)
+    filters = replace(filters, area_prefix=viewer.area, overdue=overdue)
     records = queries.incident_records(conn, filters, page_size, (page - 1) * page_size)
     return [_request(r, state, lang) for r in records]
 
@@ -205,10 +215,11 @@ def read_request(
     lang: Lang = "zh",
 ) -> list[dict]:
     """The request, as a one-element list (as GeoReport v2 specifies)."""
-    check_role(principal, "viewer")
+    viewer = check_role(principal, "viewer")
     record = queries.incident_record(conn, int(service_request_id))
     if record is None:
         raise NotFoundError(f"no service request {service_request_id}")
+    check_incident(viewer, record["grid_code"], service_request_id)
     return [_request(record, state, lang)]
 
 
@@ -350,9 +361,7 @@ def _request(record: dict, state: AppState, lang: str) -> dict:
         "service_notice": None,
         "requested_datetime": record["reported_at"],
         "updated_datetime": max((s for s in steps if s is not None), default=None),
-        "expected_datetime": record["reported_at"] + timedelta(hours=category.deadline_hours)
-        if category and record["reported_at"]
-        else None,
+        "expected_datetime": record["deadline_at"],  # the stored deadline
         "address": record["address"],
         "address_id": None,
         "zipcode": None,

@@ -23,7 +23,7 @@ from sqlalchemy import exc as sa_exc
 from app.api.deps import ConnDep, OperatorDep, StateDep, ViewerDep, checked_generation_ref
 from app.api.errors import DATABASE_DOWN, ERROR_RESPONSES
 from app.db import plans, repo
-from app.errors import NotFoundError, TooManyRequestsError
+from app.errors import NotFoundError, PermissionDeniedError, TooManyRequestsError
 from gis.errors import GridmapError
 
 log = logging.getLogger("gridmap.api")
@@ -93,14 +93,14 @@ class JobBoard:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     #: Key id of the caller of each job (None: no key, e.g. tests without security).
-    owners: dict[str, int | None] = field(default_factory=dict)
+    owners: dict[str, str | None] = field(default_factory=dict)
 
     def update(self, job_id: str, **changes) -> None:
         with self.lock:
             job = self.jobs[job_id]
             self.jobs[job_id] = job.model_copy(update=changes)
 
-    def admit(self, job: Job, owner: int | None, per_key: int, total: int) -> None:
+    def admit(self, job: Job, owner: str | None, per_key: int, total: int) -> None:
         """Add ``job`` unless its owner or everyone already has as many unfinished as allowed."""
         with self.lock:
             unfinished = [i for i, j in self.jobs.items() if j.status in ("queued", "running")]
@@ -159,7 +159,7 @@ def create_plan(
     )
     board.admit(
         job,
-        principal.key_id,
+        principal.caller,  # a key or a signed-in user
         state.api.redesign_jobs_per_key,
         state.api.redesign_jobs_total,
     )
@@ -221,18 +221,27 @@ def get_job(
     return job
 
 
-@router.get("/plans", summary="Stored redesign plans (generations made by a redesign)")
-def list_plans(conn: ConnDep) -> list[dict[str, Any]]:
+@router.get("/plans", summary="Stored redesign plans (viewer; unscoped callers)")
+def list_plans(conn: ConnDep, principal: ViewerDep) -> list[dict[str, Any]]:
+    """Plans weigh the whole district's incidents: callers scoped to an area get none."""
+    if principal.area is not None:
+        return []
     return [_plan_summary(gen, plan) for gen, plan in plans.list_plans(conn)]
 
 
-@router.get("/plans/{ref}", summary="One plan: metrics before/after, lineage summary")
+@router.get("/plans/{ref}", summary="One plan: metrics before/after, lineage summary (viewer)")
 def get_plan(
     conn: ConnDep,
+    principal: ViewerDep,
     ref: Annotated[str, Path(description="Generation label or id.", max_length=100)],
     lineage: Annotated[bool, Query(description="Include every lineage row.")] = False,
 ) -> dict[str, Any]:
     checked_generation_ref(ref)
+    if principal.area is not None:
+        raise PermissionDeniedError(
+            f"不在您的辖区 / a plan's metrics count the whole district's incidents; "
+            f"a caller scoped to {principal.area} cannot read them"
+        )
     gen = repo.get_generation(conn, ref)
     plan = None if gen is None else plans.get_plan(conn, gen.id)
     if gen is None or plan is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from app.api.deps import CRS_DESCRIPTION, CrsName, checked_generation_ref
 from gis.vocabulary import AssignStatus, HandlingLevel, IncidentStatus, LocationStatus
@@ -95,7 +95,10 @@ class Collections(BaseModel):
 
 # -- areas and lookup ------------------------------------------------------------------
 class StaffMember(BaseModel):
-    name: str
+    """A grid's staff member; anonymous callers get what GRIDMAP_PUBLIC_STAFF publishes
+    (no name with `roles`) and never a phone."""
+
+    name: str | None = None
     role: str
     phone: str | None = None
 
@@ -105,6 +108,13 @@ class AreaRef(BaseModel):
     name: str | None = None
     kind: str | None = None
     staff: list[StaffMember] | None = None
+
+
+class ThemeUnitRef(BaseModel):
+    """A unit of a thematic layer: the department's own code and name."""
+
+    code: str
+    name: str | None = None
 
 
 class GenerationRef(BaseModel):
@@ -133,10 +143,20 @@ class LookupResult(BaseModel):
     distance_m: float | None = Field(
         description="0 inside or on the boundary, metres when snapped, null outside."
     )
+    district: AreaRef | None = Field(
+        default=None, description="The district (county-level division) holding the street."
+    )
     street: AreaRef | None
     community: AreaRef | None
     grid: AreaRef | None = Field(description="With the grid's staff.")
     micro_grid: AreaRef | None = Field(description="With the micro-grid's staff.")
+    themes: dict[str, ThemeUnitRef | None] = Field(
+        default_factory=dict,
+        description="Thematic layers (多格合一) of the generation: theme (police, market, "
+        "party, mediation …) → its unit covering the point, null outside every unit; "
+        "`{}` without themes. Units are served as OGC collections `layer_{theme}`.",
+        examples=[{"police": {"code": "P07", "name": "城关派出所"}, "market": None}],
+    )
 
 
 class LookupBatch(BaseModel):
@@ -163,12 +183,19 @@ class LookupBatchResult(BaseModel):
     generation: GenerationRef
     crs: CrsName
     count: int
+    district_code: list[str | None] = Field(default_factory=list)
     street_code: list[str | None]
     community_code: list[str | None]
     grid_code: list[str | None]
     micro_grid_code: list[str | None]
     status: list[AssignStatus]
     distance_m: list[float | None]
+    themes: dict[str, list[str | None]] = Field(
+        default_factory=dict,
+        description="Thematic layers (多格合一): theme → the unit code covering each point "
+        "(null outside every unit), aligned with the input like the other arrays.",
+        examples=[{"police": ["P07", None]}],
+    )
 
 
 class Neighbour(BaseModel):
@@ -266,23 +293,38 @@ class IncidentIn(BaseModel):
     tolerance: Number = Field(default=0.0, ge=0, description="Snapping tolerance in metres.")
 
 
+#: A department code as `gridmap departments import` stores it.
+DepartmentCode = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
 class TransitionIn(BaseModel):
-    """A step of the closed loop, or an escalation of the handling level."""
+    """A step of the closed loop, an escalation, a dispatch to someone, or a whistle (吹哨)."""
 
     model_config = ConfigDict(
+        extra="forbid",  # a misspelt field must not be ignored with a 200
         json_schema_extra={
             "examples": [
-                {"status": "dispatched", "handling_level": "community", "note": "需社区协调物业"}
+                {"status": "dispatched", "handling_level": "community", "note": "需社区协调物业"},
+                {"status": "dispatched", "assignee": 1234, "version": 3},
+                {"action": "whistle", "departments": ["CGJ", "SJJ"], "version": 5},
+                {"status": "handled", "department": "CGJ", "note": "已清理", "version": 6},
             ]
-        }
+        },
     )
 
-    status: Status = Field(
+    action: Literal["step", "whistle"] = Field(
+        default="step",
+        description="`step` (default): move to `status`. `whistle` (吹哨): the street calls "
+        "`departments` in; only when the handling level is street.",
+    )
+    status: Status | None = Field(
+        default=None,
         description=(
             "The next step (reported → registered → dispatched → handled → verified → closed); "
             "`dispatched` from `handled` when verification fails; the current status to only "
-            "escalate the handling level."
-        )
+            "escalate the handling level, or `dispatched` again with a new assignee or "
+            "department. Required for a step, absent for a whistle."
+        ),
     )
     handling_level: HandlingLevel | None = Field(
         default=None,
@@ -291,9 +333,53 @@ class TransitionIn(BaseModel):
             "registration or dispatch; it can only go up."
         ),
     )
+    assignee: int | None = Field(
+        default=None,
+        ge=1,
+        le=2**63 - 1,
+        description="With status `dispatched`: the staff member (roster id) who handles it; "
+        "must serve the incident's grid (or one of its micro-grids).",
+    )
+    department: DepartmentCode | None = Field(
+        default=None,
+        description="With status `dispatched`: the department that handles it. With status "
+        "`handled`: the whistled department reporting in (报到) by handling it; the incident "
+        "is handled when the last whistled department has reported.",
+    )
+    departments: list[DepartmentCode] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=20,
+        description="With action `whistle`: the departments called in.",
+    )
+    version: int | None = Field(
+        default=None,
+        ge=1,
+        le=2**31 - 1,
+        description="The incident's `version` this action was decided on (or send it as "
+        "`If-Match`); if someone changed the incident since, the action is refused with 409 "
+        "and what it is now.",
+    )
     note: Text | None = Field(
         default=None, max_length=2000, description="Why: kept in the incident's history."
     )
+
+    @model_validator(mode="after")
+    def _one_action(self) -> TransitionIn:
+        if self.action == "whistle":
+            if not self.departments:
+                raise ValueError("a whistle names the departments called in (departments)")
+            if self.status is not None or self.assignee is not None or self.department:
+                raise ValueError(
+                    "a whistle takes departments (and note, version) only, not status, "
+                    "assignee or department"
+                )
+        else:
+            if self.status is None:
+                raise ValueError("give the status to move to (or action: whistle)")
+            if self.departments is not None:
+                raise ValueError("departments go with action whistle")
+        return self
 
 
 class StatusStep(BaseModel):
@@ -303,6 +389,48 @@ class StatusStep(BaseModel):
     to_level: str | None
     note: str | None
     at: datetime
+    action: str | None = Field(
+        default=None,
+        description="advance, escalate, reopen, reassign, whistle (吹哨) or report_in (报到).",
+    )
+    departments: list[str] | None = Field(
+        default=None, description="Departments dispatched to, whistled or reporting in."
+    )
+    assignee_name: str | None = Field(default=None, description="The staff member dispatched to.")
+
+
+class Assignee(BaseModel):
+    staff_id: int | None = Field(description="Roster id; null once the roster was replaced.")
+    name: str | None
+
+
+class DepartmentRef(BaseModel):
+    code: str
+    name: str | None
+
+
+class Whistle(BaseModel):
+    """A department the street called in (吹哨) and when it reported in (报到)."""
+
+    department: DepartmentRef
+    whistled_at: datetime
+    reported_at: datetime | None
+    report_note: str | None
+
+
+class AssigneeOut(BaseModel):
+    """A staff member a dispatch may name (no phone: see the roster for that)."""
+
+    id: int = Field(description="Roster id: the `assignee` of a dispatch.")
+    name: str
+    role: str
+    area_code: str = Field(description="The grid, or one of its micro-grids.")
+
+
+class DepartmentOut(BaseModel):
+    code: str
+    name: str
+    contact: str | None
 
 
 class Assignment(BaseModel):
@@ -328,9 +456,26 @@ class IncidentOut(BaseModel):
     status: Status
     handling_level: HandlingLevel | None
     timestamps: dict[str, datetime | None] = Field(description="When each step was reached.")
-    deadline_at: datetime | None = Field(description="reported_at + the category's deadline.")
+    deadline_at: datetime | None = Field(
+        description="reported_at + the deadline of its category (in its taxonomy version)."
+    )
     overdue: bool | None = Field(
-        description="Not handled by the deadline (still open past it, or handled after it)."
+        description="Still open (not handled) and past the deadline now; what "
+        "`overdue=true` selects. Null without a deadline."
+    )
+    handled_late: bool | None = Field(
+        default=None,
+        description="Handled after the deadline; null when not handled yet or without one.",
+    )
+    version: int = Field(
+        default=1, description="Raised by every transition; send it back with the next one."
+    )
+    assignee: Assignee | None = Field(default=None, description="The staff member handling it.")
+    department: DepartmentRef | None = Field(
+        default=None, description="The department it was dispatched to."
+    )
+    whistled: list[Whistle] = Field(
+        default_factory=list, description="Departments whistled for it (吹哨报到)."
     )
     location: LonLat | None = Field(description="WGS84; null when unlocated.")
     raw: dict[str, Any] = Field(description="Coordinates as received, with their CRS.")

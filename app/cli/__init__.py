@@ -11,9 +11,11 @@ import typer
 from app.cli import maps, redesign
 from app.cli.areas import areas_app
 from app.cli.assign import assign
+from app.cli.audit import audit
 from app.cli.common import err
 from app.cli.db import db_app
 from app.cli.demo import demo
+from app.cli.departments import departments_app
 from app.cli.gazetteer import gazetteer_app
 from app.cli.generations import gen_app
 from app.cli.incidents import incidents_app
@@ -23,6 +25,7 @@ from app.cli.serve import serve
 from app.cli.staff import staff_app
 from app.cli.stats import stats
 from app.cli.taxonomy import taxonomy_app
+from app.cli.users import users_app
 from gis.errors import GridmapError
 
 __all__ = ["app", "main"]
@@ -41,6 +44,7 @@ app.command("map")(maps.map_page)
 app.command("redesign")(redesign.redesign)
 app.command("redesign-map")(redesign.redesign_map)
 app.command("stats")(stats)
+app.command("audit")(audit)
 app.add_typer(db_app, name="db")
 app.add_typer(areas_app, name="areas")
 app.add_typer(gen_app, name="generations")
@@ -49,7 +53,9 @@ app.add_typer(gazetteer_app, name="gazetteer")
 app.add_typer(keys_app, name="keys")
 app.add_typer(layers_app, name="layers")
 app.add_typer(staff_app, name="staff")
+app.add_typer(departments_app, name="departments")
 app.add_typer(taxonomy_app, name="taxonomy")
+app.add_typer(users_app, name="users")
 
 
 def main() -> None:

@@ -149,13 +149,26 @@ def hotspots(
         ),
     ] = None,
     top: Annotated[int, typer.Option(help="Hottest grids listed.")] = 15,
+    district: Annotated[
+        str | None,
+        typer.Option(help="A district's 6-digit code: Gi* among its grids only (a city)."),
+    ] = None,
 ):
     """Getis-Ord Gi* hot and cold spots of incidents per grid (ArcGIS bins, ±3 = 99 %)."""
     from app.maps.layers import HOT_LABELS
     from app.services import analysis
+    from app.services.scope import scope_grids
+    from app.services.stats import narrow_to_district
+    from gis.errors import GridmapError
 
     selection = analysis.Selection.parse(start, end, category, source)
+    try:
+        area = narrow_to_district(None, district)
+    except GridmapError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--district") from exc
     data = load()
+    if area is not None:
+        data = scope_grids(data, area)
     with console.status(f"Gi* with {permutations} permutations…"):
         stats = analysis.grid_stats(data, selection, permutations, seed, fdr, 0.10, value)
     console.print(
@@ -192,6 +205,20 @@ def _name_cell(name: object) -> str:
 
 
 # -- map -------------------------------------------------------------------------------
+def _check_embeddable(data: MapData, limit: int) -> None:
+    """Refuse a standalone page that would embed more than ``limit`` areas."""
+    from gis.errors import GridmapError
+
+    areas = sum(len(frame) for frame in data.areas.values())
+    if areas > limit:
+        raise GridmapError(
+            f"generation {data.generation['label']!r} has {areas:,} areas: a standalone page "
+            f"embeds at most {limit:,} (GRIDMAP_MAP_EMBED_MAX_AREAS), beyond that it is too "
+            "large to open. Serve the map instead — `gridmap serve`, then open /map: it draws "
+            "the large levels from vector tiles (/tiles). Or write one grid: --grid CODE."
+        )
+
+
 def map_page(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="HTML file to write.", dir_okay=False)
@@ -242,6 +269,8 @@ def map_page(
         permutations=settings.permutations,
     )
     data = load()
+    if not grid:
+        _check_embeddable(data, settings.embed_max_areas)
     with console.status("building the map…"):
         store = AssetStore(settings.asset_dir)
         page = (

@@ -11,8 +11,9 @@ from typing import cast
 import numpy as np
 import pandas as pd
 from sqlalchemy import ColumnElement, Connection, Table, exists, func, select
+from sqlalchemy.dialects import postgresql
 
-from app.db.bulk import copy_frame
+from app.db.bulk import copy_binary, read_binary
 from app.db.models import Incident, IncidentAssignment
 from gis.assign import ASSIGNED_LEVELS
 
@@ -20,6 +21,14 @@ INCIDENT = cast(Table, Incident.__table__)
 ASSIGNMENT = cast(Table, IncidentAssignment.__table__)
 #: The assignment's area codes, from the street down.
 CODE_COLUMNS: list[str] = list(ASSIGNED_LEVELS.values())
+#: Types of the columns an assignment COPY fills (binary COPY needs them; see app.db.bulk).
+ASSIGNMENT_TYPES = {
+    "generation_id": "integer",
+    "incident_id": "bigint",
+    **dict.fromkeys(CODE_COLUMNS, "character varying"),
+    "assign_status": "character varying",
+    "distance_m": "double precision",
+}
 
 
 def clear_assignments(conn: Connection, generation_id: int) -> int:
@@ -55,16 +64,20 @@ def locations_after(
 
     Keyset paging on id: OFFSET would rescan the table for every chunk.
     """
-    rows = conn.execute(
+    query = (
         select(INCIDENT.c.id, func.ST_X(INCIDENT.c.location), func.ST_Y(INCIDENT.c.location))
         .where(*_to_assign(generation_id, only_unassigned), INCIDENT.c.id > after_id)
         .order_by(INCIDENT.c.id)
         .limit(limit)
-    ).all()
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    lon = np.array([r[1] for r in rows], dtype=float)
-    lat = np.array([r[2] for r in rows], dtype=float)
-    return ids, lon, lat
+    )
+    # binary COPY out: three fixed-width columns, read by one frombuffer (no row objects)
+    sql = str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+    rows = read_binary(conn, sql, (">i8", ">f8", ">f8"))
+    return (
+        rows["f0"].astype(np.int64),
+        rows["f1"].astype(np.float64),
+        rows["f2"].astype(np.float64),
+    )
 
 
 def copy_assignments(
@@ -74,4 +87,4 @@ def copy_assignments(
     rows = result[[*CODE_COLUMNS, "assign_status", "distance_m"]].copy()
     rows.insert(0, "incident_id", np.asarray(incident_ids, dtype=np.int64))
     rows.insert(0, "generation_id", generation_id)
-    return copy_frame(conn, "incident_assignment", rows)
+    return copy_binary(conn, "incident_assignment", rows, ASSIGNMENT_TYPES)

@@ -10,18 +10,19 @@ from __future__ import annotations
 from typing import cast
 
 import pandas as pd
-from sqlalchemy import Connection, Table, func, select, text
+from sqlalchemy import Connection, Table, and_, func, select, text
 from sqlalchemy import column as sql_column
 from sqlalchemy import table as sql_table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from app.db.assignments import CODE_COLUMNS
-from app.db.bulk import copy_frame
-from app.db.models import AddressPoint, Incident
+from app.db.bulk import copy_binary
+from app.db.models import AddressPoint, Incident, TaxonomyItem
 from gis.incidents import HISTORY_COLUMNS
 
 INCIDENT = cast(Table, Incident.__table__)
 ADDRESS_POINT = cast(Table, AddressPoint.__table__)
+ITEM = cast(Table, TaxonomyItem.__table__)
 
 # The columns of an incident, in groups every reader and writer composes from.
 #: What was reported.
@@ -67,12 +68,24 @@ def insert_new_incidents(conn: Connection, rows: pd.DataFrame) -> list[tuple[int
     conn.execute(
         text("CREATE TEMP TABLE incident_stage (LIKE incident INCLUDING DEFAULTS) ON COMMIT DROP")
     )
-    copy_frame(conn, STAGE.name, rows[list(INCIDENT_COPY_COLUMNS)])
+    copy_binary(conn, STAGE.name, rows[list(INCIDENT_COPY_COLUMNS)])
+    # The deadline is the category's in the taxonomy version the row was classified under.
+    deadline = STAGE.c.reported_at + func.make_interval(0, 0, 0, 0, ITEM.c.deadline_hours)
     query = (
         pg_insert(INCIDENT)
         .from_select(
-            list(INCIDENT_COPY_COLUMNS),
-            select(*[STAGE.c[c] for c in INCIDENT_COPY_COLUMNS]).order_by(STAGE.c.external_id),
+            [*INCIDENT_COPY_COLUMNS, "deadline_at"],
+            select(*[STAGE.c[c] for c in INCIDENT_COPY_COLUMNS], deadline)
+            .select_from(
+                STAGE.outerjoin(
+                    ITEM,
+                    and_(
+                        ITEM.c.version_id == STAGE.c.taxonomy_version,
+                        ITEM.c.code == STAGE.c.category,
+                    ),
+                )
+            )
+            .order_by(STAGE.c.external_id),
         )
         .on_conflict_do_nothing(index_elements=["source", "external_id"])
         .returning(INCIDENT.c.id, INCIDENT.c.source, INCIDENT.c.external_id)

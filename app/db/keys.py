@@ -9,13 +9,20 @@ from sqlalchemy import Connection, Row, Table, func, insert, select, update
 from app.db.models import ApiKey
 
 API_KEY = cast(Table, ApiKey.__table__)
-LISTED_COLUMNS = ("id", "prefix", "role", "name", "created_at", "revoked_at")
+LISTED_COLUMNS = ("id", "prefix", "role", "area", "name", "created_at", "revoked_at")
 
 
-def insert_key(conn: Connection, key_hash: str, prefix: str, role: str, name: str | None) -> int:
+def insert_key(
+    conn: Connection,
+    key_hash: str,
+    prefix: str,
+    role: str,
+    name: str | None,
+    area: str | None = None,
+) -> int:
     return conn.execute(
         insert(API_KEY)
-        .values(key_hash=key_hash, prefix=prefix, role=role, name=name)
+        .values(key_hash=key_hash, prefix=prefix, role=role, name=name, area=area)
         .returning(API_KEY.c.id)
     ).scalar_one()
 
@@ -39,9 +46,9 @@ def revoke_key(conn: Connection, key_id: int) -> bool:
 
 
 def active_key(conn: Connection, key_hash: str) -> Row | None:
-    """(id, prefix, role, name) of the unrevoked key with this hash."""
+    """(id, prefix, role, name, area) of the unrevoked key with this hash."""
     return conn.execute(
-        select(API_KEY.c.id, API_KEY.c.prefix, API_KEY.c.role, API_KEY.c.name).where(
-            API_KEY.c.key_hash == key_hash, API_KEY.c.revoked_at.is_(None)
-        )
+        select(
+            API_KEY.c.id, API_KEY.c.prefix, API_KEY.c.role, API_KEY.c.name, API_KEY.c.area
+        ).where(API_KEY.c.key_hash == key_hash, API_KEY.c.revoked_at.is_(None))
     ).first()

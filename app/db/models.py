@@ -19,6 +19,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    SmallInteger,
     String,
     Text,
     func,
@@ -153,6 +154,48 @@ class Incident(Base):
     # the taxonomy version the category was chosen from (NULL when uncategorised)
     taxonomy_version: Mapped[int | None] = mapped_column(ForeignKey("taxonomy_version.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # who handles it (migration 0009): a staff member of its grid, or a department
+    assignee_staff_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff.id", ondelete="SET NULL")
+    )
+    assignee_name: Mapped[str | None] = mapped_column(Text)  # kept when the roster is replaced
+    department_code: Mapped[str | None] = mapped_column(
+        ForeignKey("department.code", onupdate="CASCADE")
+    )
+    # reported_at + the deadline of its category in its taxonomy version
+    deadline_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # raised by every transition: a stale client's action is refused (optimistic concurrency)
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+
+
+class Department(Base):
+    """A functional department (委办局) a street may whistle (吹哨) for (migration 0009)."""
+
+    __tablename__ = "department"
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    contact: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class IncidentWhistle(Base):
+    """A department whistled for an incident, and when it reported in by handling (报到)."""
+
+    __tablename__ = "incident_whistle"
+
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incident.id", ondelete="CASCADE"), primary_key=True
+    )
+    department_code: Mapped[str] = mapped_column(
+        ForeignKey("department.code", onupdate="CASCADE"), primary_key=True
+    )
+    whistled_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    report_note: Mapped[str | None] = mapped_column(Text)
 
 
 class TaxonomyVersion(Base):
@@ -246,6 +289,8 @@ class ApiKey(Base):
     name: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # unified code the key is scoped to; None: the whole territory (migration 0008)
+    area: Mapped[str | None] = mapped_column(String(64))
 
 
 class IncidentStatusLog(Base):
@@ -264,6 +309,11 @@ class IncidentStatusLog(Base):
         Integer, ForeignKey("api_key.id", ondelete="SET NULL")
     )
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # migration 0009: what was done, to which departments or assignee, by which user
+    action: Mapped[str | None] = mapped_column(String(16))
+    departments: Mapped[list[str] | None] = mapped_column(ARRAY(String(64)))
+    assignee_name: Mapped[str | None] = mapped_column(Text)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
 
 
 class RedesignPlan(Base):
@@ -317,3 +367,59 @@ class ThematicUnit(Base):
     name: Mapped[str | None] = mapped_column(Text)
     area_m2: Mapped[float | None] = mapped_column(Float)
     geom: Mapped[Any] = mapped_column(Geometry("MULTIPOLYGON", srid=4326, spatial_index=False))
+
+
+class AppUser(Base):
+    """A person who signs in through /login (migration 0008); the password only as argon2id."""
+
+    __tablename__ = "app_user"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    display_name: Mapped[str | None] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(16))
+    area: Mapped[str | None] = mapped_column(String(64))
+    department: Mapped[str | None] = mapped_column(String(64))
+    password_hash: Mapped[str] = mapped_column(Text)
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    failed_attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    password_changed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class UserSession(Base):
+    """A signed-in browser (migration 0008); ``id`` is the SHA-256 of the cookie's token."""
+
+    __tablename__ = "user_session"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    address: Mapped[str | None] = mapped_column(Text)
+    user_agent: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditLog(Base):
+    """Who did what, when, from where, and how it ended (migration 0008)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    actor_label: Mapped[str | None] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict | None] = mapped_column(JSONB)
+    address: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(16))
+    status: Mapped[int | None] = mapped_column(SmallInteger)

@@ -24,6 +24,7 @@ from sqlalchemy import (
     and_,
     cast,
     column,
+    false,
     func,
     insert,
     literal,
@@ -330,6 +331,11 @@ class IncidentFilter:
     ids: Sequence[int] = ()
     area_level: str | None = None  # with area_code: incidents assigned to that area
     area_code: str | None = None
+    #: The caller's scope: only incidents whose grid code starts with it (never the
+    #: incidents outside every grid); None: no scope.
+    area_prefix: str | None = None
+    #: True: open (not handled yet) and past the deadline; False: every other incident.
+    overdue: bool | None = None
 
 
 #: An incident's feature properties (besides its id and assignment).
@@ -343,6 +349,12 @@ INCIDENT_RECORD = (
     *RAW_LOCATION_COLUMNS,
     *LOCATION_OUTCOME_COLUMNS,
     "created_at",
+    # who handles it, by when, and the version a transition must name (migration 0009)
+    "assignee_staff_id",
+    "assignee_name",
+    "department_code",
+    "deadline_at",
+    "version",
 )
 
 
@@ -401,7 +413,41 @@ def _incident_where(f: IncidentFilter) -> list[ColumnElement]:
         where.append(INCIDENT.c.id.in_(list(f.ids)))
     if f.area_code is not None:
         where.append(INCIDENT_CODE_COLUMN[f.area_level or "grid"] == f.area_code)
+    if f.area_prefix is not None:
+        where.append(code_in_scope(ASSIGNMENT.c.grid_code, f.area_prefix))
+    if f.overdue is not None:
+        late = overdue_now()
+        where.append(late if f.overdue else ~late)
     return where or [true()]
+
+
+def overdue_now() -> ColumnElement:
+    """Open (nobody handled it yet) and past its deadline at the database's now.
+
+    Never NULL, so that ``NOT`` of it selects every other incident (no deadline too).
+    """
+    return and_(
+        INCIDENT.c.status.in_(OPEN_STATUSES),
+        func.coalesce(INCIDENT.c.deadline_at < func.now(), false()),
+    )
+
+
+#: Longest unified code a column holds (String(32)).
+_CODE_LENGTH = 32
+
+
+def code_in_scope(code: ColumnElement, prefix: str) -> ColumnElement:
+    """``code`` starts with ``prefix`` (NULL — outside every grid — never does).
+
+    Codes are ASCII digits only, so "starts with" is also the range
+    ``prefix <= code <= prefix || '99…9'``, which a B-tree index on the code can
+    serve (a bare LIKE cannot under a non-C collation); the LIKE keeps the rule exact.
+    """
+    return and_(
+        code >= prefix,
+        code <= prefix + "9" * max(_CODE_LENGTH - len(prefix), 0),
+        code.startswith(prefix, autoescape=True),
+    )
 
 
 def incident_features(
@@ -451,6 +497,16 @@ def incident_records(conn: Connection, f: IncidentFilter, limit: int, offset: in
         .offset(offset)
     )
     return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def incident_grid(conn: Connection, incident_id: int) -> tuple[bool, str | None]:
+    """(whether incident ``incident_id`` exists, its grid code under the active generation)."""
+    row = conn.execute(
+        select(ASSIGNMENT.c.grid_code)
+        .select_from(_incidents(None))
+        .where(INCIDENT.c.id == incident_id)
+    ).first()
+    return (False, None) if row is None else (True, row.grid_code)
 
 
 def incident_record(conn: Connection, incident_id: int, lock: bool = False) -> dict | None:
@@ -511,6 +567,9 @@ def status_history(conn: Connection, incident_id: int) -> list[dict]:
             LOG.c.to_level,
             LOG.c.note,
             LOG.c.at,
+            LOG.c.action,
+            LOG.c.departments,
+            LOG.c.assignee_name,
         )
         .where(LOG.c.incident_id == incident_id)
         .order_by(LOG.c.id)
@@ -522,12 +581,17 @@ def delete_incidents(conn: Connection, ids: Sequence[int]) -> int:
     return conn.execute(INCIDENT.delete().where(INCIDENT.c.id.in_(list(ids)))).rowcount
 
 
-def incident_counts(conn: Connection, generation_id: int, level: str, code: str) -> dict[str, int]:
-    """Incidents assigned to an area under a generation: all, and still open."""
+def incident_counts(
+    conn: Connection, generation_id: int, level: str, code: str, area_prefix: str | None = None
+) -> dict[str, int]:
+    """Incidents assigned to an area under a generation (within a scope): all, and still open."""
+    where = [INCIDENT_CODE_COLUMN[level] == code]
+    if area_prefix is not None:
+        where.append(code_in_scope(ASSIGNMENT.c.grid_code, area_prefix))
     row = conn.execute(
         select(func.count(), func.count().filter(INCIDENT.c.status.in_(OPEN_STATUSES)))
         .select_from(_incidents(generation_id))
-        .where(INCIDENT_CODE_COLUMN[level] == code)
+        .where(*where)
     ).one()
     return {"total": row[0], "open": row[1]}
 

@@ -17,7 +17,15 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 from sqlalchemy import Connection, func, select
 
-from app.db.models import Area, Generation, Incident, IncidentAssignment, Staff
+from app.db.models import (
+    Area,
+    Generation,
+    Incident,
+    IncidentAssignment,
+    Staff,
+    ThematicLayer,
+    ThematicUnit,
+)
 from gis.vocabulary import LOCAL_TIMEZONE
 
 __all__ = [
@@ -72,7 +80,8 @@ class DataFingerprint:
     Attributes
     ----------
     areas : tuple
-        The active generation, its areas and staff: what the lookup index is built from.
+        The active generation, its areas and staff, and the thematic layers: what the
+        lookup index is built from.
     incidents : tuple
         Incidents and their assignments under the active generation: what the maps
         count in addition.
@@ -101,9 +110,13 @@ def data_fingerprint(conn: Connection) -> DataFingerprint:
             select(func.max(assignment.c.assigned_at))
             .where(assignment.c.generation_id == active)
             .scalar_subquery(),
+            # Themes (多格合一): a replaced theme gets a new id, added units a new count.
+            select(func.coalesce(func.max(ThematicLayer.id), 0)).scalar_subquery(),
+            select(func.count()).select_from(ThematicLayer).scalar_subquery(),
+            select(func.count()).select_from(ThematicUnit).scalar_subquery(),
         )
     ).one()
-    return DataFingerprint(tuple(row[:5]), tuple(row[5:]))
+    return DataFingerprint(tuple(row[:5]) + tuple(row[8:]), tuple(row[5:8]))
 
 
 def area_labels(conn: Connection, generation_id: int) -> dict[str, tuple[Any, str, Any]]:

@@ -13,9 +13,21 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Integer, String, and_, column, func, literal, select, values
+from sqlalchemy import (
+    Connection,
+    Integer,
+    String,
+    and_,
+    column,
+    func,
+    literal,
+    or_,
+    select,
+    values,
+)
 
 from app.db.assignments import ASSIGNMENT, INCIDENT
+from app.db.queries import code_in_scope
 from app.db.repo import AREA
 from gis.vocabulary import HANDLING_LEVELS, OPEN_STATUSES
 
@@ -32,9 +44,14 @@ def _code_column(level: str) -> Any:
     return ASSIGNMENT.c[f"{level}_code"]
 
 
-def _in_window(generation_id: int, start: datetime | None, end: datetime | None) -> Any:
-    """Under the generation, reported in [start, end) (an open end when None)."""
+def _in_window(
+    generation_id: int, start: datetime | None, end: datetime | None, area: str | None = None
+) -> Any:
+    """Under the generation, reported in [start, end) (an open end when None), in the
+    grids of scope ``area`` (None: everywhere)."""
     where = [ASSIGNMENT.c.generation_id == generation_id]
+    if area is not None:
+        where.append(code_in_scope(ASSIGNMENT.c.grid_code, area))
     if start is not None:
         where.append(INCIDENT.c.reported_at >= start)
     if end is not None:
@@ -62,6 +79,7 @@ def area_totals(
     end: datetime | None,
     deadlines: tuple[Sequence[str], Sequence[int]],
     now: datetime,
+    area: str | None = None,
 ) -> pd.DataFrame:
     """Per area code: received, handled at each level, overdue, handled on time.
 
@@ -87,7 +105,7 @@ def area_totals(
             func.count().filter(handled <= due).label("on_time"),
         )
         .select_from(_assigned().outerjoin(table, table.c.code == INCIDENT.c.category))
-        .where(_in_window(generation_id, start, end), code.isnot(None))
+        .where(_in_window(generation_id, start, end, area), code.isnot(None))
         .group_by(code)
     )
     rows = conn.execute(query).mappings().all()
@@ -95,14 +113,19 @@ def area_totals(
 
 
 def counts_by_source(
-    conn: Connection, generation_id: int, level: str, start: datetime | None, end: datetime | None
+    conn: Connection,
+    generation_id: int,
+    level: str,
+    start: datetime | None,
+    end: datetime | None,
+    area: str | None = None,
 ) -> pd.DataFrame:
     """Rows (code, source, count)."""
     code = _code_column(level)
     query = (
         select(code.label("code"), INCIDENT.c.source, func.count().label("count"))
         .select_from(_assigned())
-        .where(_in_window(generation_id, start, end), code.isnot(None))
+        .where(_in_window(generation_id, start, end, area), code.isnot(None))
         .group_by(code, INCIDENT.c.source)
     )
     return pd.DataFrame(conn.execute(query).all(), columns=["code", "source", "count"])
@@ -115,6 +138,7 @@ def counts_by_class(
     start: datetime | None,
     end: datetime | None,
     majors: tuple[Sequence[str], Sequence[str]],
+    area: str | None = None,
 ) -> pd.DataFrame:
     """Rows (code, major_code, count); ``majors`` is (category codes, their major class).
     An incident without a known category counts under major_code None."""
@@ -126,22 +150,24 @@ def counts_by_class(
     query = (
         select(code.label("code"), table.c.major, func.count().label("count"))
         .select_from(_assigned().outerjoin(table, table.c.code == INCIDENT.c.category))
-        .where(_in_window(generation_id, start, end), code.isnot(None))
+        .where(_in_window(generation_id, start, end, area), code.isnot(None))
         .group_by(code, table.c.major)
     )
     return pd.DataFrame(conn.execute(query).all(), columns=["code", "major_code", "count"])
 
 
-def area_names(conn: Connection, generation_id: int, level: str) -> pd.DataFrame:
+def area_names(
+    conn: Connection, generation_id: int, level: str, area: str | None = None
+) -> pd.DataFrame:
     """Code and name of every area of ``level`` in the generation, by code: the report's rows,
-    areas without incidents included."""
-    query = (
-        select(AREA.c.code, AREA.c.name)
-        .where(
-            AREA.c.level == level,
-            AREA.c.generation_low <= generation_id,
-            AREA.c.generation_high >= generation_id,
-        )
-        .order_by(AREA.c.code)
-    )
+    areas without incidents included; with scope ``area``, the areas inside it or
+    containing it (a street's own row in a street-level report)."""
+    where = [
+        AREA.c.level == level,
+        AREA.c.generation_low <= generation_id,
+        AREA.c.generation_high >= generation_id,
+    ]
+    if area is not None:
+        where.append(or_(code_in_scope(AREA.c.code, area), literal(area).startswith(AREA.c.code)))
+    query = select(AREA.c.code, AREA.c.name).where(*where).order_by(AREA.c.code)
     return pd.DataFrame(conn.execute(query).all(), columns=["code", "name"])

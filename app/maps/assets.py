@@ -79,6 +79,8 @@ ASSETS: dict[str, Asset] = {
     # folium.plugins.Search
     "Leaflet.Search.js": Asset("leaflet-search", "dist/leaflet-search.min.js"),
     "Leaflet.Search.css": Asset("leaflet-search", "dist/leaflet-search.min.css"),
+    # folium.plugins.VectorGridProtobuf: the layers drawn from /tiles (app/maps/tiles.py)
+    "vectorGrid": Asset("leaflet.vectorgrid", "dist/Leaflet.VectorGrid.bundled.min.js"),
     # the API documentation (/docs, /redoc): Swagger UI and ReDoc
     "swagger_ui_js": Asset("swagger-ui-dist", "swagger-ui-bundle.js"),
     "swagger_ui_css": Asset("swagger-ui-dist", "swagger-ui.css"),

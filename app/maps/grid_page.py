@@ -19,7 +19,6 @@ from app.maps import layers as ly
 from app.maps.assets import AssetStore
 from app.maps.elements import LayerRegistry, Panel, SharedGeometries, js_json
 from app.maps.page import (
-    _GRID_TOOLTIP,
     KIND_NAMES,
     ROLE_NAMES,
     PageOptions,
@@ -33,9 +32,11 @@ from app.maps.page import (
     _names,
     _number,
     _shapes,
+    grid_tooltip,
+    page_stats,
     render_page,
 )
-from app.services.analysis import Selection, coverage, grid_stats, select_incidents
+from app.services.analysis import Selection, coverage, select_incidents
 from app.services.map_data import MapData
 from gis.layers import KNOWN_THEMES
 
@@ -69,7 +70,7 @@ def grid_map(data: MapData, code: str, selection: Selection, options: PageOption
     if not len(where):
         raise NotFoundError(f"no grid {code!r} in generation {data.generation.get('label')!r}")
     row = grids.iloc[int(where[0])]
-    stats = grid_stats(data, selection, options.permutations)
+    stats = page_stats(data, selection, options)
     m = _base_map(
         data,
         tuple(row.geometry.bounds),
@@ -86,9 +87,10 @@ def grid_map(data: MapData, code: str, selection: Selection, options: PageOption
     Panel(
         _grid_info_html(data, row, stats, selection, options), "bottomleft", "gridmap-info"
     ).add_to(m)
-    LayerRegistry(
-        layers, {"grid": code, "generation": data.generation, "selection": selection.describe()}
-    ).add_to(m)
+    meta = {"grid": code, "generation": data.generation}
+    if options.incidents:
+        meta["selection"] = selection.describe()
+    LayerRegistry(layers, meta).add_to(m)
     return m
 
 
@@ -96,15 +98,13 @@ def _grid_layers(data, shared, code, row, stats, selection, options) -> dict[str
     grids = data.level("grid")
     shapes = _shapes(data, "grid", options)
     near = np.sort(grids.sindex.query(row.geometry.buffer(0.002), predicate="intersects"))
-    props = _grid_properties(data, stats).iloc[near]
+    props = _grid_properties(data, stats, options).iloc[near]
     links = f"gridmapGridLinks({_js_string(options.grid_url)})" if options.grid_url else None
     near_js = shared.add("grids_near", js_json([shapes[i] for i in near]))
     micro = data.level("micro_grid")
     inside = np.flatnonzero(micro["parent_code"].to_numpy() == code)
     micro_shapes = _shapes(data, "micro_grid", options)
     micro_js = shared.add("micro_grids", js_json([micro_shapes[i] for i in inside]))
-    chosen = select_incidents(data, selection)
-    chosen = chosen[chosen["grid_code"] == code]
     focus = int(np.flatnonzero(props["code"].to_numpy() == code)[0])
     out: dict[str, Any] = {
         "grids": ly.area_layer(
@@ -113,10 +113,16 @@ def _grid_layers(data, shared, code, row, stats, selection, options) -> dict[str
             "邻近网格 nearby grids",
             ly.OUTLINES["grid"],
             "grids",
-            _GRID_TOOLTIP,
+            grid_tooltip(props),
             on_each_feature=links,
         ),
-        "micro_grids": _micro_layer(data, micro_js, micro.iloc[inside], True, with_staff=True),
+        "micro_grids": _micro_layer(
+            data,
+            micro_js,
+            micro.iloc[inside],
+            True,
+            with_staff=options.staff in ("names", "phones"),
+        ),
         "grid": ly.outline_layer(
             [code],
             near_js,
@@ -125,13 +131,18 @@ def _grid_layers(data, shared, code, row, stats, selection, options) -> dict[str
             "focus",
             pick=[focus],
         ),
-        "incidents": ly.incident_points(
-            chosen, _category_names(), options.basemap.crs, f"事件 incidents ({len(chosen):,})"
-        ),
     }
+    if options.incidents:
+        chosen = select_incidents(data, selection)
+        chosen = chosen[chosen["grid_code"] == code]
+        out["incidents"] = ly.incident_points(
+            chosen, _category_names(), options.basemap.crs, f"事件 incidents ({len(chosen):,})"
+        )
     report = coverage(data)
     box = row.geometry.buffer(0.002)
     defects = report.defects[report.defects.intersects(box)]
+    if not options.incidents:  # the public page: boundaries' defects only
+        defects = defects[defects["type"] != "outside_incident"]
     if len(defects):
         out["defects"] = ly.defect_layer(
             defects,
@@ -178,30 +189,53 @@ def _grid_info_html(data, row, stats, selection, options) -> str:
         ("责任 responsible", _esc(row.get("responsible"))),
         ("微网格 micro-grids", str(n_micro)),
     ]
-    rows += [
-        (_esc(ROLE_NAMES.get(s.role, s.role)), f"{_esc(s.name)} {_esc(s.phone)}")
-        for s in staff.itertuples()
-    ]
-    if staff.empty:
-        rows.append(("网格员 staff", "<span class='gridmap-alarm'>none (unstaffed)</span>"))
+    rows += _staff_rows(staff, options.staff)
     rows += _theme_rows(data, code)
-    rows += [
-        ("事件 incidents", _number(mine["count"])),
-        ("每千人 per 1,000", _number(mine["rate_per_1000"], 2)),
-        ("每平方公里 per km²", _number(mine["per_km2"], 1)),
-        (
-            "Gi*",
-            f"{_esc(ly.HOT_LABELS[int(mine['bin'])])}, z = {mine['z']:.2f}, p = {mine['p']:.3f}",
-        ),
-    ]
+    if options.incidents:
+        rows += [
+            ("事件 incidents", _number(mine["count"])),
+            ("每千人 per 1,000", _number(mine["rate_per_1000"], 2)),
+            ("每平方公里 per km²", _number(mine["per_km2"], 1)),
+        ]
+    if options.incidents and options.hot_spots:
+        rows.append(
+            (
+                "Gi*",
+                f"{_esc(ly.HOT_LABELS[int(mine['bin'])])}, z = {mine['z']:.2f}, "
+                f"p = {mine['p']:.3f}",
+            )
+        )
     table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
     back = (
         f"<div><a href='{_esc(options.map_url)}'>← district map</a></div>"
         if options.map_url
         else ""
     )
+    if not options.incidents:
+        return (
+            f"<h4>{_esc(row['name'])}</h4><div class='gridmap-meta'>网格信息公示 public grid "
+            f"information</div><table>{table}</table>{back}"
+        )
     return (
         f"<h4>{_esc(row['name'])}</h4><div class='gridmap-meta'>"
         f"{_esc(selection.describe())}</div><table>{table}</table>{_category_legend()}"
         f"{back}"
     )
+
+
+def _staff_rows(staff, shown: str) -> list[tuple[str, str]]:
+    """The grid's staff as the audience may see them: phones for signed-in callers only."""
+    if shown == "none":
+        return []
+    if staff.empty:
+        return [("网格员 staff", "<span class='gridmap-alarm'>none (unstaffed)</span>")]
+    rows = []
+    for s in staff.itertuples():
+        role = _esc(ROLE_NAMES.get(s.role, s.role))
+        if shown == "roles":
+            rows.append((role, "—"))
+        elif shown == "names":
+            rows.append((role, _esc(s.name)))
+        else:
+            rows.append((role, f"{_esc(s.name)} {_esc(s.phone)}"))
+    return rows

@@ -26,6 +26,15 @@ from app.maps.assets import AssetStore, finish, localize
 from app.maps.basemap import PRESETS, Basemap
 from app.maps.elements import GridmapAssets, LayerRegistry, Panel, SharedGeometries, js_json
 from app.maps.geometry import display_geometries, lonlat_to_display
+from app.maps.tiles import (
+    TileOptions,
+    VectorTiles,
+    grid_tile_layers,
+    heat_cell_m,
+    micro_grid_tiles,
+    outline_tiles,
+    use_tiles,
+)
 from app.services.analysis import (
     MEASURES,
     Selection,
@@ -42,6 +51,8 @@ from gis.layers import KNOWN_THEMES
 
 __all__ = [
     "KIND_NAMES",
+    "grid_tooltip",
+    "page_stats",
     "ROLE_NAMES",
     "PageOptions",
     "build_map_page",
@@ -94,6 +105,21 @@ class PageOptions:
         Most incidents in the clustered layer (a seeded sample beyond).
     permutations : int
         Gi* permutations (0: normal approximation).
+    incidents : bool
+        Draw the incident-derived layers (points, heat, counts, rates, hot spots,
+        incidents outside the grids). False is the public page: boundaries, codes,
+        names and the published staff only.
+    hot_spots : bool
+        Draw Gi* (off for a caller scoped to an area: Gi* compares every grid with
+        its neighbours, and the rest of the district is not the caller's to see).
+    scope : str or None
+        The area whose incidents the data holds (grids outside it show no numbers).
+    staff : {"phones", "names", "roles", "none"}
+        What of the staff the page shows (phones only to signed-in callers).
+    tiles : TileOptions or None
+        Where a served page finds the app's vector tiles: levels above their
+        threshold are drawn from them (:mod:`app.maps.tiles`). None embeds every
+        layer (a standalone page).
     """
 
     basemap: Basemap = field(default_factory=lambda: PRESETS["none"])
@@ -103,6 +129,11 @@ class PageOptions:
     simplify_m: float = 1.0
     cluster_points: int = 5000
     permutations: int = 999
+    incidents: bool = True
+    hot_spots: bool = True
+    scope: str | None = None
+    staff: str = "phones"
+    tiles: TileOptions | None = None
 
 
 # -- shared pieces ---------------------------------------------------------------------
@@ -265,78 +296,188 @@ def district_map(
     data: MapData, selection: Selection, measure: str, options: PageOptions
 ) -> folium.Map:
     """The folium map behind :func:`build_map_page` (before assets are localized)."""
-    stats = grid_stats(data, selection, options.permutations)
+    stats = page_stats(data, selection, options)
     report = coverage(data)
-    district = data.level("district")
-    title = f"{_first(district['name'], 'gridmap')} 网格地图 grid map"
+    title = f"{place_name(data.level('district'))} 网格地图 grid map"
     bounds = tuple(data.all_areas().total_bounds)
     m = _base_map(data, bounds, options, title)  # type: ignore[arg-type]
     ly.add_panes(m)
     shared = SharedGeometries().add_to(m)  # before the layers that draw from it
-    classes = ly.choropleth_classes(stats[measure].to_numpy(dtype=float))
+    classes = ly.choropleth_classes(
+        stats[measure].to_numpy(dtype=float) if options.incidents else np.array([])
+    )
     layers = _district_layers(data, shared, stats, classes, measure, selection, report, options)
     for layer in layers.values():
         layer.add_to(m)
-    ly.grid_search(layers["grids"]).add_to(m)
+    if not isinstance(layers["grids"], VectorTiles):  # searching needs the features
+        ly.grid_search(layers["grids"]).add_to(m)
     folium.LayerControl(collapsed=False, position="topright").add_to(m)
-    Panel(
-        _legend_html(data, stats, classes, measure, selection, report),
-        "bottomleft",
-        "gridmap-legend",
-    ).add_to(m)
-    LayerRegistry(layers, _meta(data, stats, selection, measure, report)).add_to(m)
+    legend = (
+        _legend_html(data, stats, classes, measure, selection, report, options)
+        if options.incidents
+        else _public_legend_html(data, report)
+    )
+    Panel(legend, "bottomleft", "gridmap-legend").add_to(m)
+    meta = (
+        _meta(data, stats, selection, measure, report)
+        if options.incidents
+        else _public_meta(data, report)
+    )
+    LayerRegistry(layers, meta).add_to(m)
     return m
+
+
+def page_stats(data: MapData, selection: Selection, options: PageOptions) -> pd.DataFrame:
+    """Per grid: code, name, households and — when the page shows incidents — counts,
+    rates and Gi* (NaN for grids outside the caller's scope: nothing to show there)."""
+    if not options.incidents:
+        grids = data.level("grid")
+        columns = [c for c in ("code", "name", "households") if c in grids]
+        return pd.DataFrame(grids[columns]).reset_index(drop=True)
+    stats = grid_stats(data, selection, options.permutations)
+    if options.scope is None:
+        return stats
+    outside = ~stats["code"].astype(str).str.startswith(options.scope).to_numpy()
+    stats = stats.copy()
+    for column in ("count", "rate_per_1000", "per_km2", "z", "p"):
+        if column in stats:
+            stats.loc[outside, column] = np.nan
+    return stats
+
+
+def _public_legend_html(data: MapData, report) -> str:
+    """The public legend: the district, its generation and the boundaries' defects."""
+    counts = {k: v for k, v in report.counts.items() if v and k != "outside_incident"}
+    parts = [
+        f"<h4>{_esc(place_name(data.level('district')))} · "
+        f"{_esc(data.generation.get('label'))}</h4>",
+        "<div class='gridmap-meta'>网格信息公示 public grid information</div>",
+        "<h5>覆盖 coverage</h5>",
+        "<div class='gridmap-alarm'>"
+        + _esc(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items()))
+        + "</div>"
+        if counts
+        else "<div>no gaps, overlaps or unstaffed grids ✓</div>",
+        f"<div class='gridmap-row'>{ly.swatch(ly.ALARM)}gap, overlap, sliver, nesting</div>",
+        f"<div class='gridmap-row'>{ly.swatch(ly.ALARM, 'line')}unstaffed grid</div>",
+    ]
+    return "".join(parts)
+
+
+def _public_meta(data: MapData, report) -> dict:
+    counts = {k: v for k, v in report.counts.items() if k != "outside_incident"}
+    return {
+        "generation": data.generation,
+        "grids": int(len(data.level("grid"))),
+        "defects": counts,
+    }
 
 
 def _district_layers(
     data, shared, stats, classes, measure, selection, report, options
 ) -> dict[str, Any]:
-    grid_props = _grid_properties(data, stats)
+    grid_props = _grid_properties(data, stats, options)
     links = f"gridmapGridLinks({_js_string(options.grid_url)})" if options.grid_url else None
-    chosen = select_incidents(data, selection)
-    grid_js = _shared(data, shared, "grid", options)
-    out: dict[str, Any] = {
-        "choropleth": ly.choropleth_layer(
+    grids_from_tiles = use_tiles(options.tiles, len(stats), options.basemap.crs)
+    # the grids' shapes go into the page only when a layer draws them from it
+    grid_js = "" if grids_from_tiles and not data.themes else _shared(data, shared, "grid", options)
+    out: dict[str, Any] = {}
+    if grids_from_tiles:
+        out.update(_grid_tiles(stats, grid_props, classes, measure, options))
+    if options.incidents and not grids_from_tiles:
+        out["choropleth"] = ly.choropleth_layer(
             stats, grid_js, measure, classes, f"事件数 choropleth: {MEASURES[measure]}", False
-        ),
-        "hotspots": ly.hotspot_layer(stats, grid_js, "热点 hot spots (Gi*)", True),
-        "grids": ly.area_layer(
+        )
+    if options.incidents and options.hot_spots and not grids_from_tiles:
+        out["hotspots"] = ly.hotspot_layer(stats, grid_js, "热点 hot spots (Gi*)", True)
+    if not grids_from_tiles:
+        out["grids"] = ly.area_layer(
             grid_props,
             grid_js,
             f"网格 grids ({len(stats)})",
             ly.OUTLINES["grid"],
             "grids",
-            _GRID_TOOLTIP,
+            grid_tooltip(grid_props),
             on_each_feature=links,
-        ),
-        "micro_grids": _micro_layer(
-            data, _shared(data, shared, "micro_grid", options), data.level("micro_grid"), show=False
-        ),
-    }
+        )
+    out["micro_grids"] = _district_micro_grids(data, shared, options)
     for level, pane, label in (
         ("community", "communities", "社区 communities"),
         ("street", "streets", "街道 streets"),
     ):
         frame = data.level(level)
-        out[f"{level}_outlines"] = ly.outline_layer(
-            frame["code"],
-            _shared(data, shared, level, options),
-            f"{label} ({len(frame)})",
-            ly.OUTLINES[level],
-            pane,
+        name = f"{label} ({len(frame)})"
+        out[f"{level}_outlines"] = (
+            # a city drawn from tiles: the coarser outlines too (half a megabyte less)
+            outline_tiles(options.tiles, pane, name, ly.OUTLINES[level])
+            if grids_from_tiles and options.tiles is not None
+            else ly.outline_layer(
+                frame["code"], _shared(data, shared, level, options), name, ly.OUTLINES[level], pane
+            )
         )
     defects = report.defects
+    if not options.incidents:  # the public page: boundaries' defects only
+        defects = defects[defects["type"] != "outside_incident"]
     out["defects"] = ly.defect_layer(
         defects,
         options.simplify_m,
         options.basemap.crs,
         f"覆盖缺陷 coverage defects ({_polygon_defects(defects)})",
     )
+    out.update(_theme_layers(data, shared, grid_js, options))
+    if options.incidents:
+        out.update(_incident_layers(data, defects, selection, options))
+    return out
+
+
+def _district_micro_grids(data: MapData, shared, options: PageOptions) -> Any:
+    """The district's micro-grids: from tiles on a served page (hidden until asked for)."""
+    micro = data.level("micro_grid")
+    if use_tiles(options.tiles, len(micro), options.basemap.crs, always=True):
+        assert options.tiles is not None
+        return micro_grid_tiles(
+            options.tiles,
+            f"微网格 micro-grids ({len(micro):,})",
+            ly.OUTLINES["micro_grid"],
+            {"code": "微网格 micro-grid", "name": "名称 name"},
+            show=False,
+        )
+    return _micro_layer(data, _shared(data, shared, "micro_grid", options), micro, show=False)
+
+
+def _grid_tiles(stats, grid_props, classes, measure: str, options: PageOptions) -> dict[str, Any]:
+    """Grids, choropleth and hot spots from the grid tiles; the page keeps their numbers."""
+    assert options.tiles is not None
+    choropleth = hot = None
+    if options.incidents:
+        values = pd.to_numeric(stats[measure], errors="coerce").to_numpy(dtype=float)
+        choropleth = [classes.colour(v) if np.isfinite(v) else "#cccccc" for v in values]
+    if options.incidents and options.hot_spots:
+        hot = [ly.HOT_COLOURS[int(b)] if int(b) else None for b in stats["bin"]]
+    return grid_tile_layers(
+        options.tiles,
+        grid_props,
+        grid_tooltip(grid_props),
+        {
+            "grids": f"网格 grids ({len(stats)})",
+            "choropleth": f"事件数 choropleth: {MEASURES[measure]}",
+            "hotspots": "热点 hot spots (Gi*)",
+        },
+        ly.OUTLINES["grid"],
+        choropleth,
+        hot,
+        options.grid_url,
+    )
+
+
+def _incident_layers(data: MapData, defects, selection: Selection, options: PageOptions) -> dict:
+    """Incidents outside every grid, the clustered points and the heat surface."""
+    out: dict[str, Any] = {}
     outside = int((defects["type"] == "outside_incident").sum())
     out["outside"] = ly.outside_layer(
         defects, options.basemap.crs, f"网格外事件 incidents outside grids ({outside})"
     )
-    out.update(_theme_layers(data, shared, grid_js, options))
+    chosen = select_incidents(data, selection)
     sample = min(len(chosen), options.cluster_points)
     label = f"{sample:,}" if sample == len(chosen) else f"{sample:,} of {len(chosen):,} sampled"
     out["clusters"] = ly.cluster_layer(
@@ -347,7 +488,9 @@ def _district_layers(
         f"事件聚类 incidents ({label})",
     )
     out["heat"] = ly.heat_layer(
-        heat_points(data, selection), options.basemap.crs, "热力 heat (kernel density)"
+        heat_points(data, selection, cell_m=heat_cell_m(data)),
+        options.basemap.crs,
+        "热力 heat (kernel density)",
     )
     return out
 
@@ -442,33 +585,62 @@ def _micro_layer(
     )
 
 
-def _grid_properties(data: MapData, stats: pd.DataFrame) -> pd.DataFrame:
-    """Tooltip properties of the grids: names, staff, households, counts, Gi* class."""
+def _grid_properties(
+    data: MapData, stats: pd.DataFrame, options: PageOptions | None = None
+) -> pd.DataFrame:
+    """Tooltip properties of the grids: names, staff, households and, when the page shows
+    incidents, counts and the Gi* class (only the columns the audience may see)."""
+    options = options or PageOptions()
     grids = data.level("grid")
-    own = cached(
-        data, ("grid_staff",), lambda: staff_summary(data.staff, grids["code"], ROLE_NAMES)
-    )
-    heads = cached(data, ("micro_staff_per_grid",), lambda: _micro_staff_counts(data))
     community = _names(data, "community")
-    staff_text = [
-        own.get(c, "无 none") + (f" + {heads.get(c, 0)} 微网格员" if heads.get(c, 0) else "")
-        for c in grids["code"]
-    ]
-    return pd.DataFrame(
+    props = pd.DataFrame(
         {
             "code": stats["code"],
             "name": stats["name"],
             "community": grids["parent_code"].map(community).astype(object).fillna("").to_numpy(),
-            "staff": staff_text,
-            "households": stats.get("households"),
-            "count": stats["count"],
-            "rate": stats["rate_per_1000"].round(2),
-            "hot": [
-                ly.HOT_LABELS[int(b)] + f" (z = {z:.2f})"
-                for b, z in zip(stats["bin"], stats["z"], strict=True)
-            ],
         }
     )
+    if options.staff != "none":
+        props["staff"] = _staff_texts(data, options.staff)
+    props["households"] = stats.get("households")
+    if options.incidents:
+        props["count"] = stats["count"]
+        props["rate"] = stats["rate_per_1000"].round(2)
+    if options.incidents and options.hot_spots:
+        props["hot"] = [
+            ly.HOT_LABELS[int(b)] + f" (z = {z:.2f})"
+            for b, z in zip(stats["bin"], stats["z"], strict=True)
+        ]
+    return props
+
+
+def grid_tooltip(props: pd.DataFrame) -> dict[str, str]:
+    """The grid tooltip's fields that ``props`` has."""
+    return {k: v for k, v in _GRID_TOOLTIP.items() if k in props}
+
+
+def _staff_texts(data: MapData, shown: str) -> list[str]:
+    """Per grid: "网格长 张三、网格员 李四 + 3 微网格员" (roles only with ``shown="roles"``)."""
+    grids = data.level("grid")
+    if shown == "roles":
+        own = cached(data, ("grid_roles",), lambda: _role_summary(data.staff, grids["code"]))
+    else:
+        own = cached(
+            data, ("grid_staff",), lambda: staff_summary(data.staff, grids["code"], ROLE_NAMES)
+        )
+    heads = cached(data, ("micro_staff_per_grid",), lambda: _micro_staff_counts(data))
+    return [
+        own.get(c, "无 none").strip()
+        + (f" + {heads.get(c, 0)} 微网格员" if heads.get(c, 0) else "")
+        for c in grids["code"]
+    ]
+
+
+def _role_summary(staff: pd.DataFrame, codes: pd.Series) -> dict[str, str]:
+    """``code → "网格长、网格员"``: the roles of each area's staff, without names."""
+    wanted = staff[staff["area_code"].isin(set(codes))]
+    labels = wanted["role"].map(ROLE_NAMES).fillna(wanted["role"])
+    return labels.groupby(wanted["area_code"]).agg(lambda r: "、".join(dict.fromkeys(r))).to_dict()
 
 
 def _micro_staff_counts(data: MapData) -> dict[str, int]:
@@ -476,6 +648,23 @@ def _micro_staff_counts(data: MapData) -> dict[str, int]:
     micro = data.level("micro_grid")
     parent = dict(zip(micro["code"], micro["parent_code"], strict=True))
     return data.staff["area_code"].map(parent).dropna().value_counts().to_dict()
+
+
+def place_name(districts: pd.DataFrame) -> str:
+    """What a page is titled by: the district, or for several the city and how many.
+
+    A city's districts are answered for by "<city><district>人民政府": the city's name is
+    what their ``responsible`` has before the district's own name ("铜陵市 6 个区").
+    """
+    if len(districts) <= 1:
+        return _first(districts["name"], "gridmap") if "name" in districts else "gridmap"
+    cities = set()
+    if {"name", "responsible"} <= set(districts.columns):
+        for name, responsible in zip(districts["name"], districts["responsible"], strict=True):
+            head, found, _ = str(responsible).partition(str(name))
+            cities.add(head if found and head else None)
+    city = cities.pop() if len(cities) == 1 else None
+    return f"{city or ''} {len(districts)} 个区".strip()
 
 
 def _first(values: pd.Series, default: str) -> str:
@@ -488,21 +677,23 @@ def _js_string(text: str | None) -> str:
     return json.dumps(text)
 
 
-def _legend_html(data, stats, classes, measure, selection, report) -> str:
+def _legend_html(data, stats, classes, measure, selection, report, options=None) -> str:
+    options = options or PageOptions()
     decimals = 0 if measure == "count" else 2
     parts = [
-        f"<h4>{_esc(_first(data.level('district')['name'], 'gridmap'))} · "
+        f"<h4>{_esc(place_name(data.level('district')))} · "
         f"{_esc(data.generation.get('label'))}</h4>",
         f"<div class='gridmap-meta'>{_esc(selection.describe())}<br>"
         f"{stats.attrs.get('selected', 0):,} incidents selected, "
         f"{stats.attrs.get('unassigned', 0):,} outside every grid</div>",
-        "<h5>热点 Gi* hot spots</h5>",
     ]
-    parts += [
-        f"<div class='gridmap-row'>{ly.swatch(ly.HOT_COLOURS[b])}{_esc(ly.HOT_LABELS[b])}"
-        f" <span class='gridmap-meta'>({int((stats['bin'] == b).sum())})</span></div>"
-        for b in (3, 2, 1, -1, -2, -3)
-    ]
+    if options.hot_spots:
+        parts.append("<h5>热点 Gi* hot spots</h5>")
+        parts += [
+            f"<div class='gridmap-row'>{ly.swatch(ly.HOT_COLOURS[b])}{_esc(ly.HOT_LABELS[b])}"
+            f" <span class='gridmap-meta'>({int((stats['bin'] == b).sum())})</span></div>"
+            for b in (3, 2, 1, -1, -2, -3)
+        ]
     parts.append(f"<h5>{_esc(MEASURES[measure])}</h5>")
     parts += [
         f"<div class='gridmap-row'>{ly.swatch(c)}{_esc(label)}</div>"

@@ -6,19 +6,27 @@ built from (:attr:`~app.services.map_data.MapData.fingerprint`) and their
 parameters; the data itself comes from the service layer's
 :class:`~app.services.map_data.MapDataCache`. Concurrent requests for the same
 page wait for one build ("single flight").
+
+With ``page_store`` on, each built page is also written under ``page_dir``, named by
+the database, the data version, the parameters and the code and assets that built
+it: the first request after a restart on unchanged data reads the file instead of
+loading the data and running the analyses again (a minute for a city).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from functools import cache
+from pathlib import Path
 
 from app.config import MapSettings
-from app.maps.assets import AssetStore
+from app.maps.assets import ASSETS, AssetStore
 from app.services.map_data import MapData, MapDataCache
 from gis.errors import GridmapError
 
@@ -56,6 +64,18 @@ class PageCache:
         self, key: Hashable, build: Callable[[MapData], str], generation: str | None = None
     ) -> str:
         """The page ``key``, built by ``build(data)`` unless cached for the current data."""
+        stored = self._stored(key, generation)
+        if stored is not None and stored.is_file():
+            try:
+                return stored.read_text(encoding="utf-8")
+            except OSError:  # removed meanwhile by a pruning process: build it
+                pass
+        html = self._page(key, build, generation)
+        if stored is not None:
+            self._store(stored, html)
+        return html
+
+    def _page(self, key: Hashable, build: Callable[[MapData], str], generation: str | None) -> str:
         data = self.data.data(generation)
         full_key = (data.fingerprint, key)
         cached = self._cached_page(full_key)
@@ -83,6 +103,31 @@ class PageCache:
                 self._building.pop(full_key, None)  # later callers find the page
             return html
 
+    def _stored(self, key: Hashable, generation: str | None) -> Path | None:
+        """The file of page ``key`` for the current data, or None without a page store."""
+        source = getattr(self.data, "source", None)  # None: data not from a database
+        if not self.settings.page_store or source is None:
+            return None
+        assets = tuple(
+            sorted({(a.package, self.store.version(a.package)) for a in ASSETS.values()})
+        )
+        text = repr((source, self.data.version(), generation, key, assets, _code()))
+        name = hashlib.sha256(text.encode()).hexdigest()[:40] + ".html"
+        return self.settings.page_dir / name
+
+    def _store(self, path: Path, html: str) -> None:
+        """Write a page atomically and keep the newest ``page_cache`` files (best effort)."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+            partial.write_text(html, encoding="utf-8")
+            partial.replace(path)
+            pages = sorted(path.parent.glob("*.html"), key=lambda p: p.stat().st_mtime)
+            for old in pages[: max(0, len(pages) - max(self.settings.page_cache, 1))]:
+                old.unlink(missing_ok=True)
+        except OSError as exc:  # a full or read-only disk costs the next restart, not this page
+            log.warning("could not keep the map page on disk: %s", exc)
+
     def _cached_page(self, key: Hashable) -> str | None:
         with self._lock:
             html = self._pages.get(key)
@@ -104,3 +149,14 @@ class PageCache:
         thread = threading.Thread(target=run, name="gridmap-map-warm", daemon=True)
         thread.start()
         return thread
+
+
+@cache
+def _code() -> str:
+    """A stamp of the code that builds pages: a changed builder never serves an old file."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted([*root.joinpath("maps").glob("*.py"), root / "services" / "analysis.py"]):
+        stat = path.stat()
+        digest.update(f"{path.name}:{stat.st_mtime_ns}:{stat.st_size}".encode())
+    return digest.hexdigest()[:16]

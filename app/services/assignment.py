@@ -1,8 +1,10 @@
 """Assigning stored incidents to the areas of a generation, in bulk.
 
-Reads (id, lon, lat) in chunks, assigns them in memory with
-``gis.hierarchy.HierarchyIndex`` and COPYs the results as new rows of
-``incident_assignment`` (one row per incident and generation). Nothing is
+Reads (id, lon, lat) in chunks through binary COPY, assigns them in memory with
+``gis.hierarchy.HierarchyIndex`` and COPYs the results (binary) as new rows of
+``incident_assignment`` (one row per incident and generation); for a load as
+large as the table, its secondary indexes are rebuilt once at the end
+(:func:`app.db.bulk.deferred_indexes`). Nothing is
 updated in place: re-assigning a generation replaces that generation's rows,
 and the rows of every other generation — the history — are never touched.
 """
@@ -17,7 +19,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine
 
-from app.db import assignments, repo
+from app.db import assignments, bulk, repo
 from app.errors import NotFoundError
 from gis.assign import ASSIGNED_LEVELS, HierarchyIndex
 from gis.errors import GridmapError
@@ -101,20 +103,21 @@ def assign_on(
     total = assignments.count_to_assign(conn, gen.id, only_unassigned)
     counts: dict[str, int] = {}
     done, last_id = 0, 0
-    while True:
-        ids, lon, lat = assignments.locations_after(
-            conn, gen.id, only_unassigned, last_id, chunk_size
-        )
-        if len(ids) == 0:
-            break
-        result = assigner(lon, lat)
-        assignments.copy_assignments(conn, ids, result, gen.id)
-        for status, n in result["assign_status"].value_counts().items():
-            counts[str(status)] = counts.get(str(status), 0) + int(n)
-        last_id = int(ids[-1])
-        done += len(ids)
-        if progress:
-            progress(done, total)
+    with bulk.deferred_indexes(conn, ("incident_assignment",), total):
+        while True:
+            ids, lon, lat = assignments.locations_after(
+                conn, gen.id, only_unassigned, last_id, chunk_size
+            )
+            if len(ids) == 0:
+                break
+            result = assigner(lon, lat)
+            assignments.copy_assignments(conn, ids, result, gen.id)
+            for status, n in result["assign_status"].value_counts().items():
+                counts[str(status)] = counts.get(str(status), 0) + int(n)
+            last_id = int(ids[-1])
+            done += len(ids)
+            if progress:
+                progress(done, total)
     return AssignReport(gen.label, done, counts)
 
 

@@ -34,17 +34,26 @@ class DemoLoadReport:
 
 
 def load_demo(
-    engine: Engine, demo, *, reload: bool = False, progress: Progress | None = None
+    engine: Engine,
+    demo,
+    *,
+    reload: bool = False,
+    progress: Progress | None = None,
+    generation: str = DEMO_GENERATION,
 ) -> DemoLoadReport:
-    """Store ``demo`` (a gis.demo.DemoDistrict) as the active generation ``demo``.
+    """Store ``demo`` (a gis.demo.DemoDistrict) as the active generation ``generation``.
 
     Areas, staff and the gazetteer go in one transaction; the incidents then go
     through the ordinary import path (cleaning, geocoding, assignment) as one
     batch. Idempotent: when the generation already holds the demo nothing is
-    written (unless ``reload``, which replaces it).
+    written (unless ``reload``, which replaces it). A generated city
+    (``generation`` other than ``demo``) replaces the stored incidents whenever
+    its areas are written: its incidents are a benchmark's, never mixed with others.
     """
     steps = len(LEVELS) + 3
-    report = _load_boundaries(engine, demo, reload, progress, steps)
+    report = _load_boundaries(
+        engine, demo, reload, progress, steps, generation, generation != DEMO_GENERATION
+    )
     if progress:
         progress("incidents", steps, steps)
     with engine.connect() as conn:
@@ -63,13 +72,15 @@ def load_demo(
     return report
 
 
-def _load_boundaries(engine, demo, reload, progress, steps) -> DemoLoadReport:
+def _load_boundaries(
+    engine, demo, reload, progress, steps, generation, own_incidents
+) -> DemoLoadReport:
     with engine.begin() as conn:
-        existing = repo.get_generation(conn, DEMO_GENERATION)
+        existing = repo.get_generation(conn, generation)
         if existing and not reload and _matches(conn, existing.id, demo):
             repo.activate_generation(conn, existing.id)
             return DemoLoadReport(
-                DEMO_GENERATION,
+                generation,
                 repo.counts_by_level(conn, existing.id),
                 staff_rows.staff_count(conn, existing.id),
                 already_loaded=True,
@@ -78,15 +89,15 @@ def _load_boundaries(engine, demo, reload, progress, steps) -> DemoLoadReport:
         if existing is None:
             gen = repo.create_generation(
                 conn,
-                DEMO_GENERATION,
-                note=f"synthetic demo district, seed {demo.seed}",
+                generation,
+                note=f"synthetic demo {'city' if own_incidents else 'district'}, seed {demo.seed}",
                 activate=True,
             )
         else:
             gen = existing
             repo.activate_generation(conn, gen.id)
-            if reload:
-                incident_rows.delete_all_incidents(conn)
+        if (existing is not None and reload) or own_incidents:
+            incident_rows.delete_all_incidents(conn)
         frames = _level_frames(demo)
         for step, level in enumerate(LEVELS, start=1):
             if progress:
@@ -96,7 +107,7 @@ def _load_boundaries(engine, demo, reload, progress, steps) -> DemoLoadReport:
                 frames[level],
                 level,
                 source=f"gis.demo seed={demo.seed}",
-                generation=DEMO_GENERATION,
+                generation=generation,
                 replace=True,
                 code_field="code",
                 parent_field="parent_code" if level != "district" else None,
@@ -111,7 +122,7 @@ def _load_boundaries(engine, demo, reload, progress, steps) -> DemoLoadReport:
         incident_rows.delete_gazetteer_source(conn, GAZETTEER)
         gazetteer = repo.store_gazetteer(conn, demo.gazetteer, source=GAZETTEER)
         return DemoLoadReport(
-            DEMO_GENERATION,
+            generation,
             repo.counts_by_level(conn, gen.id),
             staff_stored,
             already_loaded=False,

@@ -20,7 +20,7 @@ import pandas as pd
 import shapely
 from sqlalchemy import Connection, Engine
 
-from app.db import assignments, repo
+from app.db import assignments, bulk, repo
 from app.db import incidents as incident_rows
 from app.db import taxonomy as taxonomy_rows
 from app.db.assignments import CODE_COLUMNS
@@ -301,26 +301,38 @@ def store_batch(
     Categorised rows record the taxonomy version in use: codes mean what that version says.
     """
     version = taxonomy_rows.current_version_id(conn)
-    inserted = incident_rows.insert_new_incidents(conn, _incident_rows(frame, batch_id, version))
-    new_ids = {(s, e): i for i, s, e in inserted}
-    _store_assignments(conn, frame, new_ids)
+    with bulk.deferred_indexes(conn, ("incident", "incident_assignment"), len(frame)):
+        rows = _incident_rows(frame, batch_id, version)
+        inserted = incident_rows.insert_new_incidents(conn, rows)
+        new_ids = {(s, e): i for i, s, e in inserted}
+        _store_assignments(conn, frame, new_ids)
     return new_ids
 
 
 def _incident_rows(frame: pd.DataFrame, batch_id: int | None, version: int | None) -> pd.DataFrame:
-    """The columns of ``incident`` a batch fills, points as hex EWKB."""
+    """The columns of ``incident`` a batch fills, points as EWKB (binary COPY's input)."""
     located = frame["location_status"].isin(_LOCATED).to_numpy()
     points = shapely.set_srid(shapely.points(frame["lon"].fillna(0), frame["lat"].fillna(0)), 4326)
     rows = frame[[c for c in incident_rows.INCIDENT_COPY_COLUMNS if c in frame]].copy()
     for column in ("reported_at", *STEP_COLUMNS):
-        rows[column] = rows[column].map(_iso)
+        rows[column] = _instants(rows[column])
     categorised = rows["category"].notna().to_numpy()
     rows["taxonomy_version"] = pd.array(
         [version if c else None for c in categorised], dtype="Int64"
     )
-    rows["location"] = np.where(located, shapely.to_wkb(points, hex=True, include_srid=True), None)
+    rows["location"] = np.where(located, shapely.to_wkb(points, include_srid=True), None)
     rows["batch_id"] = pd.array([batch_id] * len(frame), dtype="Int64")
     return rows[list(incident_rows.INCIDENT_COPY_COLUMNS)]
+
+
+def _instants(values: pd.Series) -> pd.Series:
+    """Aware timestamps (or None) as one UTC datetime column: binary COPY writes them as is."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values
+    try:
+        return pd.to_datetime(values, utc=True)
+    except (TypeError, ValueError):  # pragma: no cover - cleaned rows hold Timestamps or None
+        return values.map(_iso)
 
 
 def _iso(moment) -> str | None:

@@ -14,7 +14,7 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import numpy as np
@@ -23,16 +23,15 @@ from sqlalchemy import Connection, Engine
 
 from app.db import incidents as incident_rows
 from app.db import queries
-from app.errors import ConflictError, NotFoundError
+from app.errors import ConflictError
 from app.services.incident_import import prepare_batch, store_batch, stored_gazetteer
 from app.services.registry import GenerationView
 from app.services.security import Principal
 from app.services.taxonomy import Taxonomy
-from app.services.workflow import plan_transition
 from gis.errors import ValidationError
 from gis.geocode import Gazetteer
 from gis.incidents import FieldMap
-from gis.vocabulary import LOCAL_TZ, STEP_TIMESTAMP
+from gis.vocabulary import LOCAL_TZ, OPEN_STATUSES, STEP_TIMESTAMP
 
 T = TypeVar("T")
 
@@ -189,37 +188,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-# -- the closed loop -------------------------------------------------------------------
-def change_status(
-    engine: Engine,
-    incident_id: int,
-    target: str,
-    level: str | None,
-    note: str | None,
-    actor: Principal,
-) -> None:
-    """Apply one step (or an escalation) under a row lock, and log it."""
-    with engine.begin() as conn:
-        current = queries.incident_record(conn, incident_id, lock=True)
-        if current is None:
-            raise NotFoundError(f"no incident {incident_id}")
-        change = plan_transition(current["status"], current["handling_level"], target, level)
-        values: dict[str, Any] = {"status": change.status, "handling_level": change.handling_level}
-        values.update({column: None for column in change.clears})
-        stamped = STEP_TIMESTAMP[change.status] if change.kind in ("advance", "reopen") else None
-        queries.update_incident(conn, incident_id, values, stamped=stamped)
-        queries.log_status(
-            conn,
-            incident_id,
-            current["status"],
-            change.status,
-            current["handling_level"],
-            change.handling_level,
-            note,
-            actor.key_id,
-        )
-
-
 # -- documents -------------------------------------------------------------------------
 def incident_document(
     record: dict,
@@ -227,15 +195,16 @@ def incident_document(
     taxonomy: Taxonomy,
     now: datetime,
     history: list[dict] | None = None,
+    handling: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The JSON of one incident (``schemas.IncidentOut``)."""
+    """The JSON of one incident (``schemas.IncidentOut``); ``handling`` adds who handles it
+    (:func:`app.services.handling.handling_document`)."""
     category = taxonomy.by_code.get(record["category"] or "")
-    deadline = (
-        record["reported_at"] + timedelta(hours=category.deadline_hours)
-        if category and record["reported_at"]
-        else None
-    )
+    deadline = record["deadline_at"]  # stored on write: what the overdue filter compares
     return {
+        **(handling or {}),
+        "version": record["version"],
+        "handled_late": _handled_late(record, deadline),
         "id": record["id"],
         "source": record["source"],
         "external_id": record["external_id"],
@@ -259,10 +228,15 @@ def incident_document(
 
 
 def _overdue(record: dict, deadline: datetime | None, now: datetime) -> bool | None:
+    """Open and past the deadline: the same rule as ``queries.overdue_now``."""
     if deadline is None:
         return None
+    return record["status"] in OPEN_STATUSES and now > deadline
+
+
+def _handled_late(record: dict, deadline: datetime | None) -> bool | None:
     handled = record["handled_at"]
-    return handled > deadline if handled is not None else now > deadline
+    return None if deadline is None or handled is None else handled > deadline
 
 
 def _assignment(record: dict, view: GenerationView | None) -> dict[str, Any]:

@@ -9,8 +9,6 @@ per problem.
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +39,7 @@ __all__ = [
     "BATCH_KIND",
     "LayerImportReport",
     "ThemeCrosswalk",
+    "ThemeUnits",
     "crosswalk_of",
     "delete_layer",
     "export_layer",
@@ -53,6 +52,7 @@ __all__ = [
     "pairs_records",
     "split_records",
     "list_layers",
+    "load_theme_units",
     "suggestion_of",
     "theme_units_at",
     "themes_on",
@@ -143,7 +143,6 @@ def import_layer(
     try:
         with engine.begin() as conn:
             stored = _store(conn, gdf, theme, gen, source, file_sha256, replace, prepare_options)
-        _INDEX.forget(engine)
         return stored
     except ValidationError as exc:
         report = LayerImportReport(source, theme, gen.label, len(gdf), problems=exc.problems)
@@ -224,7 +223,6 @@ def delete_layer(engine: Engine, theme: str, generation: str | None = None) -> i
     """Delete a theme of a generation; returns the number of units deleted."""
     with engine.begin() as conn:
         deleted = db.delete_layer(conn, layer_of(conn, theme, generation).id)
-    _INDEX.forget(engine)
     return deleted
 
 
@@ -323,80 +321,71 @@ def suggestion_of(result: ThemeCrosswalk) -> gpd.GeoDataFrame:
 
 
 # -- lookup and the grid page ------------------------------------------------------------
-@dataclass
-class _ThemeUnits:
+@dataclass(frozen=True)
+class ThemeUnits:
+    """One theme's units in memory (WGS84), for lookups: the lookup index
+    (:class:`app.services.registry.GenerationView`) holds one per theme of its generation.
+    """
+
     codes: np.ndarray
     names: np.ndarray
     geoms: np.ndarray
     tree: shapely.STRtree
 
+    @classmethod
+    def of(cls, units: gpd.GeoDataFrame) -> ThemeUnits:
+        geoms = units.geometry.to_numpy()
+        return cls(
+            units["code"].to_numpy(), units["name"].to_numpy(), geoms, shapely.STRtree(geoms)
+        )
 
-class _ThemeIndex:
-    """The units of every theme of a generation in memory, checked against the database
-    at most every ``max_age`` seconds (a lookup answers in microseconds, not a query).
-    """
+    def at(self, lon: float, lat: float) -> dict[str, Any] | None:
+        """``{"code", "name"}`` of the unit covering a WGS84 point, None outside every unit."""
+        hits = self.tree.query(shapely.Point(lon, lat), predicate="intersects")
+        if not len(hits):
+            return None
+        i = int(np.min(hits))  # overlapping units: the first by code, always the same
+        return {"code": self.codes[i], "name": self.names[i]}
 
-    def __init__(self, max_age: float = 5.0):
-        self._max_age = max_age
-        self._lock = threading.Lock()
-        self._known: dict[tuple[str, int], tuple[float, tuple, dict[str, _ThemeUnits]]] = {}
-
-    def forget(self, engine: Engine) -> None:
-        """Drop what is known of ``engine``'s themes (this process just changed them)."""
-        with self._lock:
-            for key in [k for k in self._known if k[0] == str(engine.url)]:
-                del self._known[key]
-
-    def themes(self, engine: Engine, generation_id: int) -> dict[str, _ThemeUnits]:
-        key = (str(engine.url), generation_id)
-        known = self._known.get(key)
-        if known is not None and time.monotonic() - known[0] < self._max_age:
-            return known[2]
-        with self._lock, engine.connect() as conn:
-            stamp = db.layer_stamp(conn, generation_id)
-            if known is not None and known[1] == stamp:
-                themes = known[2]
-            else:
-                themes = {
-                    layer.theme: _theme_units(db.units_frame(conn, layer.id))
-                    for layer in db.list_layers(conn, generation_id)
-                }
-            self._known[key] = (time.monotonic(), stamp, themes)
-        return themes
+    def codes_at(self, lon: np.ndarray, lat: np.ndarray) -> list[str | None]:
+        """The unit code covering each point (None outside every unit or for a NaN point)."""
+        points = shapely.points(lon, lat)
+        point_i, unit_i = self.tree.query(points, predicate="intersects")
+        first = np.full(len(points), len(self.codes), dtype=np.int64)
+        np.minimum.at(first, point_i, unit_i)
+        codes = np.empty(len(self.codes) + 1, dtype=object)  # the last: no unit
+        codes[:-1] = self.codes
+        return codes[first].tolist()
 
 
-def _theme_units(units: gpd.GeoDataFrame) -> _ThemeUnits:
-    geoms = units.geometry.to_numpy()
-    return _ThemeUnits(
-        units["code"].to_numpy(), units["name"].to_numpy(), geoms, shapely.STRtree(geoms)
-    )
-
-
-_INDEX = _ThemeIndex()
+def load_theme_units(conn: Connection, generation_id: int) -> dict[str, ThemeUnits]:
+    """Every theme of a generation, in memory for lookups."""
+    return {
+        layer.theme: ThemeUnits.of(db.units_frame(conn, layer.id))
+        for layer in db.list_layers(conn, generation_id)
+    }
 
 
 def theme_units_at(
     engine: Engine, generation_id: int, lon: float, lat: float
 ) -> dict[str, dict[str, Any] | None]:
-    """For each theme of the generation, the unit (code, name) covering a WGS84 point."""
-    point = shapely.Point(lon, lat)
-    answer: dict[str, dict[str, Any] | None] = {}
-    for theme, units in _INDEX.themes(engine, generation_id).items():
-        hits = units.tree.query(point, predicate="intersects")
-        if len(hits):
-            i = int(np.min(hits))  # overlapping units: the first by code, always the same
-            answer[theme] = {"code": units.codes[i], "name": units.names[i]}
-        else:
-            answer[theme] = None
-    return answer
+    """For each theme of the generation, the unit (code, name) covering a WGS84 point.
+
+    Reads the themes from the database; the API answers from its lookup index instead.
+    """
+    with engine.connect() as conn:
+        themes = load_theme_units(conn, generation_id)
+    return {theme: units.at(lon, lat) for theme, units in themes.items()}
 
 
 def grid_theme_units(
     engine: Engine, generation_id: int, grid: gpd.GeoDataFrame
 ) -> list[dict[str, Any]]:
     """The units of every theme sharing area with one grid (``code``, geometry), largest first."""
+    with engine.connect() as conn:
+        themes = load_theme_units(conn, generation_id)
     rows: list[dict[str, Any]] = []
-    for theme, units in _INDEX.themes(engine, generation_id).items():
+    for theme, units in themes.items():
         near = units.tree.query(grid.geometry.iloc[0], predicate="intersects")
         if not len(near):
             continue

@@ -198,6 +198,12 @@ class MapDataCache:
         # (monotonic time, stamp) of the thematic layers, trusted like the data version
         self._themes: tuple[float, tuple] | None = None
 
+    @property
+    def source(self) -> str:
+        """Which database the data come from (host, port, name; no password)."""
+        url = self._engine.url
+        return f"{url.host}:{url.port}/{url.database}"
+
     def version(self) -> tuple[DataFingerprint, tuple]:
         """The current data version and that of the thematic layers (which the maps draw)."""
         return self._version.current(), self._themes_stamp()

@@ -2,10 +2,11 @@
 
 A :class:`GenerationView` is an immutable snapshot of one generation: its
 :class:`gis.hierarchy.HierarchyIndex`, the names and kinds of its areas and the
-staff of each. Lookups never touch the database. The :class:`AreaRegistry`
-swaps in a new snapshot when the active generation, its areas or its staff
-change (the ``areas`` part of the shared :class:`~app.services.data_version.DataVersion`),
-so a generation activated by the CLI in another process is picked up too.
+staff of each, and the units of its thematic layers. Lookups never touch the
+database. The :class:`AreaRegistry` swaps in a new snapshot when the active
+generation, its areas, its staff or its themes change (the ``areas`` part of the
+shared :class:`~app.services.data_version.DataVersion`), so a generation activated
+or a theme imported by the CLI in another process is picked up too.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from app.db.staff import staff_frame
 from app.errors import NotFoundError, NotReadyError
 from app.services.assignment import load_hierarchy
 from app.services.data_version import DataVersion
+from app.services.layers import ThemeUnits, load_theme_units
 from gis.assign import HierarchyIndex
 from gis.errors import GridmapError
 
@@ -40,6 +42,8 @@ class GenerationView:
     areas: dict[str, tuple[str | None, str, str | None]]
     #: area code → its staff, each a dict with name, role and phone.
     staff: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: theme → its units (多格合一), answered like the hierarchy.
+    themes: dict[str, ThemeUnits] = field(default_factory=dict)
 
     def describe(self, code: str | None, with_staff: bool = False) -> dict[str, Any] | None:
         """``{"code", "name", "kind"[, "staff"]}`` of an area, None for no code."""
@@ -50,6 +54,14 @@ class GenerationView:
         if with_staff:
             out["staff"] = self.staff.get(code, [])
         return out
+
+    def theme_units(self, lon: float, lat: float) -> dict[str, dict[str, Any] | None]:
+        """Theme → ``{"code", "name"}`` of its unit covering a WGS84 point (None: no unit)."""
+        return {theme: units.at(lon, lat) for theme, units in self.themes.items()}
+
+    def theme_codes(self, lon: np.ndarray, lat: np.ndarray) -> dict[str, list[str | None]]:
+        """Theme → the unit code covering each WGS84 point (None: no unit)."""
+        return {theme: units.codes_at(lon, lat) for theme, units in self.themes.items()}
 
     def matches(self, ref: str | None) -> bool:
         return ref is None or ref in (self.generation.label, str(self.generation.id))
@@ -167,4 +179,5 @@ def _build(conn: Connection, gen: repo.GenerationInfo) -> GenerationView:
         staff.setdefault(row.area_code, []).append(
             {"name": row.name, "role": row.role, "phone": row.phone}
         )
-    return GenerationView(gen, index, area_labels(conn, gen.id), staff)
+    themes = load_theme_units(conn, gen.id)
+    return GenerationView(gen, index, area_labels(conn, gen.id), staff, themes)

@@ -23,8 +23,9 @@ from sqlalchemy import Engine
 
 from app.db import repo
 from app.db import stats as stats_rows
-from app.errors import NotFoundError
+from app.errors import NotFoundError, PermissionDeniedError
 from app.services.taxonomy import current_taxonomy
+from gis.codes import validate
 from gis.errors import ValidationError
 from gis.tables import write_table
 from gis.vocabulary import KNOWN_SOURCES, LOCAL_TZ
@@ -80,6 +81,24 @@ class StatsReport:
         return frame.to_dict("records")
 
 
+def narrow_to_district(scope: str | None, district: str | None) -> str | None:
+    """The area a report or an analysis covers: the caller's ``scope`` narrowed to ``district``.
+
+    A city's generation holds several districts; ``district`` (a 6-digit code) picks one.
+    A scope inside the district stays as it is; a district off the caller's scope is refused.
+    """
+    if district is None:
+        return scope
+    code = validate(district, "district")
+    if scope is None or code.startswith(scope):
+        return code
+    if scope.startswith(code):
+        return scope
+    raise PermissionDeniedError(
+        f"不在您的辖区 / district {code} is outside the area {scope} of this caller"
+    )
+
+
 def stats_report(
     engine: Engine,
     level: str,
@@ -88,8 +107,13 @@ def stats_report(
     end: date | None = None,
     generation: str | None = None,
     now: datetime | None = None,
+    area: str | None = None,
 ) -> StatsReport:
-    """Count the incidents reported from ``start`` to ``end`` (local days, inclusive)."""
+    """Count the incidents reported from ``start`` to ``end`` (local days, inclusive).
+
+    With ``area`` (a caller's scope), only the incidents of its grids and the rows of
+    the areas inside it or containing it.
+    """
     if level not in REPORT_LEVELS:
         raise ValidationError(f"level must be one of {', '.join(REPORT_LEVELS)}, not {level!r}")
     if start and end and start > end:
@@ -104,12 +128,12 @@ def stats_report(
         _, taxonomy = current_taxonomy(conn)
         deadlines = (list(taxonomy["code"]), [int(h) for h in taxonomy["deadline_hours"]])
         majors = (list(taxonomy["code"]), list(taxonomy["major_code"]))
-        areas = stats_rows.area_names(conn, gen.id, level)
+        areas = stats_rows.area_names(conn, gen.id, level, area)
         totals = stats_rows.area_totals(
-            conn, gen.id, level, begin, stop, deadlines, now or datetime.now(UTC)
+            conn, gen.id, level, begin, stop, deadlines, now or datetime.now(UTC), area
         )
-        sources = stats_rows.counts_by_source(conn, gen.id, level, begin, stop)
-        classes = stats_rows.counts_by_class(conn, gen.id, level, begin, stop, majors)
+        sources = stats_rows.counts_by_source(conn, gen.id, level, begin, stop, area)
+        classes = stats_rows.counts_by_class(conn, gen.id, level, begin, stop, majors, area)
     class_names = _class_names(taxonomy)
     table, headers = _assemble(areas, totals, sources, classes, class_names)
     return StatsReport(level, gen.label, start, end, table, headers)

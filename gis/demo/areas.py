@@ -70,6 +70,8 @@ def build_areas(
     faces: np.ndarray,
     district_code: str,
     centre_xy: tuple[float, float],
+    district_name: str = DISTRICT_NAME,
+    district_responsible: str = DISTRICT_RESPONSIBLE,
 ) -> Areas:
     """Union the blocks level by level, number children W→E/N→S, and name everything."""
     faces = to_wgs84(faces)
@@ -111,13 +113,13 @@ def build_areas(
     layers = {
         "district": _frame(
             [district_code],
-            [DISTRICT_NAME],
+            [district_name],
             "district",
             ["administrative"],
             [None],
             [int(street_pop.sum())],
             [int(street_hh.sum())],
-            [DISTRICT_RESPONSIBLE],
+            [district_responsible],
             [district],
         ),
         "street": _frame(

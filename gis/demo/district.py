@@ -39,10 +39,20 @@ from gis.demo.areas import COLUMNS, build_areas, to_metric, to_wgs84
 from gis.demo.blocks import build_blocks, merge_faces, transformer
 from gis.demo.hierarchy import build_hierarchy
 from gis.demo.incidents import build_incidents, plan_hotspots
+from gis.demo.names import DISTRICT_NAME, DISTRICT_RESPONSIBLE
 from gis.demo.people import build_gazetteer, build_staff
 from gis.errors import ValidationError
 
-__all__ = ["AREA_COLUMNS", "DemoDistrict", "build_demo", "DISTRICT_CODE", "LEVEL_COUNTS"]
+__all__ = [
+    "AREA_COLUMNS",
+    "DemoDistrict",
+    "DistrictSpec",
+    "build_demo",
+    "build_district",
+    "DISTRICT_CODE",
+    "LEVEL_COUNTS",
+    "WEIDU",
+]
 
 #: Columns of every area frame, in order.
 AREA_COLUMNS = COLUMNS
@@ -54,6 +64,37 @@ AREA_M2 = 88.0e6
 LEVEL_COUNTS = {"street": 8, "community": 89, "grid": 620}
 GRID_WORKLOAD_CV = 0.5  # spread of households between grids, before any redesign
 _STREAMS = ("geometry", "hierarchy", "names", "staff", "defects", "gazetteer", "incidents")
+
+
+@dataclass(frozen=True)
+class DistrictSpec:
+    """What one generated district looks like: where, how big, how many areas per level.
+
+    ``faces`` is the number of blocks the roads cut (before slivers merge) and
+    ``micro_grids`` the range the micro-grid count is drawn from.
+    """
+
+    code: str
+    name: str
+    responsible: str
+    centre_lonlat: tuple[float, float]
+    area_m2: float
+    level_counts: dict[str, int]
+    faces: int
+    micro_grids: tuple[int, int]
+
+
+#: The demo district: Weidu district, Xuchang.
+WEIDU = DistrictSpec(
+    DISTRICT_CODE,
+    DISTRICT_NAME,
+    DISTRICT_RESPONSIBLE,
+    CENTRE_LONLAT,
+    AREA_M2,
+    LEVEL_COUNTS,
+    faces=6600,
+    micro_grids=(5450, 5750),
+)
 
 
 @dataclass
@@ -167,10 +208,25 @@ def build_demo(
         ``n_incidents`` outside 0–5,000,000.
     """
     _check_arguments(seed, defects, n_incidents)
+    return build_district(_streams(int(seed)), WEIDU, n_incidents, defects=defects, seed=int(seed))
+
+
+def build_district(
+    rng: dict[str, np.random.Generator],
+    spec: DistrictSpec,
+    n_incidents: int,
+    *,
+    defects: bool = False,
+    seed: int = 0,
+) -> DemoDistrict:
+    """One district of ``spec`` drawn from the streams ``rng`` (see :func:`build_demo`).
+
+    The demo district and every district of a generated city
+    (:func:`gis.demo.city.build_city`) are made here.
+    """
     from gis.crs import from_wgs84  # GCJ-02 lives in one place
 
-    rng = _streams(int(seed))
-    blocks, groups, h, areas = _district(rng)
+    blocks, groups, h, areas = _district(rng, spec)
     micro_metric = np.array(
         [
             blocks.faces[f[0]] if len(f) == 1 else shapely.coverage_union_all(blocks.faces[f])
@@ -198,7 +254,7 @@ def build_demo(
     )
     layers = areas.layers
     return DemoDistrict(
-        seed=int(seed),
+        seed=seed,
         district=layers["district"],
         streets=layers["street"],
         communities=layers["community"],
@@ -224,22 +280,27 @@ def _check_arguments(seed, defects, n_incidents) -> None:
         raise ValidationError(f"n_incidents must be an integer 0–5,000,000, got {n_incidents!r}")
 
 
-def _streams(seed: int) -> dict[str, np.random.Generator]:
+def _streams(seed: int | np.random.SeedSequence) -> dict[str, np.random.Generator]:
     """One independent generator per part, all derived from ``seed``."""
-    children = np.random.SeedSequence(seed).spawn(len(_STREAMS))
+    root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    children = root.spawn(len(_STREAMS))
     return {
         name: np.random.default_rng(child) for name, child in zip(_STREAMS, children, strict=True)
     }
 
 
-def _district(rng):
+def _district(rng, spec: DistrictSpec):
     """Blocks, micro-grid groups, the hierarchy and the area layers."""
-    x, y = transformer(to_wgs84=False).transform(*CENTRE_LONLAT)
+    x, y = transformer(to_wgs84=False).transform(*spec.centre_lonlat)
     centre = (float(round(x)), float(round(y)))
-    blocks, bumps = build_blocks(rng["geometry"], centre, AREA_M2, target_faces=6600)
-    groups = merge_faces(blocks, target=int(rng["geometry"].integers(5450, 5750)))
-    h = build_hierarchy(rng["hierarchy"], blocks, groups, bumps, LEVEL_COUNTS, GRID_WORKLOAD_CV)
-    areas = build_areas(rng["names"], h, blocks.faces, DISTRICT_CODE, centre)
+    blocks, bumps = build_blocks(rng["geometry"], centre, spec.area_m2, target_faces=spec.faces)
+    groups = merge_faces(blocks, target=int(rng["geometry"].integers(*spec.micro_grids)))
+    h = build_hierarchy(
+        rng["hierarchy"], blocks, groups, bumps, spec.level_counts, GRID_WORKLOAD_CV
+    )
+    areas = build_areas(
+        rng["names"], h, blocks.faces, spec.code, centre, spec.name, spec.responsible
+    )
     return blocks, groups, h, areas
 
 

@@ -9,6 +9,7 @@ boundary each unit would have if it followed the grids.
 
 * :mod:`gis.layers.units` — reading and validating a theme's file, all or nothing;
 * :mod:`gis.layers.crosswalk` — unit × grid pairs, grid classes, the alignment score;
+* :mod:`gis.layers.clip` — shared areas of convex grids and units, many pairs at once;
 * :mod:`gis.layers.snapping` — the union of the grids mostly inside each unit.
 """
 
@@ -20,6 +21,7 @@ from gis.layers.crosswalk import (
     GridClass,
     alignment_score,
     build_crosswalk,
+    shared_areas,
 )
 from gis.layers.snapping import SUGGESTION_COLUMNS, suggest_snapping
 from gis.layers.units import (
@@ -44,5 +46,6 @@ __all__ = [
     "check_theme",
     "prepare_units",
     "read_units",
+    "shared_areas",
     "suggest_snapping",
 ]

@@ -77,6 +77,69 @@
     };
   };
 
+  /* Leaflet 1.8 dropped L.DomEvent.fakeStop, which Leaflet.VectorGrid 1.3 still calls
+     on a click on its canvas tiles; stopping propagation is what it meant. */
+  if (L.DomEvent && !L.DomEvent.fakeStop) { L.DomEvent.fakeStop = L.DomEvent.stopPropagation; }
+
+  function escapeHtml(value) {
+    var div = document.createElement("div");
+    div.textContent = value === null || value === undefined ? "" : String(value);
+    return div.innerHTML;
+  }
+
+  /* A layer of the app's vector tiles (app/maps/tiles.py): setup has pane, style,
+     tooltip {property: label}, table {columns, rows: {code: [...]}, dicts: {column
+     index: [labels]}} of what the tiles do not carry, fills {palette, codes: {code: index}} (a feature without an
+     index is not drawn)
+     and link (a URL template with {code}, opened from a popup on click). */
+  window.gridmapVectorTiles = function (url, name, setup) {
+    var hidden = [];
+    var styles = {};
+    styles[name] = function (properties) {
+      if (!setup.fills) { return setup.style; }
+      var at = setup.fills.codes[properties.code];
+      return at === undefined ? hidden
+        : L.extend({}, setup.style, { fillColor: setup.fills.palette[at] });
+    };
+    var interactive = !!(setup.tooltip || setup.link);
+    var layer = L.vectorGrid.protobuf(url, {
+      pane: setup.pane, vectorTileLayerStyles: styles, interactive: interactive,
+      maxNativeZoom: 18, maxZoom: 22, minZoom: setup.minZoom || 0
+    });
+    function value(properties, key) {
+      if (key in properties) { return properties[key]; }
+      var row = setup.table && setup.table.rows[properties.code];
+      var at = setup.table ? setup.table.columns.indexOf(key) : -1;
+      if (!row || at < 0) { return null; }
+      var labels = setup.table.dicts && setup.table.dicts[at];
+      return labels && row[at] !== null ? labels[row[at]] : row[at];
+    }
+    if (setup.tooltip) {
+      var tip = L.tooltip({ sticky: true, pane: "tooltipPane" });
+      layer.on("mouseover mousemove", function (e) {
+        var properties = (e.layer && e.layer.properties) || {};
+        var rows = Object.keys(setup.tooltip).map(function (key) {
+          return "<tr><th>" + escapeHtml(setup.tooltip[key]) + "</th><td>"
+            + escapeHtml(value(properties, key)) + "</td></tr>";
+        });
+        tip.setLatLng(e.latlng).setContent("<table>" + rows.join("") + "</table>");
+        if (!layer._map.hasLayer(tip)) { tip.addTo(layer._map); }
+      });
+      layer.on("mouseout remove", function () { tip.remove(); });
+    }
+    if (setup.link) {
+      layer.on("click", function (e) {
+        var code = (e.layer && e.layer.properties || {}).code;
+        if (!code) { return; }
+        var link = gridmapGridLinks(setup.link);
+        var holder = { bindPopup: function (box) { L.popup().setLatLng(e.latlng)
+          .setContent(box).openOn(layer._map); } };
+        link({ properties: { code: code, name: value(e.layer.properties, "name") } }, holder);
+      });
+    }
+    return layer;
+  };
+
   /* Incidents of the clustered layer: [lat, lon, category index, source index, date]. */
   window.gridmapIncidentMarker = function (categories, sources, colours) {
     return function (row) {
