@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 
 from app.api import (
     analysis,
+    console,
     departments,
     docs,
     generations,
@@ -58,6 +59,7 @@ from app.db.session import make_engine, upgrade
 from app.maps.page_cache import PageCache
 from app.services.data_version import DataVersion
 from app.services.incidents import GazetteerCache
+from app.services.index_store import IndexStore
 from app.services.map_data import MapDataCache
 from app.services.registry import AreaRegistry
 from app.services.taxonomy import Taxonomy
@@ -80,6 +82,7 @@ ROUTERS: list[APIRouter] = [
     system.router,
     docs.router,
     signin.router,
+    console.router,
     taxonomy.router,
     stats.router,
     tiles.router,
@@ -217,7 +220,7 @@ def _open_state(settings: Settings, engine: Engine) -> AppState:
         settings=settings,
         engine=engine,
         version=version,
-        registry=AreaRegistry(engine, version),
+        registry=AreaRegistry(engine, version, indexes=IndexStore.from_settings(settings)),
         map_data=map_data,
         pages=PageCache(map_data, settings.maps),
         taxonomy=Taxonomy(engine),

@@ -9,8 +9,12 @@ the same data in the same run, median of ``--repeat`` runs each:
 * gridmap's :func:`gis.layers.build_crosswalk`: the shares plus households, the
   class of every grid and the alignment score (boundary within 10 m of a grid's).
 
-The shares of every (grid, unit) pair must agree with the overlay's to 1e-9, and
-the pairs must be the same; both ratios are printed.
+Every side starts from the same longitude/latitude frames and the same metric
+CRS, and its time includes projecting them (``to_crs`` for the overlay, gridmap's
+own projection of the vertices). The shares of every (grid, unit) pair must agree
+with the overlay's to 1e-9, and the pairs must be the same; the medians of wall
+and CPU time and both ratios are printed, with the load of the machine before and
+after (on a shared machine the CPU time is the steadier figure).
 
 The cells are squares of a regular lattice over a Weidu-sized extent; the theme
 is 300 Voronoi cells of random seeds clipped to it, so unit boundaries cut
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import sys
 import time
@@ -133,6 +138,7 @@ def main() -> None:
     grids, units = lattice(args.cells), voronoi_theme(args.units)
     crs = metric_crs(grids)
     print(f"{len(grids):,} cells × {len(units)} units, metric CRS {crs.to_string()}")
+    load_before = os.getloadavg()
 
     done = timed(
         {
@@ -154,6 +160,13 @@ def main() -> None:
             f"{label}: {len(ours):,} pairs (overlay {len(peer):,}), same pairs: {same_pairs}, "  # type: ignore[arg-type]
             f"largest share difference {diff:.2e} (must be ≤ 1e-9)"
         )
+    load_after = os.getloadavg()
+    print(
+        "load average (1, 5, 15 min) before "
+        + ", ".join(f"{v:.2f}" for v in load_before)
+        + "; after "
+        + ", ".join(f"{v:.2f}" for v in load_after)
+    )
     print(f"medians of {args.repeat} runs              wall s    CPU s")
     print(f"geopandas overlay + groupby     {peer_s:8.3f} {peer_cpu:8.3f}")
     print(f"gridmap shared_areas            {shares_s:8.3f} {shares_cpu:8.3f}")

@@ -348,10 +348,10 @@ def _check_areas(areas: Any) -> None:
         raise CRSError("areas has no CRS; set it with set_crs(...)")
     if not len(areas):
         raise ValidationError("areas is empty: there is nothing to check")
+    level = areas["level"]
     problems = [
-        {"row": row, "reason": f"level {level!r} is not one of {list(LEVELS)}"}
-        for row, level in areas["level"].items()
-        if level not in LEVELS
+        {"row": row, "reason": f"level {value!r} is not one of {list(LEVELS)}"}
+        for row, value in level[~level.isin(list(LEVELS))].items()
     ]
     codes = areas["code"]
     problems += [{"row": row, "reason": "missing code"} for row in codes.index[codes.isna()]]
@@ -392,6 +392,7 @@ class _Layer:
     shown: np.ndarray
     _tree: shapely.STRtree | None = None
     _union: Any = None
+    _coverage: bool | None = None
 
     @property
     def usable(self) -> np.ndarray:
@@ -405,9 +406,35 @@ class _Layer:
         return self._tree
 
     @property
+    def is_coverage(self) -> bool:
+        """Whether the usable areas form a valid polygonal coverage.
+
+        That is: valid polygons whose interiors do not overlap and whose shared
+        edges have the same vertices, as tessellations drawn in a GIS have. The
+        check is linear in the vertices (a city's 39,000 micro-grids: about half
+        a second), and such a level needs neither an overlap search nor a full
+        overlay to be united.
+        """
+        if self._coverage is None:
+            geoms = self.geoms[self.usable]
+            try:
+                self._coverage = bool(shapely.is_valid(geoms).all()) and bool(
+                    shapely.coverage_is_valid(geoms)
+                )
+            except shapely.errors.GEOSException:
+                self._coverage = False
+        return self._coverage
+
+    @property
     def union(self):
         if self._union is None:
-            self._union = shapely.union_all(self.geoms[self.usable])
+            geoms = self.geoms[self.usable]
+            # The same area either way: edges shared by two areas of a coverage cancel
+            # out (linear time), where a general union overlays every polygon
+            # (a city's micro-grids: seconds).
+            self._union = (
+                shapely.coverage_union_all(geoms) if self.is_coverage else shapely.union_all(geoms)
+            )
         return self._union
 
 
@@ -417,7 +444,14 @@ def _layers(areas: gpd.GeoDataFrame, metric: pyproj.CRS) -> tuple[dict[str, _Lay
     shown = _array(given, 4326)
     level = areas["level"].to_numpy(dtype=object)
     codes = areas["code"].astype(str).to_numpy(dtype=object)
-    parents = np.array([None if pd.isna(p) else str(p) for p in areas["parent_code"]], dtype=object)
+    given_parents = areas["parent_code"].to_numpy(dtype=object)
+    parents = np.array(
+        [
+            None if na else str(p)
+            for p, na in zip(given_parents, pd.isna(given_parents), strict=True)
+        ],
+        dtype=object,
+    )
     repaired, reasons = _repair(np.asarray(given.array, dtype=object))
     repaired_series = gpd.GeoSeries(repaired, crs=areas.crs)
     geoms, lonlat = _array(repaired_series, metric), _array(repaired_series, 4326)
@@ -510,6 +544,8 @@ class _Checker:
     def overlaps(self) -> list[dict]:
         rows: list[dict] = []
         for layer in self.layers.values():
+            if layer.is_coverage:  # interiors that do not overlap: nothing to look for
+                continue
             if self._overlap_total(layer) >= self.settings["noise_m2"]:
                 rows += self._overlaps(layer)
         return rows

@@ -195,6 +195,14 @@ def load_generation(engine: Engine, label: str, frames: dict[str, gpd.GeoDataFra
             )
 
 
+#: The smallest PNG (1×1 pixel): a photo for upload tests.
+PNG_1X1 = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00"
+    b"\x90wS\xde\x00\x00\x00\x0cIDATx\x9cc8\x11 \x02\x00\x03\x10\x01-t\xfdg\xa7\x00\x00\x00\x00"
+    b"IEND\xaeB`\x82"
+)
+
+
 def run_sql(engine: Engine, sql: str) -> None:
     """Run one statement of a test's own in a transaction (fixture set-up, not app code)."""
     with engine.begin() as conn:

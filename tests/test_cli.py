@@ -248,6 +248,10 @@ def test_incidents_import_accounts_for_every_row(cli: Cli, demo_run: Run, files:
     rejected = run.number(r"│ rejected\s+│\s+([\d,]+)")
     assert rows_in == 3 and stored + unlocated + rejected == 3 and stored >= 1
     assert cli.scalar("SELECT count(*) FROM incident") == before + stored + unlocated
+    # A bar per step, each ending at its total: rows read, cleaned, sent to the database.
+    assert run.number(r"reports\.csv 读取 read\b\D*(\d+)/3\b") == 3
+    assert run.number(r"reports\.csv 清洗 cleaned\b\D*(\d+)/3\b") == 3
+    assert run.number(r"reports\.csv 入库 stored\b\D*(\d+)/\d+") == stored + unlocated
 
 
 def test_areas_import_refuses_chicago_beats_naming_every_problem(

@@ -159,9 +159,9 @@ def requires(role: str) -> Callable:
 def check_role(principal: Principal | None, role: str) -> Principal:
     if principal is None:
         raise AuthenticationError(
-            f"this needs an API key with the {role} role: send it in the X-API-Key header "
-            f"(or Authorization: Bearer <key>); an admin creates one with "
-            f"`gridmap keys create --role {role}`"
+            f"请先登录 / this needs the {role} role: sign in at /login, or send an API key "
+            f"in the X-API-Key header (or Authorization: Bearer <key>); an admin creates "
+            f"users with `gridmap users create` and keys with `gridmap keys create --role {role}`"
         )
     if not principal.allows(role):
         who = (
@@ -438,6 +438,8 @@ class IncidentQuery:
     handling_level: tuple[str, ...] = ()
     location_status: tuple[str, ...] = ()
     overdue: bool | None = None
+    assignee: int | None = None
+    department: str | None = None
 
     def to_filter(
         self, window: TimeWindow, bbox: BBox | None = None, **more
@@ -453,6 +455,8 @@ class IncidentQuery:
             handling_level=self.handling_level,
             location_status=self.location_status,
             overdue=self.overdue,
+            assignee=self.assignee,
+            department=self.department,
             **more,
         )
 
@@ -514,6 +518,17 @@ async def incident_query(
             "(reported time + the category's deadline); `false`: only the others.",
         ),
     ] = None,
+    assignee: Annotated[
+        int | None,
+        Query(ge=1, le=2**63 - 1, description="Dispatched to this staff member (roster id)."),
+    ] = None,
+    department: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+            description="Dispatched to this department, or whistled (吹哨) to it.",
+        ),
+    ] = None,
 ) -> IncidentQuery:
     return IncidentQuery(
         _split(category),
@@ -522,6 +537,8 @@ async def incident_query(
         _split(handling_level),
         _split(location_status),
         overdue,
+        assignee,
+        department,
     )
 
 

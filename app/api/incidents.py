@@ -157,23 +157,24 @@ def transition(
     """
     version = expected_version(step.version, if_match)
     handling.apply_step(
-        state.engine,
-        incident_id,
-        handling.Step(
-            status=None if step.action == "whistle" else step.status,
-            handling_level=step.handling_level,
-            note=step.note,
-            assignee=step.assignee,
-            department=step.department,
-            whistle=tuple(step.departments or ()),
-            version=version,
-        ),
-        actor,
-        check_scope=check_incident,
+        state.engine, incident_id, step_of(step, version), actor, check_scope=check_incident
     )
     doc = _document(state, incident_id, with_history=True, viewer=actor)
     response.headers["ETag"] = etag(doc["version"])
     return doc
+
+
+def step_of(step: TransitionIn, version: int | None) -> handling.Step:
+    """The service's step of a transition request (the API's and the console's forms)."""
+    return handling.Step(
+        status=None if step.action == "whistle" else step.status,
+        handling_level=step.handling_level,
+        note=step.note,
+        assignee=step.assignee,
+        department=step.department,
+        whistle=tuple(step.departments or ()),
+        version=version,
+    )
 
 
 def etag(version: int) -> str:

@@ -78,7 +78,8 @@ COLLECTIONS: dict[str, tuple[str | None, str, str]] = {
     "incidents": (
         None,
         "Incidents 事件",
-        "Reported incidents with their assignment; needs an API key with the viewer role.",
+        "Reported incidents with their assignment; needs the viewer role "
+        "(a signed-in user or an API key).",
     ),
 }
 CONFORMANCE = [

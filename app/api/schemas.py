@@ -397,6 +397,9 @@ class StatusStep(BaseModel):
         default=None, description="Departments dispatched to, whistled or reporting in."
     )
     assignee_name: str | None = Field(default=None, description="The staff member dispatched to.")
+    by: str | None = Field(
+        default=None, description="Who took the step: a user's name, or an API key's name."
+    )
 
 
 class Assignee(BaseModel):

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from app.cli.common import console, open_engine, progress_bar
+from app.cli.common import console, index_store, open_engine, progress_bar
 
 ENGINES = ("local", "dask")
 
@@ -42,6 +42,7 @@ def assign(
             chunk_size=chunk_size,
             dask=engine == "dask",
             scheduler=scheduler,
+            indexes=index_store(),
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     console.print(

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from app.db.repo import GenerationInfo
     from app.services.incident_import import IncidentImportReport
+    from app.services.index_store import IndexStore
 
 console = Console()
 err = Console(stderr=True)
@@ -47,6 +48,14 @@ def open_engine(migrate: bool = True) -> Engine:
     from app.db.session import make_engine
 
     return make_engine(ensure_database(Settings(), migrate=migrate))
+
+
+def index_store() -> IndexStore:
+    """Where built lookup indexes are kept between commands (and shared with the server)."""
+    from app.config import Settings
+    from app.services.index_store import IndexStore
+
+    return IndexStore.from_settings(Settings())
 
 
 def check_level(level: str) -> str:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from app.cli.common import console, open_engine
+from app.cli.common import console, index_store, open_engine
 from gis.vocabulary import AREA_LEVELS
 
 gen_app = typer.Typer(help="Generations: versions of the whole boundary set.", no_args_is_help=True)
@@ -69,7 +69,9 @@ def generations_activate(
     from app.services.assignment import activate_and_reassign
 
     with console.status(f"activating {generation} and re-assigning incidents…"):
-        report = activate_and_reassign(open_engine(), generation, tolerance=tolerance)
+        report = activate_and_reassign(
+            open_engine(), generation, tolerance=tolerance, indexes=index_store()
+        )
     console.print(
         f"generation {report.generation!r} is active; {report.assigned:,} incidents re-assigned"
     )

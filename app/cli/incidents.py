@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import pandas as pd
 import typer
 
-from app.cli.common import console, err, open_engine, print_incident_report
+from app.cli.common import (
+    console,
+    err,
+    index_store,
+    open_engine,
+    print_incident_report,
+    progress_bar,
+)
+
+if TYPE_CHECKING:
+    from app.services.incident_import import ImportProgress
 
 incidents_app = typer.Typer(help="Incidents: import and export.", no_args_is_help=True)
 
@@ -138,7 +150,7 @@ def incidents_import(
     )
     if columns is not None:
         fields = field_map_from_table(read_table(columns)[0], fields)
-    with console.status(f"importing {file.name}…"):
+    with import_progress(file.name) as progress:
         report = import_incident_file(
             open_engine(),
             file,
@@ -150,6 +162,8 @@ def incidents_import(
             tolerance=tolerance,
             category_map=category_map,
             unknown_category=unknown_category.value,
+            indexes=index_store(),
+            progress=progress,
         )
     if report.read is not None:
         console.print(f"{file.name}: {report.read.describe()}")
@@ -157,6 +171,27 @@ def incidents_import(
         console.print(f"{category_map.name}: {report.category_map_read.describe()}")
     print_incident_report(report, file.name)
     _print_classification(report)
+
+
+@contextmanager
+def import_progress(name: str) -> Iterator[ImportProgress]:
+    """Bars for the rows of an import: read, cleaned (located and assigned), stored.
+
+    Each bar's total is known once the file is read; until then the first one
+    pulses, so a large file shows something moving from the start.
+    """
+    labels = {"read": "读取 read", "cleaned": "清洗 cleaned", "stored": "入库 stored"}
+    with progress_bar() as bar:
+        tasks = {
+            step: bar.add_task(f"{name} {label}", total=None, start=step == "read")
+            for step, label in labels.items()
+        }
+
+        def progress(step: str, done: int, total: int) -> None:
+            bar.start_task(tasks[step])
+            bar.update(tasks[step], completed=done, total=total)
+
+        yield progress
 
 
 def _print_classification(report) -> None:

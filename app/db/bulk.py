@@ -18,7 +18,7 @@ timestamps, floats or hex geometries to read) and Python touches no row.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -119,7 +119,11 @@ def table_types(conn: Connection, table: str) -> dict[str, str]:
 
 
 def copy_binary(
-    conn: Connection, table: str, frame: pd.DataFrame, types: dict[str, str] | None = None
+    conn: Connection,
+    table: str,
+    frame: pd.DataFrame,
+    types: dict[str, str] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> int:
     """COPY a DataFrame (columns named as in ``table``) in PostgreSQL's binary format.
 
@@ -127,6 +131,7 @@ def copy_binary(
     None or pd.NA are NULL), text, timestamps (pandas datetimes or ISO strings),
     and geometries as shapely objects, WKB bytes or hex EWKB strings. A type
     without an encoder here falls back to :func:`copy_frame`'s CSV.
+    ``progress(rows)`` is told the rows sent so far after each chunk.
     """
     if len(frame) == 0:
         return 0
@@ -143,6 +148,8 @@ def copy_binary(
             chunk = frame.iloc[start : start + _CHUNK_ROWS]
             fields = [_field(chunk[c], k) for c, k in zip(chunk, kinds, strict=True)]
             copy.write(encode_tuples(fields))
+            if progress is not None:
+                progress(start + len(chunk))
         copy.write(_TRAILER)
     return len(frame)
 

@@ -7,6 +7,7 @@ NOTHING, so ``(source, external_id)`` decides what is new.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import cast
 
 import pandas as pd
@@ -61,14 +62,17 @@ STAGE = sql_table("incident_stage", *[sql_column(c) for c in INCIDENT_COPY_COLUM
 GAZETTEER_COLUMNS = ("address", "lon", "lat", "micro_grid_code")
 
 
-def insert_new_incidents(conn: Connection, rows: pd.DataFrame) -> list[tuple[int, str, str]]:
+def insert_new_incidents(
+    conn: Connection, rows: pd.DataFrame, progress: Callable[[int], None] | None = None
+) -> list[tuple[int, str, str]]:
     """Insert the rows (columns :data:`INCIDENT_COPY_COLUMNS`, geometries as hex EWKB)
     whose (source, external_id) is new; returns (id, source, external_id) of those.
+    ``progress(rows)``: the rows sent to the database so far.
     """
     conn.execute(
         text("CREATE TEMP TABLE incident_stage (LIKE incident INCLUDING DEFAULTS) ON COMMIT DROP")
     )
-    copy_binary(conn, STAGE.name, rows[list(INCIDENT_COPY_COLUMNS)])
+    copy_binary(conn, STAGE.name, rows[list(INCIDENT_COPY_COLUMNS)], progress=progress)
     # The deadline is the category's in the taxonomy version the row was classified under.
     deadline = STAGE.c.reported_at + func.make_interval(0, 0, 0, 0, ITEM.c.deadline_hours)
     query = (

@@ -8,7 +8,7 @@ is a SQLAlchemy Core expression with bound parameters.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from typing import cast as cast_type
@@ -44,10 +44,13 @@ from app.db.incidents import (
     REPORTED_COLUMNS,
 )
 from app.db.models import (
+    ApiKey,
+    AppUser,
     Generation,
     Incident,
     IncidentAssignment,
     IncidentStatusLog,
+    IncidentWhistle,
     Staff,
 )
 from app.db.repo import AREA, AREA_PROPERTIES
@@ -72,6 +75,9 @@ _TOUCH_DEG = 1e-7
 
 
 LOG = cast_type(Table, IncidentStatusLog.__table__)
+WHISTLE = cast_type(Table, IncidentWhistle.__table__)
+USER = cast_type(Table, AppUser.__table__)
+KEY = cast_type(Table, ApiKey.__table__)
 
 
 # -- shared pieces -----------------------------------------------------------------------
@@ -336,6 +342,10 @@ class IncidentFilter:
     area_prefix: str | None = None
     #: True: open (not handled yet) and past the deadline; False: every other incident.
     overdue: bool | None = None
+    #: Dispatched to this staff member (roster id).
+    assignee: int | None = None
+    #: Dispatched to this department, or whistled (吹哨) to it.
+    department: str | None = None
 
 
 #: An incident's feature properties (besides its id and assignment).
@@ -418,6 +428,13 @@ def _incident_where(f: IncidentFilter) -> list[ColumnElement]:
     if f.overdue is not None:
         late = overdue_now()
         where.append(late if f.overdue else ~late)
+    if f.assignee is not None:
+        where.append(INCIDENT.c.assignee_staff_id == f.assignee)
+    if f.department is not None:
+        whistled = select(WHISTLE.c.incident_id).where(
+            WHISTLE.c.incident_id == INCIDENT.c.id, WHISTLE.c.department_code == f.department
+        )
+        where.append(or_(INCIDENT.c.department_code == f.department, whistled.exists()))
     return where or [true()]
 
 
@@ -487,16 +504,42 @@ def _record_query(generation_id: int | None) -> Select:
     ).select_from(_incidents(generation_id))
 
 
-def incident_records(conn: Connection, f: IncidentFilter, limit: int, offset: int) -> list[dict]:
-    """Incidents as dicts with WGS84 ``lon``/``lat``, newest first (Open311)."""
+#: Orders of incident lists: newest report first (the API, Open311), or the nearest
+#: deadline first (the console's queue: what is due or overdue comes on top).
+INCIDENT_ORDERS = {
+    "newest": (INCIDENT.c.reported_at.desc().nulls_last(), INCIDENT.c.id.desc()),
+    "deadline": (INCIDENT.c.deadline_at.asc().nulls_last(), INCIDENT.c.id),
+}
+
+
+def incident_records(
+    conn: Connection, f: IncidentFilter, limit: int, offset: int, order: str = "newest"
+) -> list[dict]:
+    """Incidents as dicts with WGS84 ``lon``/``lat``, in ``order`` (:data:`INCIDENT_ORDERS`)."""
     query = (
         _record_query(f.generation_id)
         .where(*_incident_where(f))
-        .order_by(INCIDENT.c.reported_at.desc().nulls_last(), INCIDENT.c.id.desc())
+        .order_by(*INCIDENT_ORDERS[order])
         .limit(limit)
         .offset(offset)
     )
     return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def incident_status_counts(conn: Connection, f: IncidentFilter) -> dict[str, int]:
+    """How many incidents ``f`` selects in each status (its own status filter left out), and
+    how many of them are overdue (``"overdue"``): the queue's tabs, one query."""
+    where = _incident_where(replace(f, status=()))
+    rows = conn.execute(
+        select(INCIDENT.c.status, func.count(), func.count().filter(overdue_now()))
+        .select_from(_incidents(f.generation_id))
+        .where(*where)
+        .group_by(INCIDENT.c.status)
+    ).all()
+    counts = dict.fromkeys(INCIDENT_STATUSES, 0)
+    counts.update({status: n for status, n, _ in rows})
+    counts["overdue"] = sum(late for _, _, late in rows)
+    return counts
 
 
 def incident_grid(conn: Connection, incident_id: int) -> tuple[bool, str | None]:
@@ -570,6 +613,12 @@ def status_history(conn: Connection, incident_id: int) -> list[dict]:
             LOG.c.action,
             LOG.c.departments,
             LOG.c.assignee_name,
+            func.coalesce(USER.c.username, KEY.c.name, KEY.c.prefix).label("by"),
+        )
+        .select_from(
+            LOG.outerjoin(KEY, KEY.c.id == LOG.c.api_key_id).outerjoin(
+                USER, USER.c.id == LOG.c.user_id
+            )
         )
         .where(LOG.c.incident_id == incident_id)
         .order_by(LOG.c.id)

@@ -9,13 +9,14 @@ hold through the functions below (and :func:`app.db.staff.staff_frame`).
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, text
 
 from app.db.models import (
     Area,
@@ -32,8 +33,10 @@ __all__ = [
     "INCIDENT_COLUMNS",
     "DataFingerprint",
     "area_labels",
+    "areas_stamp",
     "current_incidents",
     "data_fingerprint",
+    "database_identity",
 ]
 
 # Incident columns read as numbers; every other one is text.
@@ -125,7 +128,7 @@ def area_labels(conn: Connection, generation_id: int) -> dict[str, tuple[Any, st
         select(Area.code, Area.name, Area.level, Area.kind).where(
             Area.generation_low <= generation_id, Area.generation_high >= generation_id
         )
-    )
+    ).all()
     return {code: (name, level, kind) for code, name, level, kind in rows}
 
 
@@ -153,3 +156,39 @@ def current_incidents(conn: Connection) -> pd.DataFrame:
     for column in _TEXT:  # plain objects with None: what gis/ and folium expect
         frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     return frame[list(INCIDENT_COLUMNS)]
+
+
+def database_identity(conn: Connection) -> str:
+    """Which database this is, beyond its name: something a re-created one does not share.
+
+    The cluster's system identifier (when this role may read it) and the
+    database's oid, which a dropped and re-created database of the same name
+    does not get back.
+    """
+    name, oid = conn.execute(
+        text("SELECT current_database(), oid FROM pg_database WHERE datname = current_database()")
+    ).one()
+    system = None
+    if conn.execute(
+        text("SELECT has_function_privilege('pg_control_system()', 'execute')")
+    ).scalar():
+        system = conn.execute(text("SELECT system_identifier FROM pg_control_system()")).scalar()
+    return f"{system}/{name}/{oid}"
+
+
+def areas_stamp(conn: Connection, generation_id: int, levels: Sequence[str]) -> tuple[int, str]:
+    """Count and digest of a generation's area rows at ``levels``: changes with any of them.
+
+    Rows are identified by id and ``xmin`` (the transaction that wrote the row
+    version), so an area added, removed, carried into the generation or updated
+    in place changes the digest.
+    """
+    row = conn.execute(
+        text(
+            "SELECT count(*), md5(string_agg(id::text || '.' || xmin::text, ',' ORDER BY id)) "
+            "FROM area WHERE generation_low <= :g AND generation_high >= :g "
+            "AND level = ANY(:levels)"
+        ),
+        {"g": generation_id, "levels": list(levels)},
+    ).one()
+    return int(row[0]), row[1] or ""

@@ -27,7 +27,9 @@ def staff_frame(
         .where(STAFF.c.generation_id == generation_id)
         .order_by(STAFF.c.id)
     )
-    return pd.DataFrame(conn.execute(query).mappings().all(), columns=list(columns))
+    # Plain tuples: a frame from row objects costs a second or more for a city's staff.
+    rows = [tuple(row) for row in conn.execute(query).all()]
+    return pd.DataFrame(rows, columns=list(columns))
 
 
 def roster_frame(conn: Connection, generation_id: int) -> pd.DataFrame:

@@ -21,7 +21,8 @@ from sqlalchemy import Connection, Engine
 
 from app.db import assignments, bulk, repo
 from app.errors import NotFoundError
-from gis.assign import ASSIGNED_LEVELS, HierarchyIndex
+from app.services.index_store import IndexStore, build_hierarchy
+from gis.assign import HierarchyIndex
 from gis.errors import GridmapError
 
 Progress = Callable[[int, int], None]
@@ -35,9 +36,14 @@ class AssignReport:
     by_status: dict[str, int]
 
 
-def load_hierarchy(conn: Connection, generation_id: int) -> HierarchyIndex:
-    areas = repo.areas_frame(conn, generation_id, columns=("code", "level"))
-    return HierarchyIndex(areas[areas["level"].isin(list(ASSIGNED_LEVELS))])
+def load_hierarchy(
+    conn: Connection, generation_id: int, indexes: IndexStore | None = None
+) -> HierarchyIndex:
+    """The lookup index of a generation: from ``indexes`` (built and kept there when
+    missing) or, without a store, built now."""
+    if indexes is not None:
+        return indexes.hierarchy(conn, generation_id)
+    return build_hierarchy(conn, generation_id)
 
 
 def assign_stored(
@@ -50,17 +56,19 @@ def assign_stored(
     index: HierarchyIndex | None = None,
     dask: bool = False,
     scheduler: str | None = None,
+    indexes: IndexStore | None = None,
 ) -> AssignReport:
     """(Re-)assign located incidents to the active generation; returns counts by status.
 
     With ``dask``, each chunk is partitioned over a Dask cluster (``scheduler``
     address, or a LocalCluster) running the same index: same answer, more cores.
+    ``indexes``: where the built lookup index is kept between runs.
     """
     with engine.begin() as conn:
         gen = repo.active_generation(conn)
         if gen is None:
             raise GridmapError("no active generation: import areas or run `gridmap demo` first")
-        index = index or load_hierarchy(conn, gen.id)
+        index = index or load_hierarchy(conn, gen.id, indexes)
         with ExitStack() as stack:
             assigner = _dask_assigner(stack, index, scheduler, tolerance) if dask else None
             return assign_on(
@@ -122,7 +130,12 @@ def assign_on(
 
 
 def activate_and_reassign(
-    engine: Engine, generation: str, *, tolerance: float = 0.0, progress: Progress | None = None
+    engine: Engine,
+    generation: str,
+    *,
+    tolerance: float = 0.0,
+    progress: Progress | None = None,
+    indexes: IndexStore | None = None,
 ) -> AssignReport:
     """Make ``generation`` active and assign every incident to it.
 
@@ -135,5 +148,9 @@ def activate_and_reassign(
             raise NotFoundError(f"no generation {generation!r}")
         repo.activate_generation(conn, gen.id)
         return assign_on(
-            conn, gen, load_hierarchy(conn, gen.id), tolerance=tolerance, progress=progress
+            conn,
+            gen,
+            load_hierarchy(conn, gen.id, indexes),
+            tolerance=tolerance,
+            progress=progress,
         )

@@ -22,7 +22,12 @@ from sqlalchemy import Connection, Engine
 
 from app.db import departments as rows
 from app.db import queries
-from app.errors import NotFoundError, PermissionDeniedError, StaleVersionError
+from app.errors import (
+    IllegalTransitionError,
+    NotFoundError,
+    PermissionDeniedError,
+    StaleVersionError,
+)
 from app.services.security import Principal
 from app.services.workflow import (
     Change,
@@ -134,6 +139,20 @@ def _plan(
         (code,) = _existing_departments(conn, [step.department])
         return change, _to_department(code), [code]
     return change, {}, []
+
+
+def offered(
+    conn: Connection, current: dict, step: Step, whistled: dict[str, bool], actor: Principal
+) -> Change | None:
+    """The change ``step`` would make now, or None when the rules refuse it.
+
+    The same planning as :func:`apply_step` without the write: the console offers an
+    action exactly when this accepts it, so the page and the API share one set of rules.
+    """
+    try:
+        return _plan(conn, current, step, whistled, actor)[0]
+    except (IllegalTransitionError, ValidationError, PermissionDeniedError):
+        return None
 
 
 def _reporting_department(step: Step, actor: Principal, whistled: dict[str, bool]) -> str:

@@ -25,6 +25,7 @@ from app.db import incidents as incident_rows
 from app.db import taxonomy as taxonomy_rows
 from app.db.assignments import CODE_COLUMNS
 from app.services.assignment import load_hierarchy
+from app.services.index_store import IndexStore
 from app.services.taxonomy import current_taxonomy
 from gis.assign import HierarchyIndex
 from gis.geocode import Gazetteer
@@ -44,6 +45,11 @@ GazetteerSource = Callable[[], Gazetteer | None]
 #: Degrees around the jurisdiction: generous, only to tell swapped lat/lon from a far-away
 #: point.
 _BOUNDS_PAD_DEG = 0.5
+#: The steps ``ImportProgress`` reports, in order: rows read from the file, cleaned
+#: (located and assigned too), and stored.
+IMPORT_STEPS = ("read", "cleaned", "stored")
+#: ``progress(step, rows done, rows in all)`` for one of :data:`IMPORT_STEPS`.
+ImportProgress = Callable[[str, int, int], None]
 _LOCATED = tuple(s for s in LOCATION_STATUSES if s != "unlocated")
 
 
@@ -89,6 +95,8 @@ def import_incident_file(
     category_map: str | Path | None = None,
     category_map_sheet: str | int | None = None,
     unknown_category: str = "reject",
+    indexes: IndexStore | None = None,
+    progress: ImportProgress | None = None,
 ) -> IncidentImportReport:
     """Read a CSV / XLSX / GeoJSON / Open311 file and import it as one batch.
 
@@ -98,6 +106,8 @@ def import_incident_file(
     """
     path = Path(path)
     raw, fmt, read = read_incident_file(path, encoding=encoding, sheet=sheet)
+    if progress is not None:
+        progress("read", len(raw), len(raw))
     if fmt in ("geojson", "open311") and fields is None:
         fields = FieldMap()  # GeoJSON and Open311 rows are already mapped to gridmap names
     mapping, map_read = None, None
@@ -117,6 +127,8 @@ def import_incident_file(
         file_sha256=digest,
         category_map=mapping,
         unknown_category=unknown_category,
+        indexes=indexes,
+        progress=progress,
     )
     report.read, report.category_map_read = read, map_read
     return report
@@ -135,6 +147,8 @@ def import_incidents(
     index: HierarchyIndex | None = None,
     category_map: dict[str, str] | None = None,
     unknown_category: str = "reject",
+    indexes: IndexStore | None = None,
+    progress: ImportProgress | None = None,
 ) -> IncidentImportReport:
     """Import rows given as text columns (see :func:`gis.incidents.clean_incidents`).
 
@@ -146,7 +160,7 @@ def import_incidents(
     with engine.begin() as conn:
         gen = repo.active_generation(conn)
         if gen is not None and index is None:
-            index = load_hierarchy(conn, gen.id)
+            index = load_hierarchy(conn, gen.id, indexes)
         _, taxonomy = current_taxonomy(conn)
         prepared = prepare_batch(
             raw,
@@ -162,6 +176,8 @@ def import_incidents(
             unknown_category=unknown_category,
         )
         cleaned, frame = prepared.cleaned, prepared.cleaned.frame
+        if progress is not None:
+            progress("cleaned", len(raw), len(raw))
         batch = repo.start_batch(
             conn,
             "incidents",
@@ -170,7 +186,10 @@ def import_incidents(
             file_sha256=file_sha256,
             rows_in=cleaned.rows_in,
         )
-        new = store_batch(conn, frame, batch)
+        stored = None if progress is None else (lambda n: progress("stored", n, len(frame)))
+        new = store_batch(conn, frame, batch, stored)
+        if progress is not None:
+            progress("stored", len(frame), len(frame))
         repo.add_rejected_rows(conn, batch, cleaned.rejected)
         version = taxonomy_rows.current_version_id(conn)
         report = _report(label, cleaned, new, prepared.geocoded, batch, version)
@@ -294,16 +313,20 @@ def assign(
 
 
 def store_batch(
-    conn: Connection, frame: pd.DataFrame, batch_id: int | None
+    conn: Connection,
+    frame: pd.DataFrame,
+    batch_id: int | None,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[tuple[str, str], int]:
     """Insert what is new, then its assignments; returns (source, external_id) → id of those.
 
     Categorised rows record the taxonomy version in use: codes mean what that version says.
+    ``progress(rows)``: the rows sent to the database so far.
     """
     version = taxonomy_rows.current_version_id(conn)
     with bulk.deferred_indexes(conn, ("incident", "incident_assignment"), len(frame)):
         rows = _incident_rows(frame, batch_id, version)
-        inserted = incident_rows.insert_new_incidents(conn, rows)
+        inserted = incident_rows.insert_new_incidents(conn, rows, progress)
         new_ids = {(s, e): i for i, s, e in inserted}
         _store_assignments(conn, frame, new_ids)
     return new_ids

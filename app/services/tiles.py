@@ -105,10 +105,13 @@ def grid_numbers(
         stats = stats.iloc[np.sort(stats.sindex.query(box(*bounds)))]
     visible = np.array([principal.sees(c) for c in stats["code"]], dtype=bool)
     stats = stats[visible]
+    # Gi* weighs each grid against its neighbours, inside the scope or not: a scoped
+    # caller's class would leak the counts around it, so (as on the scoped map) none.
+    classes = [None if principal.area else int(v) for v in stats["bin"]]
     return db_tiles.GridNumbers(
         [str(c) for c in stats["code"]],
         [int(v) for v in stats["count"].fillna(0)],
-        [int(v) for v in stats["bin"]],
+        classes,
     )
 
 

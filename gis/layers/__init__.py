@@ -10,6 +10,7 @@ boundary each unit would have if it followed the grids.
 * :mod:`gis.layers.units` — reading and validating a theme's file, all or nothing;
 * :mod:`gis.layers.crosswalk` — unit × grid pairs, grid classes, the alignment score;
 * :mod:`gis.layers.clip` — shared areas of convex grids and units, many pairs at once;
+* :mod:`gis.layers.vertices` — polygons projected as arrays of vertices, boxes that meet;
 * :mod:`gis.layers.snapping` — the union of the grids mostly inside each unit.
 """
 

@@ -30,6 +30,7 @@ __all__ = [
     "Rings",
     "clipped_areas",
     "convex_cells",
+    "convex_cells_of",
     "only",
     "polygon_rings",
     "segments_meet_cells",
@@ -87,6 +88,13 @@ def only(geoms: np.ndarray, keep: np.ndarray) -> np.ndarray:
 def _open_ring_coords(rings: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Coordinates of rings without their closing vertex, the ring of each, and counts."""
     coords, which = shapely.get_coordinates(rings, return_index=True)
+    return _opened(coords, which, n)
+
+
+def _opened(
+    coords: np.ndarray, which: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Closed rings' ``coords`` (ring ``which``) without their closing vertex, and counts."""
     counts = np.bincount(which, minlength=n)
     closing = _starts(counts) + counts - 1
     keep = np.ones(len(coords), dtype=bool)
@@ -97,27 +105,46 @@ def _open_ring_coords(rings: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray
 
 def convex_cells(geoms: np.ndarray) -> ConvexCells:
     """Which of ``geoms`` are simple convex polygons, and their edges."""
-    n = len(geoms)
     simple = (shapely.get_type_id(geoms) == 3) & (shapely.get_num_interior_rings(geoms) == 0)
     simple &= ~shapely.is_empty(geoms)
-    # A polygon without holes has the coordinates of its exterior ring.
-    coords, which, counts = _open_ring_coords(only(geoms, simple), n)
-    start = _starts(counts)
-    pos = np.arange(len(coords)) - start[which]
-    size = np.maximum(counts[which], 1)
-    prev = coords[start[which] + (pos - 1) % size]
-    following = coords[start[which] + (pos + 1) % size]
-    ax, ay = coords[:, 0] - prev[:, 0], coords[:, 1] - prev[:, 1]
-    bx, by = following[:, 0] - coords[:, 0], following[:, 1] - coords[:, 1]
+    xy, which = shapely.get_coordinates(only(geoms, simple), return_index=True)
+    return convex_cells_of(simple, xy, which)
+
+
+def convex_cells_of(simple: np.ndarray, xy: np.ndarray, which: np.ndarray) -> ConvexCells:
+    """:func:`convex_cells` from the vertices: ``simple`` says which polygons have no
+    holes; ``xy`` (polygon ``which``) their closed rings, as ``shapely.get_coordinates``
+    gives them (vertices of the other polygons are ignored).
+    """
+    n = len(simple)
+    # A polygon without holes has the coordinates of its exterior ring, closed.
+    keep = simple[which]
+    if not keep.all():
+        xy, which = xy[keep], which[keep]
+    x, y = xy[:, 0], xy[:, 1]
+    closed = np.bincount(which, minlength=n)
+    first = _starts(closed)
+    last = (first + closed - 1)[closed > 0]  # the closing vertex, a copy of the first
+    # The edge leaving each vertex; the one reaching it is the previous vertex's, or
+    # for the first vertex the one reaching the closing vertex.
+    bx, by = np.zeros(len(x)), np.zeros(len(y))
+    np.subtract(x[1:], x[:-1], out=bx[:-1])
+    np.subtract(y[1:], y[:-1], out=by[:-1])
+    ax, ay = np.empty(len(x)), np.empty(len(y))
+    ax[1:], ay[1:] = bx[:-1], by[:-1]
+    ring_first = first[closed > 0]
+    ax[ring_first], ay[ring_first] = bx[last - 1], by[last - 1]
     turn = ax * by - ay * bx
+    # A closing vertex is no corner (its turn, towards the next ring, means nothing).
     straight = np.abs(turn) <= _STRAIGHT * np.hypot(ax, ay) * np.hypot(bx, by)
+    straight[last] = True
     signed = np.bincount(which, weights=np.where(straight, 0.0, np.sign(turn)), minlength=n)
     corners = np.bincount(which, weights=~straight, minlength=n)
     # Convex: every corner turns the same way (their signs add up to their number).
     convex = simple & (corners >= 3) & (np.abs(signed) == corners)
     keep = ~straight & convex[which]
     ccw = signed[which] > 0
-    x, y, which = coords[keep, 0], coords[keep, 1], which[keep]
+    x, y, which = x[keep], y[keep], which[keep]
     count = np.bincount(which, minlength=n)
     start = _starts(count)
     # Clockwise cells are read backwards.

@@ -13,12 +13,15 @@ score is the share of the grids it touches that are aligned, and the share of
 its boundary length lying within ``tolerance_m`` metres of a grid boundary.
 Everything is measured in :func:`gis.crs.metric_crs` of the grids.
 
-How, for 39,000 micro-grids in a fraction of a second: each distinct vertex is
-projected once; pairs come from one box query of the grids' STRtree; the shared
+How, for 39,000 micro-grids in a fraction of a second: the grids are projected as
+arrays of vertices, each distinct vertex once, and their areas and boxes read
+from them (:mod:`gis.layers.vertices`; a projected geometry is built only for a
+grid GEOS must measure); pairs come from one hash of the grids' boxes; the shared
 areas of convex grids are clipped in NumPy (:mod:`gis.layers.clip`), the other
 pairs measured by GEOS; the boundary score compares pieces of the theme's
-boundary with the nearby grid edges in closed form. ``benchmarks/bench_crosswalk.py``
-checks the shares against ``geopandas.overlay`` and times both.
+boundary with the nearby grid edges in closed form. The tables take their codes
+from pandas' own text arrays. ``benchmarks/bench_crosswalk.py`` checks the shares
+against ``geopandas.overlay`` and times both.
 """
 
 from __future__ import annotations
@@ -37,12 +40,13 @@ from gis.crs import metric_crs
 from gis.layers.clip import (
     ConvexCells,
     clipped_areas,
-    convex_cells,
+    convex_cells_of,
     only,
     polygon_rings,
     segments_meet_cells,
     subject_vertices,
 )
+from gis.layers.vertices import MetricPolygons, box_pairs
 
 __all__ = [
     "CROSSWALK_COLUMNS",
@@ -83,6 +87,9 @@ GRID_CLASS_COLUMNS = [
     "units",
     "split_into",
 ]
+
+#: The grid classes, in the order :func:`_classify` numbers them, as pandas holds text.
+_STATUS_TEXT = pd.Series(["aligned", "split", "uncovered"]).array
 
 #: Shared areas below this (m²) are touching edges and rounding, not sharing.
 MIN_SHARED_M2 = 1e-6
@@ -158,15 +165,18 @@ def build_crosswalk(
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     crs = metric_crs(grids, metric)
     unit_geoms = _projected(units.geometry, crs)
-    grid_geoms = _projected(grids.geometry, crs)
-    # The grids' index, their convex shapes and the theme's boundary near them serve
-    # both the shares and the boundary score.
-    near = _Near.of(grid_geoms, unit_geoms, tolerance_m)
-    grid_i, unit_i, shared = _shared_areas(grid_geoms, unit_geoms, near)
-    grid_area = shapely.area(grid_geoms)
+    grid_m = MetricPolygons.of(grids.geometry, crs)
+    # The grids' convex shapes and the theme's boundary near them serve both the
+    # shares and the boundary score.
+    near = _Near.of(grid_m, unit_geoms, tolerance_m)
+    grid_i, unit_i, shared = _shared_areas(grid_m, unit_geoms, near)
+    grid_area = grid_m.area
     unit_area = shapely.area(unit_geoms)
-    grid_codes = grids["code"].astype(str).to_numpy()
-    unit_codes = units["code"].astype(str).to_numpy()
+    # The codes as pandas holds text: the tables take from them without reading
+    # every string again.
+    grid_code_text = grids["code"].astype(str).array
+    unit_code_text = units["code"].astype(str).array
+    grid_codes = np.asarray(grid_code_text, dtype=object)
     households, grid_households = _pair_households(
         grids, grid_codes, grid_i, unit_i, shared / grid_area[grid_i], unit_geoms, micro_grids, crs
     )
@@ -180,32 +190,34 @@ def build_crosswalk(
         share_of_grid[order],
     )
     households = households[order]
-    classes = _classify(
+    classes, status = _classify(
         grid_i,
-        unit_codes[unit_i],
+        unit_i,
+        unit_code_text,
         shared,
         share_of_grid,
         grids,
-        grid_codes,
+        grid_code_text,
         grid_area,
         grid_households,
         threshold,
     )
     pairs = pd.DataFrame(
         {
-            "unit_code": unit_codes[unit_i],
-            "unit_name": _column(units, "name")[unit_i],
-            "grid_code": grid_codes[grid_i],
-            "grid_name": _column(grids, "name")[grid_i],
+            "unit_code": _text_at(unit_code_text, unit_i),
+            "unit_name": _taken(units, "name", unit_i),
+            "grid_code": _text_at(grid_code_text, grid_i),
+            "grid_name": _taken(grids, "name", grid_i),
             "shared_m2": shared,
             "share_of_grid": share_of_grid,
             "share_of_unit": shared / unit_area[unit_i],
             "households": households,
             "household_share": _ratio(households, grid_households[grid_i]),
-            "grid_status": classes["status"].to_numpy()[grid_i],
-        }
+            "grid_status": _text_at(_STATUS_TEXT, status[grid_i]),
+        },
+        copy=False,
     )
-    score = alignment_score(classes, unit_geoms, grid_geoms, tolerance_m, near=near)
+    score = alignment_score(classes, unit_geoms, grid_m, tolerance_m, near=near)
     return Crosswalk(pairs, classes, score, threshold, tolerance_m)
 
 
@@ -220,14 +232,14 @@ def shared_areas(
     """
     crs = metric_crs(grids, metric)
     unit_geoms = _projected(units.geometry, crs)
-    grid_geoms = _projected(grids.geometry, crs)
-    grid_i, unit_i, shared = _shared_areas(grid_geoms, unit_geoms)
+    grid_m = MetricPolygons.of(grids.geometry, crs)
+    grid_i, unit_i, shared = _shared_areas(grid_m, unit_geoms)
     return pd.DataFrame(
         {
             "grid_code": grids["code"].astype(str).to_numpy()[grid_i],
             "unit_code": units["code"].astype(str).to_numpy()[unit_i],
             "shared_m2": shared,
-            "share_of_grid": shared / shapely.area(grid_geoms)[grid_i],
+            "share_of_grid": shared / grid_m.area[grid_i],
             "share_of_unit": shared / shapely.area(unit_geoms)[unit_i],
         }
     )
@@ -236,12 +248,12 @@ def shared_areas(
 def _ranks(codes: np.ndarray) -> np.ndarray:
     """The rank of each code in code order."""
     ranks = np.empty(len(codes), dtype=np.int64)
-    ranks[np.argsort(codes.astype(str), kind="stable")] = np.arange(len(codes))
+    ranks[np.argsort(codes, kind="stable")] = np.arange(len(codes))  # codes are str
     return ranks
 
 
 def _shared_areas(
-    grid_geoms: np.ndarray, unit_geoms: np.ndarray, near: _Near | None = None
+    grids: MetricPolygons, unit_geoms: np.ndarray, near: _Near | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(grid index, unit index, shared m²) of every pair sharing area, by grid then unit.
 
@@ -251,8 +263,10 @@ def _shared_areas(
     :func:`gis.layers.clip.clipped_areas` finds when the grid is convex and the unit
     has at most :data:`CLIPPED_VERTICES` vertices, and GEOS otherwise.
     """
-    near = _Near.of(grid_geoms, unit_geoms, 0.0) if near is None else near
-    unit_i, grid_i = near.tree.query(unit_geoms)  # boxes only: the areas decide
+    near = _Near.of(grids, unit_geoms, 0.0) if near is None else near
+    unit_i, grid_i = box_pairs(
+        tuple(shapely.bounds(unit_geoms).T), grids.bounds, ordered=False
+    )  # the areas decide
     cells = near.cells
     cut = near.cut()
     whole = ~cut[grid_i]
@@ -265,9 +279,9 @@ def _shared_areas(
     fast = cells.convex[grid_i] & (subject_vertices(rings) <= CLIPPED_VERTICES)[unit_i]
     shared = np.empty(len(grid_i))
     shared[fast] = clipped_areas(cells, grid_i[fast], rings, unit_i[fast])
-    shared[~fast] = _geos_shared(grid_geoms[grid_i[~fast]], unit_geoms, unit_i[~fast])
+    shared[~fast] = _geos_shared(grids.geoms(grid_i[~fast]), unit_geoms, unit_i[~fast])
     grid_i, unit_i = np.r_[grid_i, whole_grid], np.r_[unit_i, whole_unit]
-    shared = np.r_[shared, shapely.area(grid_geoms[whole_grid])]
+    shared = np.r_[shared, grids.area[whole_grid]]
     keep = np.flatnonzero(shared > MIN_SHARED_M2)
     keep = keep[np.lexsort((unit_i[keep], grid_i[keep]))]
     return grid_i[keep], unit_i[keep], shared[keep]
@@ -275,12 +289,11 @@ def _shared_areas(
 
 @dataclass
 class _Near:
-    """The grids (STRtree, convex shapes) and the theme's boundary cut into pieces no
+    """The grids (vertices, convex shapes) and the theme's boundary cut into pieces no
     longer than a grid, each piece with the grids whose boxes come within ``reach``.
     """
 
-    grid_geoms: np.ndarray
-    tree: shapely.STRtree
+    grids: MetricPolygons
     cells: ConvexCells
     length: float
     pieces: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -289,31 +302,42 @@ class _Near:
     reach: float
 
     @classmethod
-    def of(cls, grid_geoms: np.ndarray, unit_geoms: np.ndarray, reach: float) -> _Near:
-        tree = shapely.STRtree(grid_geoms)
-        cells = convex_cells(grid_geoms)
+    def of(cls, grids: MetricPolygons | np.ndarray, unit_geoms: np.ndarray, reach: float) -> _Near:
+        """``grids`` (or their geometries in metres) near the boundary of ``unit_geoms``."""
+        if not isinstance(grids, MetricPolygons):
+            grids = MetricPolygons.of(grids)
+        cells = convex_cells_of(grids.simple, grids.xy, grids.which)
         lines = shapely.line_merge(shapely.union_all(shapely.boundary(unit_geoms)))
         length = float(shapely.length(lines)) if len(unit_geoms) else 0.0
-        if length == 0 or len(grid_geoms) == 0:
+        if length == 0 or len(grids) == 0:
             empty = np.zeros(0)
             none = np.zeros(0, dtype=np.int64)
-            return cls(grid_geoms, tree, cells, length, (empty,) * 4, none, none, reach)
-        step = max(float(np.sqrt(np.median(shapely.area(grid_geoms)))), reach, 1e-9)
+            return cls(grids, cells, length, (empty,) * 4, none, none, reach)
+        step = max(float(np.sqrt(np.median(grids.area))), reach, 1e-9)
         x0, y0, x1, y1 = _pieces(lines, step)
-        boxes = shapely.box(
+        boxes = (
             np.minimum(x0, x1) - reach,
             np.minimum(y0, y1) - reach,
             np.maximum(x0, x1) + reach,
             np.maximum(y0, y1) + reach,
         )
-        piece, grid = tree.query(boxes)
-        return cls(grid_geoms, tree, cells, length, (x0, y0, x1, y1), piece, grid, reach)
+        piece, grid = box_pairs(boxes, grids.bounds)
+        return cls(grids, cells, length, (x0, y0, x1, y1), piece, grid, reach)
 
     def cut(self) -> np.ndarray:
         """Per grid: whether a unit's boundary meets it (always True for a grid not convex)."""
         cut = ~self.cells.convex
-        convex = self.cells.convex[self.grid]
-        piece, grid = self.piece[convex], self.grid[convex]
+        x0, y0, x1, y1 = self.pieces
+        # The pairs came within ``reach``; a piece can meet only a grid whose box its
+        # own box meets (a micrometre more, for rounding).
+        close = self.cells.convex[self.grid] & _boxes_meet(
+            (np.minimum(x0, x1), np.minimum(y0, y1), np.maximum(x0, x1), np.maximum(y0, y1)),
+            self.piece,
+            self.grids.bounds,
+            self.grid,
+            1e-6,
+        )
+        piece, grid = self.piece[close], self.grid[close]
         x0, y0, x1, y1 = (a[piece] for a in self.pieces)
         cut[grid[segments_meet_cells(self.cells, grid, x0, y0, x1, y1)]] = True
         return cut
@@ -327,7 +351,7 @@ class _Near:
         first = self.cells.start[grids[convex]][owner]
         nxt = first + (own - first + 1) % size
         x, y = self.cells.x, self.cells.y
-        ax, ay, bx, by, other = _edges(self.grid_geoms[grids[~convex]])
+        ax, ay, bx, by, other = _edges(self.grids.geoms(grids[~convex]))
         position = np.r_[np.flatnonzero(convex)[owner], np.flatnonzero(~convex)[other]]
         order = np.argsort(position, kind="stable")
         return (
@@ -388,9 +412,9 @@ def _households_through_micro(grid_codes, grid_i, unit_i, unit_geoms, micro_grid
     grid_households = (
         pd.Series(hh).groupby(parent).sum().reindex(grid_codes, fill_value=0.0).to_numpy()
     )
-    geoms = _projected(micro.geometry, crs)
+    geoms = MetricPolygons.of(micro.geometry, crs)
     m_i, u_i, shared = _shared_areas(geoms, unit_geoms)
-    in_unit = hh[m_i] * shared / shapely.area(geoms[m_i])
+    in_unit = hh[m_i] * shared / geoms.area[m_i]
     by_pair = pd.Series(in_unit).groupby([parent[m_i], u_i]).sum()
     keys = pd.MultiIndex.from_arrays([grid_codes[grid_i], unit_i])
     return by_pair.reindex(keys, fill_value=0.0).to_numpy(), grid_households
@@ -398,6 +422,7 @@ def _households_through_micro(grid_codes, grid_i, unit_i, unit_geoms, micro_grid
 
 def _classify(
     grid_i,
+    unit_i,
     unit_codes,
     shared,
     share_of_grid,
@@ -406,8 +431,9 @@ def _classify(
     grid_area,
     grid_households,
     threshold,
-) -> pd.DataFrame:
-    """One row per grid: aligned, split or uncovered, with the units it lies in.
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """One row per grid: aligned, split or uncovered, with the units it lies in, and the
+    status of each grid as a position in :data:`_STATUS_TEXT`.
 
     The pairs come by grid, largest share first: the first pair of a grid is its main unit.
     """
@@ -416,25 +442,25 @@ def _classify(
     grids_with = grid_i[first]
     share = np.full(n, np.nan)
     share[grids_with] = share_of_grid[first]
-    main = np.full(n, None, dtype=object)
-    main[grids_with] = unit_codes[first]
+    main = np.full(n, -1, dtype=np.int64)  # -1: no unit
+    main[grids_with] = unit_i[first]
     covered = np.bincount(grid_i, weights=shared, minlength=n)
-    status = np.where(
-        np.isnan(share), "uncovered", np.where(share >= threshold, "aligned", "split")
-    ).astype(object)
-    return pd.DataFrame(
+    status = np.where(np.isnan(share), 2, np.where(share >= threshold, 0, 1))
+    classes = pd.DataFrame(
         {
-            "grid_code": grid_codes,
-            "grid_name": _column(grids, "name"),
-            "status": status,
-            "unit_code": main,
+            "grid_code": _text_at(grid_codes, np.arange(n)),
+            "grid_name": _column(grids, "name").copy(),  # not a view of ``grids``
+            "status": _text_at(_STATUS_TEXT, status),
+            "unit_code": _text_at(unit_codes, main),
             "share": np.nan_to_num(share),
             "area_m2": grid_area,
             "outside_m2": np.maximum(grid_area - covered, 0.0),
-            "households": grid_households,
+            "households": grid_households.copy(),
             "units": np.bincount(grid_i, minlength=n),
-        }
+        },
+        copy=False,
     )
+    return classes, status
 
 
 #: Pieces under this (m²) are left out of a split grid's listing (they stay in the pairs):
@@ -460,7 +486,7 @@ def _split_listing(pairs: pd.DataFrame) -> dict[str, str]:
 def alignment_score(
     classes: pd.DataFrame,
     unit_geoms: np.ndarray,
-    grid_geoms: np.ndarray,
+    grid_geoms: np.ndarray | MetricPolygons,
     tolerance_m: float,
     *,
     near: _Near | None = None,
@@ -486,7 +512,7 @@ def alignment_score(
 
 def _boundary_within(
     unit_geoms: np.ndarray,
-    grid_geoms: np.ndarray,
+    grid_geoms: np.ndarray | MetricPolygons,
     tolerance_m: float,
     near: _Near | None = None,
 ) -> tuple[float, float]:
@@ -511,12 +537,35 @@ def _boundary_within(
     counts = np.bincount(owner, minlength=len(grids))
     edge, pair = _ranges((np.cumsum(counts) - counts)[grid], counts[grid])
     p = near.piece[pair]
+    # Only the edges whose box comes within the tolerance (and a micrometre, for
+    # rounding) of the piece's can have a point within it: the others' intervals are
+    # empty, so leaving them out changes nothing.
+    reach = tolerance_m * (1 + 1e-6) + 1e-6
+    close = _boxes_meet(
+        (np.minimum(x0, x1), np.minimum(y0, y1), np.maximum(x0, x1), np.maximum(y0, y1)),
+        p,
+        (np.minimum(ax, bx), np.minimum(ay, by), np.maximum(ax, bx), np.maximum(ay, by)),
+        edge,
+        reach,
+    )
+    p, edge = p[close], edge[close]
     lo, hi = _within_interval(
         x0[p], y0[p], x1[p], y1[p], ax[edge], ay[edge], bx[edge], by[edge], tolerance_m
     )
     hit = lo <= hi
     covered = _merged(np.concatenate([p, p])[hit], lo[hit], hi[hit], len(x0))
     return near.length, float(np.sum(covered * np.hypot(x1 - x0, y1 - y0)))
+
+
+def _boxes_meet(a, a_i, b, b_i, reach: float) -> np.ndarray:
+    """Whether box ``a[a_i]`` comes within ``reach`` of box ``b[b_i]`` in x and in y."""
+    ax0, ay0, ax1, ay1 = a
+    bx0, by0, bx1, by1 = b
+    meet = bx0[b_i] <= ax1[a_i] + reach
+    meet &= ax0[a_i] <= bx1[b_i] + reach
+    meet &= by0[b_i] <= ay1[a_i] + reach
+    meet &= ay0[a_i] <= by1[b_i] + reach
+    return meet
 
 
 def _edges(polygons: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -625,6 +674,26 @@ def _ratio(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
     out = np.full(len(part), np.nan)
     np.divide(part, whole, out=out, where=whole > 0)
     return out
+
+
+def _text_at(text: Any, index: np.ndarray) -> Any:
+    """``text`` (pandas' text array) at ``index`` (-1: none), taken without reading every
+    string again, and typed as pandas types the same strings in objects: text when
+    there is one, else objects (None for none).
+    """
+    taken = text.take(index, allow_fill=True)
+    if len(taken) and not taken.isna().all():
+        return taken
+    return np.full(len(taken), None, dtype=object)
+
+
+def _taken(frame: pd.DataFrame, name: str, index: np.ndarray) -> Any:
+    """``frame[name]`` at ``index``, as :func:`_column` gives it."""
+    if name in frame and isinstance(frame[name].dtype, pd.StringDtype):
+        taken = frame[name].array.take(index)
+        if len(taken) and not taken.isna().all():
+            return taken
+    return _column(frame, name)[index]
 
 
 def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
