@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from gis.errors import ValidationError
+from gis.tables import cell_text, named_columns, raw_row
 
 __all__ = [
     "DEPARTMENT_COLUMNS",
@@ -65,13 +65,18 @@ def validate_departments(frame: pd.DataFrame, *, first_row: int = 2) -> Departme
     seen: dict[str, int] = {}
     for offset, raw in enumerate(rows.to_dict("records")):
         line = first_row + offset
-        values = {c: _text(raw.get(c)) for c in DEPARTMENT_COLUMNS}
+        values = {c: cell_text(raw.get(c)) for c in DEPARTMENT_COLUMNS}
         reason = _row_problem(values) or _duplicate(values, line, seen)
         if reason is None:
             clean.append(values)
         else:
             problems.append(
-                {"row": line, "code": values["code"], "reason": reason, "raw": _raw(frame, offset)}
+                {
+                    "row": line,
+                    "code": values["code"],
+                    "reason": reason,
+                    "raw": raw_row(frame, offset),
+                }
             )
     # object dtype: a blank contact stays None, never NaN (which would be stored as 'NaN')
     departments = pd.DataFrame(clean, columns=list(DEPARTMENT_COLUMNS), dtype=object)
@@ -79,23 +84,9 @@ def validate_departments(frame: pd.DataFrame, *, first_row: int = 2) -> Departme
 
 
 def _named_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    words = {_word(w): column for column, ws in _HEADER_WORDS.items() for w in ws}
-    renamed: dict[str, str] = {}
-    for header in frame.columns:
-        # "部门编码 / code": either part may name the column
-        for part in str(header).split("/"):
-            column = words.get(_word(part))
-            if column is not None and column not in renamed.values():
-                renamed[header] = column
-                break
-    missing = [c for c in REQUIRED if c not in renamed.values()]
-    if missing:
-        wanted = ", ".join(f"{c} ({DEPARTMENT_HEADERS[c]})" for c in missing)
-        raise ValidationError(
-            f"部门表缺少列 / the department table lacks columns: {wanted}; "
-            f"found {list(frame.columns)}"
-        )
-    return frame[list(renamed)].rename(columns=renamed)
+    return named_columns(
+        frame, _HEADER_WORDS, REQUIRED, DEPARTMENT_HEADERS, ("部门表", "department table")
+    )
 
 
 def _row_problem(values: dict[str, str | None]) -> str | None:
@@ -119,21 +110,3 @@ def _duplicate(values: dict[str, str | None], line: int, seen: dict[str, int]) -
         return f"与第{seen[code]}行重复 / duplicate of row {seen[code]} (code {code})"
     seen[code] = line
     return None
-
-
-def _text(value: object) -> str | None:
-    """A cell as text: None for blanks; whole numbers without Excel's ".0"."""
-    if value is None or (not isinstance(value, str) and pd.isna(value)):  # type: ignore[arg-type]
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    text = str(value).strip()
-    return text or None
-
-
-def _word(word: str) -> str:
-    return re.sub(r"\s", "", word).lower()
-
-
-def _raw(frame: pd.DataFrame, offset: int) -> dict:
-    return {str(k): _text(v) for k, v in frame.iloc[offset].items()}

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from gis.errors import ValidationError
+from gis.tables import cell_text, header_key, named_columns, raw_row
 from gis.vocabulary import STAFF_ROLES
 
 __all__ = [
@@ -122,7 +122,7 @@ def role_lookup(roles: Iterable[StaffRole]) -> dict[str, StaffRole]:
     lookup: dict[str, StaffRole] = {}
     for role in roles:
         for word in (role.code, role.name_zh, role.name_en, *role.words):
-            lookup[_word(word)] = role
+            lookup[header_key(word)] = role
     return lookup
 
 
@@ -173,37 +173,24 @@ def validate_roster(
     seen: dict[tuple, int] = {}
     for offset, raw in enumerate(rows.to_dict("records")):
         line = first_row + offset
-        values = {c: _text(raw.get(c)) for c in ROSTER_COLUMNS}
+        values = {c: cell_text(raw.get(c)) for c in ROSTER_COLUMNS}
         reason = _row_problem(values, areas, lookup)
         if reason is None:
-            values["role"] = lookup[_word(str(values["role"]))].code
+            values["role"] = lookup[header_key(str(values["role"]))].code
             reason = _duplicate(values, line, seen)
         if reason is None:
             clean.append(_typed(values))
         else:
-            problems.append({"row": line, "reason": reason, "raw": _raw(frame, offset)})
+            problems.append({"row": line, "reason": reason, "raw": raw_row(frame, offset)})
     staff = pd.DataFrame(clean, columns=list(ROSTER_COLUMNS))
     return RosterCheck(staff, problems)
 
 
 def _named_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame with its headers turned into roster column names."""
-    words = {_word(w): column for column, ws in _HEADER_WORDS.items() for w in ws}
-    renamed: dict[str, str] = {}
-    for header in frame.columns:
-        # "姓名 / name" as gridmap exports it: any part may name the column
-        for part in str(header).split("/"):
-            column = words.get(_word(part))
-            if column is not None and column not in renamed.values():
-                renamed[header] = column
-                break
-    missing = [c for c in REQUIRED_COLUMNS if c not in renamed.values()]
-    if missing:
-        wanted = ", ".join(f"{c} ({ROSTER_HEADERS[c]})" for c in missing)
-        raise ValidationError(
-            f"花名册缺少列 / roster lacks columns: {wanted}; found {list(frame.columns)}"
-        )
-    return frame[list(renamed)].rename(columns=renamed)
+    return named_columns(
+        frame, _HEADER_WORDS, REQUIRED_COLUMNS, ROSTER_HEADERS, ("花名册", "roster")
+    )
 
 
 def _row_problem(
@@ -212,7 +199,7 @@ def _row_problem(
     for column in REQUIRED_COLUMNS:
         if values[column] is None:
             return f"缺少{ROSTER_HEADERS[column]} / missing {column}"
-    role = lookup.get(_word(str(values["role"])))
+    role = lookup.get(header_key(str(values["role"])))
     if role is None:
         return f"未知岗位 / unknown role {values['role']!r}"
     code = str(values["area_code"])
@@ -262,26 +249,3 @@ def _typed(values: dict[str, str | None]) -> dict:
         if values[column] is not None:
             out[column] = pd.to_datetime(values[column]).date()
     return out
-
-
-def _text(value: object) -> str | None:
-    """A cell as text: None for blanks; whole numbers as Excel stores phone numbers (1.38e10)
-    without their ".0"."""
-    if value is None or (not isinstance(value, str) and pd.isna(value)):  # type: ignore[arg-type]
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, pd.Timestamp):
-        return value.date().isoformat()
-    text = str(value).strip()
-    if text.endswith(".0") and text[:-2].isascii() and text[:-2].isdigit():
-        text = text[:-2]
-    return text or None
-
-
-def _word(word: str) -> str:
-    return re.sub(r"\s", "", word).lower()
-
-
-def _raw(frame: pd.DataFrame, offset: int) -> dict:
-    return {str(k): _text(v) for k, v in frame.iloc[offset].items()}

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
@@ -29,8 +30,12 @@ __all__ = [
     "EXCEL_SUFFIXES",
     "TABLE_SUFFIXES",
     "TableSource",
+    "cell_text",
     "decode_text",
     "detect_encoding",
+    "header_key",
+    "named_columns",
+    "raw_row",
     "read_table",
     "write_table",
 ]
@@ -279,6 +284,66 @@ def _cell_text(value: object) -> str:
 
 
 # -- writing -------------------------------------------------------------------------
+# -- headers and cells of office tables -------------------------------------------------
+def header_key(word: str) -> str:
+    """A header word as matched: without spaces, lower case ("Area Code" = "areacode")."""
+    return re.sub(r"\s", "", word).lower()
+
+
+def named_columns(
+    frame: pd.DataFrame,
+    header_words: Mapping[str, Sequence[str]],
+    required: Sequence[str],
+    labels: Mapping[str, str],
+    what: tuple[str, str],
+) -> pd.DataFrame:
+    """``frame`` with its headers renamed to column names by ``header_words``.
+
+    A header such as "姓名 / name", as gridmap exports it, is matched by either part.
+
+    Raises
+    ------
+    ValidationError
+        If a ``required`` column has no header; the message names it with its
+        ``labels`` entry and the table's names ``what`` (e.g. ("花名册", "roster")).
+    """
+    words = {header_key(w): column for column, ws in header_words.items() for w in ws}
+    renamed: dict[str, str] = {}
+    for header in frame.columns:
+        for part in str(header).split("/"):
+            column = words.get(header_key(part))
+            if column is not None and column not in renamed.values():
+                renamed[header] = column
+                break
+    missing = [c for c in required if c not in renamed.values()]
+    if missing:
+        wanted = ", ".join(f"{c} ({labels[c]})" for c in missing)
+        raise ValidationError(
+            f"{what[0]}缺少列 / the {what[1]} lacks columns: {wanted}; found {list(frame.columns)}"
+        )
+    return frame[list(renamed)].rename(columns=renamed)
+
+
+def cell_text(value: object) -> str | None:
+    """A cell as text: None for blanks; whole numbers without Excel's ".0" (phone numbers
+    and codes stored as 1.38e10 or "12.0")."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):  # type: ignore[arg-type]
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, pd.Timestamp):
+        return value.date().isoformat()
+    text = str(value).strip()
+    if text.endswith(".0") and text[:-2].isascii() and text[:-2].isdigit():
+        text = text[:-2]
+    return text or None
+
+
+def raw_row(frame: pd.DataFrame, offset: int) -> dict:
+    """Row ``offset`` as read, to keep beside the reason it was refused."""
+    return {str(k): cell_text(v) for k, v in frame.iloc[offset].items()}
+
+
 def write_table(frame: pd.DataFrame, path: str | Path, *, excel_csv: bool = True) -> Path:
     """Write ``frame`` as ``.csv`` (UTF-8, with a BOM when ``excel_csv``) or ``.xlsx``.
 

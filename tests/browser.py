@@ -7,11 +7,14 @@ fixtures of ``conftest.py`` use these helpers.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -94,3 +97,30 @@ class Visit:
         assert self.errors == [], self.errors
         assert self.remote == [], self.remote
         self.page.close()
+
+
+@contextlib.contextmanager
+def serving(database_url: str, log: Path) -> Iterator[str]:
+    """`gridmap serve` over ``database_url`` on a free loopback port; yields its base URL.
+
+    Skips when Debian's Chromium is missing: only the browser tests start a server.
+    """
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium")
+    port = free_port()
+    env = {
+        **os.environ,
+        "GRIDMAP_DATABASE_URL": database_url,
+        "GRIDMAP_INDEX_REFRESH_SECONDS": "0",
+    }
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            serve_command(port), cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{base}/map", process, log)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import subprocess
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -190,27 +189,9 @@ def cli(request: pytest.FixtureRequest) -> Iterator[Cli]:
 @pytest.fixture(scope="module")
 def server(demo_engine, tmp_path_factory) -> Iterator[str]:
     """`gridmap serve` on a free loopback port over the demo database; its base URL."""
-    if not Path(browser_support.CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {browser_support.CHROMIUM}: apt-get install chromium")
-    port = browser_support.free_port()
     url = demo_engine.url.render_as_string(hide_password=False)
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    env = {**os.environ, "GRIDMAP_DATABASE_URL": url, "GRIDMAP_INDEX_REFRESH_SECONDS": "0"}
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            browser_support.serve_command(port),
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        browser_support.wait_for(f"{base}/map", process, log)
+    with browser_support.serving(url, tmp_path_factory.mktemp("serve") / "serve.log") as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")

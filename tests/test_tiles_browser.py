@@ -7,15 +7,12 @@ loopback is blocked and recorded by :class:`tests.browser.Visit`.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from app.config import PROJECT_ROOT
 from app.db.session import make_engine, upgrade
 from tests import browser as browser_support
 from tests.browser import Visit
@@ -42,29 +39,12 @@ def city_server(city, tmp_path_factory) -> Iterator[str]:
     upgrade(url)
     engine = make_engine(url)
     load_demo(engine, city, generation="city")
-    port = browser_support.free_port()
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    env = {
-        **os.environ,
-        "GRIDMAP_DATABASE_URL": engine_url(engine),
-        "GRIDMAP_INDEX_REFRESH_SECONDS": "0",
-    }
+    database_url = engine_url(engine)
     engine.dispose()
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            browser_support.serve_command(port),
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        browser_support.wait_for(f"{base}/map", process, log)
+    with browser_support.serving(
+        database_url, tmp_path_factory.mktemp("serve") / "serve.log"
+    ) as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 def _micro_paths(v: Visit) -> int:
