@@ -40,6 +40,17 @@ GenerationOpt = Annotated[
     ),
 ]
 
+#: Options of every command that reads an office table (CSV or XLSX).
+SheetOpt = Annotated[
+    str | None, typer.Option(help="Worksheet of an XLSX file (name or 0-based index).")
+]
+EncodingOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Encoding of a text file (default: detect UTF-8, with or without BOM, or GB18030/GBK)."
+    ),
+]
+
 
 def open_engine(migrate: bool = True) -> Engine:
     """Provision (install, start, migrate) the configured database and connect to it."""

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from app.cli.common import console, open_engine, print_problems
+from app.cli.common import EncodingOpt, SheetOpt, console, open_engine, print_problems
 
 departments_app = typer.Typer(
     help="Departments (委办局) a street whistles for (吹哨报到): import and list.",
@@ -27,10 +27,8 @@ def departments_import(
             dir_okay=False,
         ),
     ],
-    sheet: Annotated[str | None, typer.Option(help="Worksheet name or index (.xlsx).")] = None,
-    encoding: Annotated[
-        str | None, typer.Option(help="Encoding of a CSV (default: detect UTF-8 or GB18030).")
-    ] = None,
+    sheet: SheetOpt = None,
+    encoding: EncodingOpt = None,
 ):
     """Validate a department table and store all of it, or nothing with every reason.
 

@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from app.cli.common import console, open_engine
-from app.cli.incidents import EncodingOpt, SheetOpt
+from app.cli.common import EncodingOpt, SheetOpt, console, open_engine
 
 gazetteer_app = typer.Typer(
     help="Address gazetteer for geocoding address-only reports.", no_args_is_help=True

@@ -12,6 +12,8 @@ import pandas as pd
 import typer
 
 from app.cli.common import (
+    EncodingOpt,
+    SheetOpt,
     console,
     err,
     index_store,
@@ -27,18 +29,6 @@ incidents_app = typer.Typer(help="Incidents: import and export.", no_args_is_hel
 
 #: Export formats; .csv and .xlsx are written for Excel (see ``incidents export``).
 EXPORT_SUFFIXES = (".csv", ".xlsx", ".geojson", ".json", ".parquet", ".geoparquet")
-
-
-#: Options of every command that reads an office table (CSV or XLSX).
-SheetOpt = Annotated[
-    str | None, typer.Option(help="Worksheet of an XLSX file (name or 0-based index).")
-]
-EncodingOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="Encoding of a text file (default: detect UTF-8, with or without BOM, or GB18030/GBK)."
-    ),
-]
 
 
 class UnknownCategory(StrEnum):

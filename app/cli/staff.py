@@ -13,7 +13,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from app.cli.common import GenerationOpt, console, open_engine, print_problems
+from app.cli.common import (
+    EncodingOpt,
+    GenerationOpt,
+    SheetOpt,
+    console,
+    open_engine,
+    print_problems,
+)
 
 staff_app = typer.Typer(help="Staff rosters: import, export and roles.", no_args_is_help=True)
 
@@ -29,10 +36,8 @@ def staff_import(
             dir_okay=False,
         ),
     ],
-    sheet: Annotated[str | None, typer.Option(help="Worksheet name or index (.xlsx).")] = None,
-    encoding: Annotated[
-        str | None, typer.Option(help="Encoding of a CSV (default: detect UTF-8 or GB18030).")
-    ] = None,
+    sheet: SheetOpt = None,
+    encoding: EncodingOpt = None,
     replace: Annotated[
         bool, typer.Option(help="Replace the roster of the areas named in the file.")
     ] = False,

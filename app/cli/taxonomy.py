@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from app.cli.common import console, err, open_engine, print_problems
-from app.cli.incidents import EncodingOpt, SheetOpt
+from app.cli.common import EncodingOpt, SheetOpt, console, err, open_engine, print_problems
 
 taxonomy_app = typer.Typer(
     help="Incident category taxonomy 事件分类: import and export.", no_args_is_help=True
