@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 
 from app.api import (
     analysis,
+    assessment,
     console,
     departments,
     docs,
@@ -83,6 +84,7 @@ ROUTERS: list[APIRouter] = [
     docs.router,
     signin.router,
     console.router,
+    assessment.router,
     taxonomy.router,
     stats.router,
     tiles.router,

@@ -94,6 +94,13 @@ def test_stats_writes_the_report_with_a_totals_row(demo_cli: Cli, files: Path):
     ).ok()
     assert csv.read_bytes().startswith(b"\xef\xbb\xbf")
     assert demo_cli("stats", "--level", "micro_grid", "-o", csv).code == 2
+    # per worker: a row per staff member of the roster, with the rank and median columns
+    workers = demo_cli("stats", "--level", "worker", "-o", out).ok()
+    assert workers.number(r"wrote ([\d,]+) worker rows") == demo_cli.scalar(
+        "SELECT count(*) FROM staff s JOIN generation g ON g.id = s.generation_id AND g.is_active"
+    )
+    header = next(load_workbook(out).active.values)
+    assert "所属网格 / grid" in header and "排名 / rank" in header
 
 
 def test_redesign_weighs_the_window_it_is_given(demo_cli: Cli):

@@ -116,7 +116,10 @@ def _to_login(request: Request) -> RedirectResponse:
     return RedirectResponse(f"{_root(request)}/login?next={quote(here, safe='/')}", status_code=303)
 
 
-def _page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+def page_response(
+    request: Request, template: str, status: int = 200, **context: Any
+) -> HTMLResponse:
+    """A console page: ``template`` with what every console page shows, never cached."""
     html = render(
         template,
         root=_root(request),
@@ -131,17 +134,20 @@ def _page(request: Request, template: str, status: int = 200, **context: Any) ->
     return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
 
 
-def _refusal(request: Request, error: GridmapError) -> HTMLResponse:
-    return _page(request, "console_message.html", status=status_for(error), message=str(error))
+def refusal_page(request: Request, error: GridmapError) -> HTMLResponse:
+    """The page saying why ``error`` refused the request, with its HTTP status."""
+    return page_response(
+        request, "console_message.html", status=status_for(error), message=str(error)
+    )
 
 
-async def _visitor(request: Request, state: AppState) -> Principal | Response:
+async def signed_in(request: Request, state: AppState) -> Principal | Response:
     """The signed-in user, or the response to send instead (sign in; a refused form)."""
     try:
         user = await cookie_session(request, state.engine, state.api)
     except PermissionDeniedError as error:  # a post without its CSRF token
         request.state.principal = None
-        return _refusal(request, error)
+        return refusal_page(request, error)
     request.state.principal = user  # the audit of writes reads it
     return _to_login(request) if user is None else user
 
@@ -178,7 +184,7 @@ def _queue_filter(chosen: dict[str, str]) -> console.QueueFilter:
 @router.get("", response_class=HTMLResponse)
 async def queue_page(request: Request, state: StateDep) -> Response:
     """Incidents in the user's scope, nearest deadline first, with counts per status."""
-    user = await _visitor(request, state)
+    user = await signed_in(request, state)
     if isinstance(user, Response):
         return user
     try:
@@ -186,13 +192,13 @@ async def queue_page(request: Request, state: StateDep) -> Response:
         page = int(chosen.pop("page", "0"))
         data = await run_in_threadpool(_read_queue, state, user, _queue_filter(chosen), page)
     except GridmapError as error:
-        return _refusal(request, error)
+        return refusal_page(request, error)
 
     def link(**change: str | None) -> str:
         params = {**chosen, **change}
         return "?" + urlencode({k: v for k, v in params.items() if v})
 
-    return _page(request, "console_queue.html", chosen=chosen, link=link, **data)
+    return page_response(request, "console_queue.html", chosen=chosen, link=link, **data)
 
 
 def _read_queue(
@@ -227,7 +233,7 @@ def _read_incident(state: AppState, incident_id: int, user: Principal) -> dict[s
 @router.get("/incidents/{incident_id}", response_class=HTMLResponse)
 async def incident_page(request: Request, state: StateDep, incident_id: IncidentId) -> Response:
     """Details, the sketch, the timeline and the actions this user may take."""
-    user = await _visitor(request, state)
+    user = await signed_in(request, state)
     if isinstance(user, Response):
         return user
     return await _incident_response(request, state, incident_id, user)
@@ -245,14 +251,16 @@ async def _incident_response(
     try:
         view = await run_in_threadpool(_read_incident, state, incident_id, user)
     except GridmapError as refused:
-        return _refusal(request, refused)
-    return _page(request, "console_incident.html", status=status, error=error, stale=stale, **view)
+        return refusal_page(request, refused)
+    return page_response(
+        request, "console_incident.html", status=status, error=error, stale=stale, **view
+    )
 
 
 @router.post("/incidents/{incident_id}", response_class=HTMLResponse)
 async def act(request: Request, state: StateDep, incident_id: IncidentId) -> Response:
     """Apply the posted action as the API does; back to the page (303) or the refusal."""
-    user = await _visitor(request, state)
+    user = await signed_in(request, state)
     if isinstance(user, Response):
         return user
     form = await request.form()
@@ -329,7 +337,7 @@ async def photo(
     name: Annotated[str, Path(max_length=40)],
 ) -> Response:
     """A photo of an incident, only for signed-in users whose scope holds it."""
-    user = await _visitor(request, state)
+    user = await signed_in(request, state)
     if isinstance(user, Response):
         return user
 
@@ -348,13 +356,13 @@ async def photo(
     try:
         return await run_in_threadpool(find)
     except GridmapError as error:
-        return _refusal(request, error)
+        return refusal_page(request, error)
 
 
 @router.get("/report", response_class=HTMLResponse)
 async def report_form(request: Request, state: StateDep) -> Response:
     """The phone-sized form of a report from the field."""
-    user = await _visitor(request, state)
+    user = await signed_in(request, state)
     if isinstance(user, Response):
         return user
     return _report_page(request, state)
@@ -363,7 +371,7 @@ async def report_form(request: Request, state: StateDep) -> Response:
 def _report_page(
     request: Request, state: AppState, status: int = 200, error: str | None = None, **given
 ) -> HTMLResponse:
-    return _page(
+    return page_response(
         request,
         "console_report.html",
         status=status,
@@ -379,7 +387,7 @@ def _report_page(
 async def report(request: Request, state: StateDep) -> Response:
     """Store the incident as ``POST /incidents`` does (located and assigned to its grid on
     write, refused outside the user's scope), with its photos; then its page."""
-    user = await _visitor(request, state)
+    user = await signed_in(request, state)
     if isinstance(user, Response):
         return user
     form = await request.form()

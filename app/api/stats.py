@@ -20,7 +20,9 @@ async def stats(
     state: StateDep,
     viewer: ViewerDep,
     level: Annotated[
-        Literal["street", "community", "grid"], Query(description="Level of the report's rows.")
+        # no worker level here: rosters are personal data and never leave through the API
+        Literal["street", "community", "grid"],
+        Query(description="Level of the report's rows."),
     ],
     start: Annotated[date | None, Query(description="First day (local time).")] = None,
     end: Annotated[date | None, Query(description="Last day, inclusive.")] = None,
@@ -34,8 +36,9 @@ async def stats(
         ),
     ] = None,
 ) -> dict:
-    """Per area: received, by source, by major class, handled in the grid, passed up to
-    the community and the street, overdue and the on-time rate; the last row is the total.
+    """Per area: received, by source, by major class, handled in the grid,
+    passed up to the community and the street, overdue, the on-time rate, the median hours
+    to close and the rank by on-time rate; the last row is the total.
 
     `columns` lists every key of the rows with its Chinese and English header. A key
     scoped to an area counts that area's incidents only.

@@ -12,7 +12,7 @@ from app.cli.common import GenerationOpt, console
 
 
 def stats(
-    level: Annotated[str, typer.Option("--level", "-l", help="street, community or grid.")],
+    level: Annotated[str, typer.Option("--level", "-l", help="street, community, grid or worker.")],
     output: Annotated[
         Path, typer.Option("--output", "-o", help="File to write: .xlsx or .csv (with a BOM).")
     ],
@@ -31,7 +31,8 @@ def stats(
     ] = None,
 ):
     """Write the statistics report: received, by source and class, handled in the grid,
-    passed up, overdue and the on-time rate per area, with a totals row."""
+    passed up, overdue, the on-time rate, the median hours to close and the rank per area
+    (or per worker), with a totals row."""
     from app.cli.common import open_engine
     from app.services.stats import (
         REPORT_LEVELS,

@@ -15,10 +15,13 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import (
     Connection,
+    Float,
     Integer,
     String,
     and_,
+    cast,
     column,
+    extract,
     func,
     literal,
     or_,
@@ -29,7 +32,8 @@ from sqlalchemy import (
 from app.db.assignments import ASSIGNMENT, INCIDENT
 from app.db.queries import code_in_scope
 from app.db.repo import AREA
-from gis.vocabulary import HANDLING_LEVELS, OPEN_STATUSES
+from app.db.staff import STAFF
+from gis.vocabulary import HANDLING_LEVELS, LOCAL_TIMEZONE, OPEN_STATUSES
 
 #: Per-area totals :func:`area_totals` returns, besides ``code``.
 TOTAL_COLUMNS = (
@@ -37,19 +41,37 @@ TOTAL_COLUMNS = (
     *(f"handled_{level}" for level in HANDLING_LEVELS),
     "overdue",
     "on_time",
+    "median_close_hours",
 )
+#: What a row may stand for besides an area level: a staff member of the roster (the
+#: incident's assignee) or a month of the report time (local, ``YYYY-MM``).
+WORKER, MONTH = "worker", "month"
 
 
 def _code_column(level: str) -> Any:
+    """The grouping key of a row: an area's code, a staff id (as text) or a month."""
+    if level == WORKER:
+        return cast(INCIDENT.c.assignee_staff_id, String)
+    if level == MONTH:
+        local = func.timezone(LOCAL_TIMEZONE, INCIDENT.c.reported_at)
+        return func.to_char(local, "YYYY-MM")
     return ASSIGNMENT.c[f"{level}_code"]
 
 
 def _in_window(
-    generation_id: int, start: datetime | None, end: datetime | None, area: str | None = None
+    generation_id: int,
+    start: datetime | None,
+    end: datetime | None,
+    area: str | None = None,
+    level: str | None = None,
 ) -> Any:
     """Under the generation, reported in [start, end) (an open end when None), in the
-    grids of scope ``area`` (None: everywhere)."""
+    grids of scope ``area`` (None: everywhere); per worker, assigned to a staff member
+    of the generation's roster (the rows a worker report has)."""
     where = [ASSIGNMENT.c.generation_id == generation_id]
+    if level == WORKER:
+        roster = select(STAFF.c.id).where(STAFF.c.generation_id == generation_id)
+        where.append(INCIDENT.c.assignee_staff_id.in_(roster.scalar_subquery()))
     if area is not None:
         where.append(code_in_scope(ASSIGNMENT.c.grid_code, area))
     if start is not None:
@@ -81,7 +103,9 @@ def area_totals(
     now: datetime,
     area: str | None = None,
 ) -> pd.DataFrame:
-    """Per area code: received, handled at each level, overdue, handled on time.
+    """Per area code: received, handled at each level, overdue, handled on time and
+    the median hours from report to close; a last row with code None holds the
+    median of all of them (a median does not add up; the counts do).
 
     Overdue: still open past the category's deadline at ``now``, or handled after
     it. On time: handled by the deadline. Uncategorised incidents have no deadline.
@@ -103,13 +127,22 @@ def area_totals(
             .filter((unresolved & (due < literal(now))) | (handled > due))
             .label("overdue"),
             func.count().filter(handled <= due).label("on_time"),
+            _median_hours(INCIDENT.c.closed_at - INCIDENT.c.reported_at).label(
+                "median_close_hours"
+            ),
         )
         .select_from(_assigned().outerjoin(table, table.c.code == INCIDENT.c.category))
-        .where(_in_window(generation_id, start, end, area), code.isnot(None))
-        .group_by(code)
+        .where(_in_window(generation_id, start, end, area, level), code.isnot(None))
+        .group_by(func.rollup(code))
     )
     rows = conn.execute(query).mappings().all()
     return pd.DataFrame(rows, columns=["code", *TOTAL_COLUMNS])
+
+
+def _median_hours(duration: Any) -> Any:
+    """The median of an interval in hours (NULLs — not closed yet — left out)."""
+    hours = extract("epoch", duration) / 3600.0
+    return func.percentile_cont(0.5).within_group(cast(hours, Float))
 
 
 def counts_by_source(
@@ -125,7 +158,7 @@ def counts_by_source(
     query = (
         select(code.label("code"), INCIDENT.c.source, func.count().label("count"))
         .select_from(_assigned())
-        .where(_in_window(generation_id, start, end, area), code.isnot(None))
+        .where(_in_window(generation_id, start, end, area, level), code.isnot(None))
         .group_by(code, INCIDENT.c.source)
     )
     return pd.DataFrame(conn.execute(query).all(), columns=["code", "source", "count"])
@@ -150,7 +183,7 @@ def counts_by_class(
     query = (
         select(code.label("code"), table.c.major, func.count().label("count"))
         .select_from(_assigned().outerjoin(table, table.c.code == INCIDENT.c.category))
-        .where(_in_window(generation_id, start, end, area), code.isnot(None))
+        .where(_in_window(generation_id, start, end, area, level), code.isnot(None))
         .group_by(code, table.c.major)
     )
     return pd.DataFrame(conn.execute(query).all(), columns=["code", "major_code", "count"])
@@ -171,3 +204,21 @@ def area_names(
         where.append(or_(code_in_scope(AREA.c.code, area), literal(area).startswith(AREA.c.code)))
     query = select(AREA.c.code, AREA.c.name).where(*where).order_by(AREA.c.code)
     return pd.DataFrame(conn.execute(query).all(), columns=["code", "name"])
+
+
+def worker_names(conn: Connection, generation_id: int, area: str | None = None) -> pd.DataFrame:
+    """Code (staff id as text), name and grid of every staff member of the generation's
+    roster, in scope ``area``: the rows of a worker report, those without incidents included."""
+    where = [STAFF.c.generation_id == generation_id]
+    if area is not None:
+        where.append(code_in_scope(STAFF.c.area_code, area))
+    query = (
+        select(
+            cast(STAFF.c.id, String).label("code"),
+            STAFF.c.name,
+            STAFF.c.area_code,
+        )
+        .where(*where)
+        .order_by(STAFF.c.area_code, STAFF.c.id)
+    )
+    return pd.DataFrame(conn.execute(query).all(), columns=["code", "name", "area_code"])

@@ -9,7 +9,14 @@ rate. Written for officials: every column has a Chinese and an English header
 Definitions (``docs/domain.md``): *handled in the grid* and *passed up* follow
 the incident's handling level; *overdue* is an incident still open past its
 category's deadline or handled after it; the on-time rate is the share handled by
-the deadline among those whose outcome is known (handled, or overdue).
+the deadline among those whose outcome is known (handled, or overdue); the median
+time to close is in hours from report to close, over the closed ones. Areas are
+ranked by on-time rate (ties share a rank; no rank without a known outcome).
+
+The ``worker`` level has a row per staff member of the generation's roster in
+scope and counts the incidents dispatched to them; :func:`monthly_trend` counts the
+same figures per month. Every figure comes from the queries of ``app.db.stats``:
+the console's assessment page, ``GET /stats`` and ``gridmap stats`` share them.
 """
 
 from __future__ import annotations
@@ -31,8 +38,10 @@ from gis.tables import write_table
 from gis.vocabulary import KNOWN_SOURCES, LOCAL_TZ
 
 #: The levels a report is made for.
-REPORT_LEVELS = ("street", "community", "grid")
+REPORT_LEVELS = ("street", "community", "grid", "worker")
 TOTAL_CODE = "合计 total"
+#: The longest monthly trend drawn (ten years).
+MAX_TREND_MONTHS = 120
 UNCLASSIFIED = "unclassified"
 #: Sources by their Chinese name (the English is the source's code).
 SOURCE_NAMES = {
@@ -54,6 +63,10 @@ FIXED_HEADERS = {
     "overdue": ("超期", "overdue"),
     "on_time": ("按期办结", "handled on time"),
     "on_time_rate": ("按期办结率", "on-time rate"),
+    "area_code": ("所属网格", "grid"),
+    "passed_up": ("上报合计", "passed up"),
+    "median_close_hours": ("办结用时中位数(小时)", "median hours to close"),
+    "rank": ("排名", "rank"),
 }
 
 
@@ -128,7 +141,11 @@ def stats_report(
         _, taxonomy = current_taxonomy(conn)
         deadlines = (list(taxonomy["code"]), [int(h) for h in taxonomy["deadline_hours"]])
         majors = (list(taxonomy["code"]), list(taxonomy["major_code"]))
-        areas = stats_rows.area_names(conn, gen.id, level, area)
+        areas = (
+            stats_rows.worker_names(conn, gen.id, area)
+            if level == stats_rows.WORKER
+            else stats_rows.area_names(conn, gen.id, level, area)
+        )
         totals = stats_rows.area_totals(
             conn, gen.id, level, begin, stop, deadlines, now or datetime.now(UTC), area
         )
@@ -137,6 +154,59 @@ def stats_report(
     class_names = _class_names(taxonomy)
     table, headers = _assemble(areas, totals, sources, classes, class_names)
     return StatsReport(level, gen.label, start, end, table, headers)
+
+
+@dataclass
+class MonthlyTrend:
+    """Per month (``YYYY-MM``, local time) of a period: the report's fixed figures."""
+
+    generation: str
+    table: pd.DataFrame
+
+    def records(self) -> list[dict]:
+        frame = self.table.astype(object).where(self.table.notna(), None)
+        return frame.to_dict("records")
+
+
+def monthly_trend(
+    engine: Engine,
+    first: date,
+    last: date,
+    *,
+    generation: str | None = None,
+    now: datetime | None = None,
+    area: str | None = None,
+) -> MonthlyTrend:
+    """The months from ``first``'s to ``last``'s (inclusive): received, handled in the grid,
+    passed up, overdue, on time, on-time rate and median hours to close, counted by the
+    report's own query (months without incidents included, as zeros)."""
+    if first > last:
+        raise ValidationError(f"start {first} is after end {last}")
+    months = pd.period_range(first, last, freq="M")
+    if len(months) > MAX_TREND_MONTHS:
+        raise ValidationError(f"a trend covers at most {MAX_TREND_MONTHS} months")
+    begin = _local_midnight(months[0].start_time.date())
+    stop = _local_midnight(months[-1].end_time.date() + timedelta(days=1))
+    with engine.connect() as conn:
+        gen = repo.get_generation(conn, generation) if generation else repo.active_generation(conn)
+        if gen is None:
+            raise NotFoundError(
+                f"no generation {generation!r}" if generation else "no active generation"
+            )
+        _, taxonomy = current_taxonomy(conn)
+        deadlines = (list(taxonomy["code"]), [int(h) for h in taxonomy["deadline_hours"]])
+        totals = stats_rows.area_totals(
+            conn, gen.id, stats_rows.MONTH, begin, stop, deadlines, now or datetime.now(UTC), area
+        )
+    table = pd.DataFrame({"month": [str(m) for m in months]}).merge(
+        totals.dropna(subset=["code"]).rename(columns={"code": "month"}), on="month", how="left"
+    )
+    counts = [c for c in stats_rows.TOTAL_COLUMNS if c != "median_close_hours"]
+    table[counts] = table[counts].fillna(0).astype(int)
+    table["passed_up"] = table["handled_community"] + table["handled_street"]
+    table["on_time_rate"] = _rate(table["on_time"], table["overdue"])
+    table["median_close_hours"] = table["median_close_hours"].astype(float).round(1)
+    return MonthlyTrend(gen.label, table)
 
 
 def write_report(report: StatsReport, path: str | Path) -> Path:
@@ -167,8 +237,10 @@ def _assemble(
     classes: pd.DataFrame,
     class_names: dict[str, tuple[str, str]],
 ) -> tuple[pd.DataFrame, dict[str, tuple[str, str]]]:
-    table = areas.merge(totals, on="code", how="left")
-    headers = {k: FIXED_HEADERS[k] for k in ("code", "name", "received")}
+    overall = totals[totals["code"].isna()]["median_close_hours"]
+    table = areas.merge(totals.dropna(subset=["code"]), on="code", how="left")
+    shown = [k for k in ("code", "name", "area_code") if k in table.columns]
+    headers = {k: FIXED_HEADERS[k] for k in (*shown, "received")}
     known = [s for s in KNOWN_SOURCES if s in set(sources["source"])]
     for source in known + sorted(set(sources["source"]) - set(KNOWN_SOURCES)):
         key = f"source:{source}"
@@ -183,12 +255,28 @@ def _assemble(
         table[key] = table["code"].map(_counts(classes, classes["major_code"] == major))
     for key in ("handled_grid", "handled_community", "handled_street", "overdue", "on_time"):
         headers[key] = FIXED_HEADERS[key]
-    counts = [k for k in headers if k not in ("code", "name")]
+    counts = [k for k in headers if k not in shown]
     table[counts] = table[counts].fillna(0).astype(int)
     table = pd.concat([table, _totals_row(table, counts)], ignore_index=True)
+    table["passed_up"] = table["handled_community"] + table["handled_street"]
     table["on_time_rate"] = _rate(table["on_time"], table["overdue"])
-    headers["on_time_rate"] = FIXED_HEADERS["on_time_rate"]
+    total_median = float(overall.iloc[0]) if len(overall) and pd.notna(overall.iloc[0]) else None
+    medians = pd.to_numeric(table["median_close_hours"], errors="coerce").astype(float)
+    medians.iloc[-1] = total_median if total_median is not None else float("nan")
+    table["median_close_hours"] = medians.round(1)
+    ranks = [*_ranks(table["on_time_rate"].iloc[:-1]), None]  # the totals row has none
+    table["rank"] = pd.Series(ranks, index=table.index, dtype=object)
+    for key in ("passed_up", "on_time_rate", "median_close_hours", "rank"):
+        headers[key] = FIXED_HEADERS[key]
     return table[list(headers)], headers
+
+
+def _ranks(rates: pd.Series) -> pd.Series:
+    """1 for the best on-time rate; ties share a rank; no rate, no rank (the totals row too)."""
+    ranks = rates.rank(method="min", ascending=False)
+    return pd.Series(
+        [None if pd.isna(r) else int(r) for r in ranks], index=rates.index, dtype=object
+    )
 
 
 def _counts(rows: pd.DataFrame, mask: pd.Series) -> pd.Series:
