@@ -15,12 +15,20 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyproj
 import shapely
 
 from gis import crs as crs_mod
 from gis.codes import DEFAULT_SCHEME, LEVELS, CodeScheme
-from gis.errors import CRSError, GridmapError, InvalidCodeError, ValidationError
+from gis.errors import GridmapError, InvalidCodeError, ValidationError
+from gis.polygons import (
+    FORMATS,
+    as_text,
+    check_duplicates,
+    check_geometries,
+    format_of,
+    problem,
+    to_wgs84,
+)
 from gis.tables import decode_text, detect_encoding
 
 __all__ = [
@@ -48,15 +56,6 @@ AREA_COLUMNS = [
     "geometry",
 ]
 
-#: File suffix → format name (pyogrio driver, or "parquet" for GeoParquet).
-FORMATS = {
-    ".geojson": "GeoJSON",
-    ".json": "GeoJSON",
-    ".gpkg": "GPKG",
-    ".shp": "ESRI Shapefile",
-    ".parquet": "parquet",
-    ".geoparquet": "parquet",
-}
 
 # Below this share of its area inside the chosen parent, a polygon is "mostly
 # outside" and refused: it is a wrong file, a wrong CRS or a wrong parent.
@@ -125,7 +124,7 @@ def read_areas(
     path = Path(path)
     if not path.exists():
         raise GridmapError(f"file not found: {path}")
-    fmt = _format_of(path)
+    fmt = format_of(path)
     used = None
     try:
         if fmt == "parquet":
@@ -142,7 +141,7 @@ def read_areas(
         raise
     except Exception as exc:  # pyogrio/arrow raise many types; the message is what matters
         raise GridmapError(f"cannot read {path.name} as {fmt}: {exc}") from exc
-    gdf = _to_wgs84(gdf, crs, path.name)
+    gdf = to_wgs84(gdf, crs, path.name)
     gdf.attrs["encoding"] = used
     return gdf
 
@@ -177,7 +176,7 @@ def shapefile_encoding(path: str | Path) -> str:
 def write_areas(gdf: gpd.GeoDataFrame, path: str | Path) -> Path:
     """Write a layer in the format its suffix names (any of :data:`FORMATS`)."""
     path = Path(path)
-    fmt = _format_of(path)
+    fmt = format_of(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "parquet":
         gdf.to_parquet(path)
@@ -186,42 +185,6 @@ def write_areas(gdf: gpd.GeoDataFrame, path: str | Path) -> Path:
             path.unlink()  # pyogrio appends to an existing GeoPackage/Shapefile otherwise
         gdf.to_file(path, driver=fmt, engine="pyogrio")
     return path
-
-
-def _format_of(path: Path) -> str:
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise GridmapError(
-            f"unsupported file type {path.suffix!r}; use one of {', '.join(sorted(FORMATS))}"
-        )
-    return fmt
-
-
-def _to_wgs84(gdf: gpd.GeoDataFrame, crs: str | None, name: str) -> gpd.GeoDataFrame:
-    if crs is None:
-        if gdf.crs is None:
-            raise CRSError(f"{name} does not say which CRS its coordinates are in; give --crs")
-        return gdf.to_crs(4326)
-    try:  # GCJ-02/BD-09 are not pyproj CRSs
-        name_ = crs_mod.normalize_crs_name(crs)
-    except CRSError:
-        name_ = None
-    if name_ in ("gcj02", "bd09"):
-
-        def to_wgs84(coords: np.ndarray) -> np.ndarray:
-            lon, lat = crs_mod.to_wgs84(coords[:, 0], coords[:, 1], name_)
-            return np.column_stack([lon, lat])
-
-        geometry = shapely.transform(gdf.geometry.values, to_wgs84)
-        return gdf.set_geometry(gpd.GeoSeries(geometry, index=gdf.index, crs=4326))
-    if name_ in ("wgs84", "cgcs2000"):
-        return gdf.set_crs(4326, allow_override=True)
-    try:
-        return gdf.set_crs(pyproj.CRS.from_user_input(crs), allow_override=True).to_crs(4326)
-    except pyproj.exceptions.CRSError as exc:
-        raise CRSError(
-            f"unknown --crs {crs!r}; use wgs84, cgcs2000, gcj02, bd09 or an EPSG code"
-        ) from exc
 
 
 # -- validation ----------------------------------------------------------------------
@@ -292,7 +255,7 @@ def prepare_areas(
         )
     work = gdf.reset_index(drop=True)
     rows = np.arange(1, len(work) + 1)
-    geometry, geom_problems = _check_geometries(work.geometry.values, rows, repair)
+    geometry, geom_problems = check_geometries(work.geometry.values, rows, repair)
     problems += geom_problems
     usable = np.array([g is not None for g in geometry])
     codes = _given_codes(work, code_field, level, scheme, rows, problems)
@@ -305,81 +268,10 @@ def prepare_areas(
         )
     else:
         _check_codes_against_parents(codes, parent_codes, rows, problems)
-    _check_duplicates(codes, rows, existing_codes, code_field, problems)
+    check_duplicates(codes, rows, existing_codes, code_field, problems)
     areas = _assemble(work, geometry, codes, parent_codes, level, name_field, kind_field)
     problems.sort(key=lambda p: (p["row"] is None, p["row"] or 0))
     return PreparedAreas(areas, problems)
-
-
-def _check_geometries(
-    values: np.ndarray, rows: np.ndarray, repair: bool
-) -> tuple[list, list[dict]]:
-    problems: list[dict] = []
-    out: list = []
-    for row, geom in zip(rows, values, strict=True):
-        if geom is None or shapely.is_empty(geom):
-            problems.append(_problem(row, None, "empty geometry"))
-            out.append(None)
-            continue
-        if geom.geom_type not in ("Polygon", "MultiPolygon") and not (
-            repair and geom.geom_type == "GeometryCollection"
-        ):
-            problems.append(_problem(row, None, f"not a polygon: {geom.geom_type}"))
-            out.append(None)
-            continue
-        if not shapely.is_valid(geom):
-            if not repair:
-                # is_valid_reason gives the kind and the place: "Self-intersection[113.8 34.0]"
-                reason = shapely.is_valid_reason(geom)
-                problems.append(
-                    _problem(
-                        row, None, f"invalid geometry: {reason} (use --repair to apply make_valid)"
-                    )
-                )
-                out.append(None)
-                continue
-            geom = _polygonal_part(shapely.make_valid(geom))
-            if geom is None:
-                problems.append(
-                    _problem(
-                        row, None, "invalid geometry with no polygonal part left after make_valid"
-                    )
-                )
-                out.append(None)
-                continue
-        elif geom.geom_type == "GeometryCollection":
-            geom = _polygonal_part(geom)
-            if geom is None:
-                problems.append(_problem(row, None, "not a polygon: GeometryCollection"))
-                out.append(None)
-                continue
-        out.append(shapely.force_2d(geom))
-    _check_lonlat_range(out, rows, problems)
-    return out, problems
-
-
-def _polygonal_part(geom) -> shapely.MultiPolygon | None:
-    parts = [g for g in shapely.get_parts(geom) if g.geom_type in ("Polygon", "MultiPolygon")]
-    polys = [p for part in parts for p in shapely.get_parts(part)]
-    return shapely.MultiPolygon(polys) if polys else None
-
-
-def _check_lonlat_range(geoms: list, rows: np.ndarray, problems: list[dict]) -> None:
-    for i, geom in enumerate(geoms):
-        if geom is None:
-            continue
-        minx, miny, maxx, maxy = geom.bounds
-        if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
-            problems.append(
-                _problem(
-                    rows[i],
-                    None,
-                    f"coordinates out of lon/lat range "
-                    f"({minx:.6g}, {miny:.6g}, {maxx:.6g}, "
-                    f"{maxy:.6g}): wrong --crs?",
-                )
-            )
-            geoms[i] = None
 
 
 def _given_codes(
@@ -394,15 +286,15 @@ def _given_codes(
         return [None] * len(work)
     codes: list[str | None] = []
     for row, value in zip(rows, work[code_field], strict=True):
-        text = _as_text(value)
+        text = as_text(value)
         if text is None:
-            problems.append(_problem(row, None, f"missing code in {code_field!r}"))
+            problems.append(problem(row, None, f"missing code in {code_field!r}"))
             codes.append(None)
             continue
         try:
             codes.append(scheme.validate(text, level))
         except InvalidCodeError as exc:
-            problems.append(_problem(row, text, f"malformed code: {exc}"))
+            problems.append(problem(row, text, f"malformed code: {exc}"))
             codes.append(text)
     return codes
 
@@ -417,14 +309,14 @@ def _resolve_parents(
         return [parent_code] * len(work)
     have_parents = parents is not None and len(parents) > 0
     if parent_field is not None:
-        result = [_as_text(v) for v in work[parent_field]]
+        result = [as_text(v) for v in work[parent_field]]
         known = set(parents["code"]) if have_parents else set()
         for row, code in zip(rows, result, strict=True):
             if code is None:
-                problems.append(_problem(row, None, f"missing parent code in {parent_field!r}"))
+                problems.append(problem(row, None, f"missing parent code in {parent_field!r}"))
             elif have_parents and code not in known:
                 problems.append(
-                    _problem(
+                    problem(
                         row,
                         None,
                         f"parent {above} {code!r} does not exist in the target generation",
@@ -435,7 +327,7 @@ def _resolve_parents(
         return result
     if not have_parents:
         problems.append(
-            _problem(
+            problem(
                 None,
                 None,
                 (
@@ -451,7 +343,7 @@ def _resolve_parents(
     for row, code, share, ok in zip(rows, codes, shares, usable, strict=True):
         if ok and (code is None or share < MIN_SHARE_IN_PARENT):
             where = f"{share:.0%} inside {above} {code}" if code else f"outside every {above}"
-            problems.append(_problem(row, None, f"polygon mostly outside its parent: {where}"))
+            problems.append(problem(row, None, f"polygon mostly outside its parent: {where}"))
     return codes
 
 
@@ -493,7 +385,7 @@ def _check_share_in_named_parent(geometry, usable, parent_codes, parents, rows, 
     for i, share in zip(idx, shares, strict=True):
         if share < MIN_SHARE_IN_PARENT:
             problems.append(
-                _problem(
+                problem(
                     rows[i],
                     None,
                     f"polygon mostly outside its parent {parent_codes[i]}: {share:.0%} inside",
@@ -520,7 +412,7 @@ def _number(
                 parent, [geometry[i] for i in members], start=max(used, default=0) + 1
             )
         except InvalidCodeError as exc:
-            problems.append(_problem(rows[members[0]], None, f"cannot number: {exc}"))
+            problems.append(problem(rows[members[0]], None, f"cannot number: {exc}"))
             continue
         for i, code in zip(members, numbered, strict=True):
             codes[i] = code
@@ -531,35 +423,7 @@ def _check_codes_against_parents(codes, parent_codes, rows, problems) -> None:
     for row, code, parent in zip(rows, codes, parent_codes, strict=True):
         if code and parent and not code.startswith(parent):
             problems.append(
-                _problem(row, code, f"code {code} does not start with its parent's code {parent}")
-            )
-
-
-def _check_duplicates(codes, rows, existing_codes, code_field, problems) -> None:
-    seen: dict[str, list[int]] = {}
-    for row, code in zip(rows, codes, strict=True):
-        if code is not None:
-            seen.setdefault(code, []).append(int(row))
-    label = code_field or "code"
-    for code, where in seen.items():
-        if len(where) > 1:
-            rows_text = ", ".join(map(str, where))
-            for row in where:
-                problems.append(
-                    _problem(
-                        row,
-                        code,
-                        f"duplicate {label} {code!r} (rows {rows_text})",
-                        kind="duplicate",
-                    )
-                )
-        if code in existing_codes:
-            problems.append(
-                _problem(
-                    where[0],
-                    code,
-                    f"code {code!r} already exists in the target generation (use --replace)",
-                )
+                problem(row, code, f"code {code} does not start with its parent's code {parent}")
             )
 
 
@@ -572,17 +436,17 @@ def _assemble(
     gdf = gpd.GeoDataFrame(
         {
             "code": codes,
-            "name": [_as_text(v) for v in work[name_field]] if name_field else None,
+            "name": [as_text(v) for v in work[name_field]] if name_field else None,
             "level": level,
             "kind": (
-                [_as_text(v) or _DEFAULT_KIND[level] for v in work[kind_field]]
+                [as_text(v) or _DEFAULT_KIND[level] for v in work[kind_field]]
                 if kind_field
                 else _DEFAULT_KIND[level]
             ),
             "parent_code": parent_codes,
             "population": _optional_int(work, "population"),
             "households": _optional_int(work, "households"),
-            "responsible": [_as_text(v) for v in work["responsible"]]
+            "responsible": [as_text(v) for v in work["responsible"]]
             if "responsible" in work
             else None,
         },
@@ -604,22 +468,6 @@ def _optional_int(work: pd.DataFrame, column: str):
 
 def _empty_layer() -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame({c: [] for c in AREA_COLUMNS[:-1]}, geometry=[], crs=4326)
-
-
-def _as_text(value) -> str | None:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    text = str(value).strip()
-    return text or None
-
-
-def _problem(row, code, reason: str, kind: str | None = None) -> dict:
-    problem = {"row": None if row is None else int(row), "code": code, "reason": reason}
-    if kind:
-        problem["kind"] = kind
-    return problem
 
 
 def _check_level(level: str) -> None:

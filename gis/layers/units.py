@@ -17,17 +17,16 @@ import numpy as np
 import shapely
 
 from gis import crs as crs_mod
-from gis.areas import (
-    PreparedAreas,
-    _as_text,
-    _check_duplicates,
-    _check_geometries,
-    _format_of,
-    _problem,
-    _to_wgs84,
-    read_areas,
-)
+from gis.areas import PreparedAreas, read_areas
 from gis.errors import GridmapError
+from gis.polygons import (
+    as_text,
+    check_duplicates,
+    check_geometries,
+    format_of,
+    problem,
+    to_wgs84,
+)
 
 __all__ = [
     "KNOWN_THEMES",
@@ -88,7 +87,7 @@ def read_units(
     path = Path(path)
     if not path.exists():
         raise GridmapError(f"file not found: {path}")
-    fmt = _format_of(path)
+    fmt = format_of(path)
     if fmt == "parquet":
         raise GridmapError("--encoding applies to GeoJSON, GeoPackage and Shapefile, not Parquet")
     try:
@@ -97,7 +96,7 @@ def read_units(
         raise GridmapError(f"cannot read {path.name} as {encoding}: {exc}") from exc
     except Exception as exc:  # pyogrio raises many types; the message is what matters
         raise GridmapError(f"cannot read {path.name} as {fmt}: {exc}") from exc
-    return _to_wgs84(gdf, crs, path.name)
+    return to_wgs84(gdf, crs, path.name)
 
 
 def prepare_units(
@@ -141,16 +140,15 @@ def prepare_units(
                 f"{', '.join(map(str, gdf.columns.drop('geometry')))}"
             )
     if len(gdf) == 0:
-        problem = _problem(None, None, "the file holds no features")
-        return PreparedUnits(_empty_units(), [problem])
+        return PreparedUnits(_empty_units(), [problem(None, None, "the file holds no features")])
     work = gdf.reset_index(drop=True)
     rows = np.arange(1, len(work) + 1)
-    geometry, problems = _check_geometries(work.geometry.values, rows, repair)
+    geometry, problems = check_geometries(work.geometry.values, rows, repair)
     codes = _codes(work, code_field, rows, problems)
-    names = [_as_text(v) for v in work[name_field]] if name_field else [None] * len(work)
+    names = [as_text(v) for v in work[name_field]] if name_field else [None] * len(work)
     if merge_parts:
         codes, names, geometry, rows = _merge_parts(codes, names, geometry, rows)
-    _check_duplicates(codes, rows, existing_codes, code_field, problems)
+    check_duplicates(codes, rows, existing_codes, code_field, problems)
     problems.sort(key=lambda p: (p["row"] is None, p["row"] or 0))
     return PreparedUnits(_assemble(codes, names, geometry), problems)
 
@@ -160,11 +158,11 @@ def _codes(work, code_field: str | None, rows: np.ndarray, problems: list[dict])
         return [str(int(r)) for r in rows]
     codes: list[str | None] = []
     for row, value in zip(rows, work[code_field], strict=True):
-        text = _as_text(value)
+        text = as_text(value)
         if text is None:
-            problems.append(_problem(row, None, f"missing code in {code_field!r}"))
+            problems.append(problem(row, None, f"missing code in {code_field!r}"))
         elif len(text) > 64:
-            problems.append(_problem(row, text[:64], "code longer than 64 characters"))
+            problems.append(problem(row, text[:64], "code longer than 64 characters"))
         codes.append(text)
     return codes
 
