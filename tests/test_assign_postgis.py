@@ -26,7 +26,7 @@ import shapely
 from sqlalchemy import Connection, Engine, text
 
 from gis.assign import GridIndex
-from tests.test_assign import assert_same, edge_points, rounded_onto_a_slanted_edge
+from tests.edge_points import assert_same, edge_points, rounded_onto_a_slanted_edge
 
 pytestmark = pytest.mark.db
 
