@@ -10,8 +10,13 @@ from typing import Annotated
 import typer
 
 from app.cli.common import (
+    CrsOpt,
     GenerationOpt,
+    GpkgLayerOpt,
+    LayerEncodingOpt,
     LevelOpt,
+    NameFieldOpt,
+    PolygonFileArg,
     check_level,
     console,
     generation_or_exit,
@@ -24,12 +29,7 @@ areas_app = typer.Typer(help="Boundary layers: import and export.", no_args_is_h
 
 @areas_app.command("import")
 def areas_import(
-    file: Annotated[
-        Path,
-        typer.Argument(
-            help="GeoJSON, GeoPackage, Shapefile or GeoParquet.", exists=True, dir_okay=False
-        ),
-    ],
+    file: PolygonFileArg,
     level: LevelOpt,
     code_field: Annotated[
         str | None,
@@ -46,24 +46,13 @@ def areas_import(
         str | None,
         typer.Option(help="One parent code for every row (a layer loaded without its parents)."),
     ] = None,
-    name_field: Annotated[str | None, typer.Option(help="Column with names.")] = None,
+    name_field: NameFieldOpt = None,
     kind_field: Annotated[
         str | None, typer.Option(help="Column with the kind (comprehensive, dedicated, …).")
     ] = None,
-    crs: Annotated[
-        str | None,
-        typer.Option(
-            help="CRS of the file when it has none: wgs84, cgcs2000, gcj02, bd09 or EPSG:n."
-        ),
-    ] = None,
-    layer: Annotated[str | None, typer.Option(help="Layer of a GeoPackage.")] = None,
-    encoding: Annotated[
-        str | None,
-        typer.Option(
-            help="Encoding of a Shapefile's attributes or a GeoJSON file (default: the .cpg, "
-            "else detect UTF-8 or GBK)."
-        ),
-    ] = None,
+    crs: CrsOpt = None,
+    layer: GpkgLayerOpt = None,
+    encoding: LayerEncodingOpt = None,
     generation: GenerationOpt = None,
     repair: Annotated[bool, typer.Option(help="Repair invalid geometries (make_valid).")] = False,
     replace: Annotated[

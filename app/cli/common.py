@@ -9,6 +9,7 @@ completion) should not pay for. Everything light is imported at module level.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -48,6 +49,28 @@ EncodingOpt = Annotated[
     str | None,
     typer.Option(
         help="Encoding of a text file (default: detect UTF-8, with or without BOM, or GB18030/GBK)."
+    ),
+]
+
+
+#: Options of every command that reads a polygon layer (areas, thematic units).
+PolygonFileArg = Annotated[
+    Path,
+    typer.Argument(
+        help="GeoJSON, GeoPackage, Shapefile or GeoParquet.", exists=True, dir_okay=False
+    ),
+]
+NameFieldOpt = Annotated[str | None, typer.Option(help="Column with names.")]
+CrsOpt = Annotated[
+    str | None,
+    typer.Option(help="CRS of the file when it has none: wgs84, cgcs2000, gcj02, bd09 or EPSG:n."),
+]
+GpkgLayerOpt = Annotated[str | None, typer.Option(help="Layer of a GeoPackage.")]
+LayerEncodingOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Encoding of a Shapefile's attributes or a GeoJSON file (default: the .cpg, "
+        "else detect UTF-8 or GBK)."
     ),
 ]
 

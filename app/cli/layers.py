@@ -9,7 +9,17 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from app.cli.common import GenerationOpt, console, open_engine, print_problems
+from app.cli.common import (
+    CrsOpt,
+    GenerationOpt,
+    GpkgLayerOpt,
+    LayerEncodingOpt,
+    NameFieldOpt,
+    PolygonFileArg,
+    console,
+    open_engine,
+    print_problems,
+)
 
 if TYPE_CHECKING:
     from app.services.layers import ThemeCrosswalk
@@ -42,29 +52,16 @@ ToleranceOpt = Annotated[
 
 @layers_app.command("import")
 def layers_import(
-    file: Annotated[
-        Path,
-        typer.Argument(
-            help="GeoJSON, GeoPackage, Shapefile or GeoParquet.", exists=True, dir_okay=False
-        ),
-    ],
+    file: PolygonFileArg,
     theme: ThemeOpt,
     code_field: Annotated[
         str | None,
         typer.Option(help="Column with the department's codes; without it units are numbered."),
     ] = None,
-    name_field: Annotated[str | None, typer.Option(help="Column with names.")] = None,
-    encoding: Annotated[
-        str | None,
-        typer.Option(help="Attribute encoding when the file does not say (e.g. gbk)."),
-    ] = None,
-    crs: Annotated[
-        str | None,
-        typer.Option(
-            help="CRS of the file when it has none: wgs84, cgcs2000, gcj02, bd09 or EPSG:n."
-        ),
-    ] = None,
-    layer: Annotated[str | None, typer.Option(help="Layer of a GeoPackage.")] = None,
+    name_field: NameFieldOpt = None,
+    encoding: LayerEncodingOpt = None,
+    crs: CrsOpt = None,
+    layer: GpkgLayerOpt = None,
     generation: GenerationOpt = None,
     merge_parts: Annotated[
         bool,
