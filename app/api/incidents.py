@@ -1,4 +1,4 @@
-"""Incidents: create (located and assigned on write), list, read, and the closed loop."""
+"""Incidents: create (located and assigned on write), list, read, the closed loop, photos."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, File, Header, Path, Query, Request, Response, UploadFile
 from sqlalchemy import Connection
-from starlette.responses import JSONResponse
+from starlette.responses import FileResponse, JSONResponse
 
 from app.api.deps import (
     AppState,
@@ -26,10 +26,10 @@ from app.api.deps import (
 )
 from app.api.errors import ERROR_RESPONSES
 from app.api.geojson import GeoJSONResponse, feature_collection, paging_links
-from app.api.schemas import FeatureCollection, IncidentIn, IncidentOut, TransitionIn
+from app.api.schemas import FeatureCollection, IncidentIn, IncidentOut, PhotosOut, TransitionIn
 from app.db import queries
 from app.errors import NotFoundError
-from app.services import handling
+from app.services import handling, photos
 from app.services import incidents as incident_service
 from app.services.scope import check_incident
 from app.services.security import Principal
@@ -62,7 +62,9 @@ IfMatchHeader = Annotated[
         }
     },
 )
-def create(state: StateDep, actor: OperatorDep, incident: IncidentIn) -> JSONResponse:
+def create(
+    request: Request, state: StateDep, actor: OperatorDep, incident: IncidentIn
+) -> JSONResponse:
     """Locate (convert the CRS, or geocode the address), assign and store an incident.
 
     Idempotent by `source` + `external_id`: sending it again returns the stored
@@ -72,7 +74,7 @@ def create(state: StateDep, actor: OperatorDep, incident: IncidentIn) -> JSONRes
     tolerance = checked_tolerance(incident.tolerance, state.api.max_tolerance_m)
 
     def answer(conn: Connection, incident_id: int) -> dict:
-        doc = _record_document(state, conn, incident_id, with_history=False)
+        doc = _record_document(state, conn, incident_id, with_history=False, request=request)
         return IncidentOut.model_validate(doc).model_dump(mode="json")
 
     body, created = create_reported(state, incident, tolerance, actor, answer)
@@ -119,10 +121,16 @@ def list_incidents(
 
 
 @router.get("/{incident_id}", response_model=IncidentOut, summary="One incident")
-def read(state: StateDep, viewer: ViewerDep, incident_id: IncidentId, response: Response) -> dict:
-    """The incident, its assignment, deadline and the history of its status changes
-    (403 outside the caller's area). The ETag is its version (see the transitions)."""
-    doc = _document(state, incident_id, with_history=True, viewer=viewer)
+def read(
+    request: Request,
+    state: StateDep,
+    viewer: ViewerDep,
+    incident_id: IncidentId,
+    response: Response,
+) -> dict:
+    """The incident, its assignment, deadline, photos and the history of its status
+    changes (403 outside the caller's area). The ETag is its version (see the transitions)."""
+    doc = _document(state, incident_id, with_history=True, viewer=viewer, request=request)
     response.headers["ETag"] = etag(doc["version"])
     return doc
 
@@ -133,6 +141,7 @@ def read(state: StateDep, viewer: ViewerDep, incident_id: IncidentId, response: 
     summary="Move an incident through the closed loop",
 )
 def transition(
+    request: Request,
     state: StateDep,
     actor: OperatorDep,
     incident_id: IncidentId,
@@ -159,9 +168,88 @@ def transition(
     handling.apply_step(
         state.engine, incident_id, step_of(step, version), actor, check_scope=check_incident
     )
-    doc = _document(state, incident_id, with_history=True, viewer=actor)
+    doc = _document(state, incident_id, with_history=True, viewer=actor, request=request)
     response.headers["ETag"] = etag(doc["version"])
     return doc
+
+
+# -- photos -----------------------------------------------------------------------------------
+PhotoName = Annotated[
+    str, Path(max_length=40, description="A photo's name, as listed in `photos` of the incident.")
+]
+PhotoUploads = Annotated[
+    list[UploadFile],
+    File(
+        alias="photos",
+        description=f"Up to {photos.MAX_PHOTOS} JPEG, PNG or WebP images (by their content, "
+        f"not their name), {photos.MAX_PHOTO_BYTES // (1024 * 1024)} MB each.",
+    ),
+]
+_ATTACH_DOC = f"""Store photos of an incident in the caller's scope (multipart field `photos`,
+as the console's report form sends them), checked and kept exactly as the console's are.
+
+A file that is not a JPEG, PNG or WebP image is refused with 422, one over
+{photos.MAX_PHOTO_BYTES // (1024 * 1024)} MB with 413, and then none of the batch is stored;
+an incident keeps at most {photos.MAX_INCIDENT_PHOTOS} photos (409 past that). Needs an
+operator key; another area's incident is 403, an unknown one 404. The answer lists the
+URLs of the photos sent and of all the incident's photos."""
+
+
+@router.post(
+    "/{incident_id}/photos",
+    response_model=PhotosOut,
+    status_code=201,
+    summary="Attach photos to an incident",
+    description=_ATTACH_DOC,
+)
+def attach_photos(
+    request: Request,
+    state: StateDep,
+    actor: OperatorDep,
+    incident_id: IncidentId,
+    photos_sent: PhotoUploads,
+) -> dict:
+    """Check the incident and the caller's scope first, then the photos (see _ATTACH_DOC)."""
+    with state.engine.connect() as conn:
+        found, grid = queries.incident_grid(conn, incident_id)
+    if not found:
+        raise NotFoundError(f"no incident {incident_id}")
+    check_incident(actor, grid, incident_id)
+    # one byte past the limit is enough to refuse it; nothing larger is held in memory
+    sent = [(u.filename or "photo", u.file.read(photos.MAX_PHOTO_BYTES + 1)) for u in photos_sent]
+    stored = photos.attach(state.settings.data_dir, incident_id, sent)
+    return {
+        "incident_id": incident_id,
+        "stored": [photo_url(request, incident_id, name) for name in stored],
+        "photos": photo_urls(request, state, incident_id),
+    }
+
+
+@router.get(
+    "/{incident_id}/photos/{name}",
+    name="incident_photo",
+    response_class=FileResponse,
+    summary="A photo of an incident",
+    responses={200: {"content": {t: {} for t in photos.MEDIA_TYPES.values()}}},
+)
+def photo(state: StateDep, viewer: ViewerDep, incident_id: IncidentId, name: PhotoName):
+    """The photo itself, for keys and signed-in users whose scope holds the incident
+    (403 otherwise); the URLs are in the incident's `photos` and Open311's `media_url`."""
+    path, media_type = photos.served(
+        state.engine, state.settings.data_dir, viewer, incident_id, name
+    )
+    return FileResponse(path, media_type=media_type, headers={"Cache-Control": "private"})
+
+
+def photo_url(request: Request, incident_id: int, name: str) -> str:
+    """The absolute URL of a photo (behind a proxy, as the request reached the app)."""
+    return str(request.url_for("incident_photo", incident_id=str(incident_id), name=name))
+
+
+def photo_urls(request: Request, state: AppState, incident_id: int) -> list[str]:
+    """The URLs of the incident's photos, oldest first; the caller has checked its scope."""
+    names = photos.photos_of(state.settings.data_dir, incident_id)
+    return [photo_url(request, incident_id, name) for name in names]
 
 
 def step_of(step: TransitionIn, version: int | None) -> handling.Step:
@@ -227,10 +315,14 @@ def create_reported(
 
 
 def _document(
-    state: AppState, incident_id: int, with_history: bool, viewer: Principal | None = None
+    state: AppState,
+    incident_id: int,
+    with_history: bool,
+    viewer: Principal | None = None,
+    request: Request | None = None,
 ) -> dict:
     with state.engine.connect() as conn:
-        return _record_document(state, conn, incident_id, with_history, viewer)
+        return _record_document(state, conn, incident_id, with_history, viewer, request)
 
 
 def _record_document(
@@ -239,13 +331,15 @@ def _record_document(
     incident_id: int,
     with_history: bool,
     viewer: Principal | None = None,
+    request: Request | None = None,
 ):
+    """The incident as the API shows it; with ``request``, with its photos' URLs."""
     record = queries.incident_record(conn, incident_id)
     if record is None:
         raise NotFoundError(f"no incident {incident_id}")
     check_incident(viewer, record["grid_code"], incident_id)
     history = queries.status_history(conn, incident_id) if with_history else None
-    return incident_service.incident_document(
+    doc = incident_service.incident_document(
         record,
         state.registry.active,
         state.taxonomy,
@@ -253,3 +347,6 @@ def _record_document(
         history,
         handling.handling_document(conn, record),
     )
+    if request is not None:
+        doc["photos"] = photo_urls(request, state, incident_id)
+    return doc

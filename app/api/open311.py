@@ -8,6 +8,12 @@ finer status and the handling level go into ``status_notes`` (and the
 apps, BD-09) and ``external_id`` (idempotent retries). Keys may be sent as the
 ``api_key`` parameter, as GeoReport clients do, or as the X-API-Key header.
 Errors keep gridmap's ``{"detail": ...}`` body.
+
+``media_url`` is the absolute URL of the incident's first photo (the API's photo
+route, served to keys and signed-in users within scope, as the request itself). A
+``media_url`` posted with a new request is accepted but neither fetched nor stored:
+the server never downloads what a client points it at; photos are uploaded with
+``POST /incidents/{id}/photos``.
 """
 
 from __future__ import annotations
@@ -18,9 +24,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import pydantic
-from fastapi import APIRouter, Depends, Form, Path, Query
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 from starlette.responses import JSONResponse
 
@@ -36,7 +42,7 @@ from app.api.deps import (
     parse_interval,
 )
 from app.api.errors import ERROR_RESPONSES
-from app.api.incidents import create_reported
+from app.api.incidents import create_reported, photo_urls
 from app.api.schemas import IncidentIn
 from app.db import queries
 from app.errors import AuthenticationError, NotFoundError
@@ -54,6 +60,10 @@ Lang = Annotated[Literal["zh", "en"], Query(description="Language of service nam
 _NOT_STORED = (
     "Accepted for GeoReport compatibility; not stored (personal data stays with "
     "the reporting channel)."
+)
+_MEDIA_NOT_FETCHED = (
+    "Accepted for GeoReport compatibility; neither fetched nor stored (the server never "
+    "downloads what a client points it at). Upload photos with POST /incidents/{id}/photos."
 )
 ApiKeyParam = Annotated[
     str | None,
@@ -94,7 +104,10 @@ class ServiceRequest(BaseModel):
     zipcode: str | None
     lat: float | None
     long: float | None
-    media_url: str | None
+    media_url: str | None = Field(
+        description="The first photo of the incident (absolute URL; GET it with the same "
+        "key), or null."
+    )
     grid_code: str | None
 
 
@@ -156,6 +169,7 @@ Open311Principal = Annotated[Principal | None, Depends(open311_principal)]
 
 @router.get("/requests.json", response_model=list[ServiceRequest], summary="Service requests")
 def list_requests(
+    request: Request,
     state: StateDep,
     conn: ConnDep,
     principal: Open311Principal,
@@ -199,7 +213,7 @@ def list_requests(
     filters = _request_filter(bbox, service_request_id, service_code, start_date, end_date, status)
     filters = replace(filters, area_prefix=viewer.area, overdue=overdue)
     records = queries.incident_records(conn, filters, page_size, (page - 1) * page_size)
-    return [_request(r, state, lang) for r in records]
+    return [_request(r, state, lang, request) for r in records]
 
 
 @router.get(
@@ -208,6 +222,7 @@ def list_requests(
     summary="One service request",
 )
 def read_request(
+    request: Request,
     state: StateDep,
     conn: ConnDep,
     principal: Open311Principal,
@@ -220,7 +235,7 @@ def read_request(
     if record is None:
         raise NotFoundError(f"no service request {service_request_id}")
     check_incident(viewer, record["grid_code"], service_request_id)
-    return [_request(record, state, lang)]
+    return [_request(record, state, lang, request)]
 
 
 @router.post(
@@ -267,7 +282,7 @@ def create_request(
     first_name: Annotated[str | None, Form(max_length=200, description=_NOT_STORED)] = None,
     last_name: Annotated[str | None, Form(max_length=200, description=_NOT_STORED)] = None,
     phone: Annotated[str | None, Form(max_length=50, description=_NOT_STORED)] = None,
-    media_url: Annotated[str | None, Form(max_length=1000, description=_NOT_STORED)] = None,
+    media_url: Annotated[str | None, Form(max_length=1000, description=_MEDIA_NOT_FETCHED)] = None,
 ) -> JSONResponse:
     """A new request (an incident from source `open311`), located and assigned on write.
 
@@ -333,7 +348,8 @@ def _request_filter(bbox, ids, codes, start, end, status) -> queries.IncidentFil
     )
 
 
-def _request(record: dict, state: AppState, lang: str) -> dict:
+def _request(record: dict, state: AppState, lang: str, request: Request) -> dict:
+    """A service request of an incident the caller may see (its scope is checked)."""
     category = state.taxonomy.by_code.get(record["category"] or "")
     steps = [
         record[c]
@@ -367,7 +383,7 @@ def _request(record: dict, state: AppState, lang: str) -> dict:
         "zipcode": None,
         "lat": record["lat"],
         "long": record["lon"],
-        "media_url": None,
+        "media_url": next(iter(photo_urls(request, state, record["id"])), None),
         "grid_code": record["grid_code"],
     }
 

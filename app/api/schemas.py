@@ -485,7 +485,18 @@ class IncidentOut(BaseModel):
     location_status: LocationStatus
     unlocated_reason: str | None
     assignment: Assignment
+    photos: list[str] = Field(
+        default_factory=list,
+        description="Absolute URLs of its photos, oldest first (GET them with a key or the "
+        "session, within scope); added by POST /incidents/{id}/photos or the console's report.",
+    )
     history: list[StatusStep] | None = None
+
+
+class PhotosOut(BaseModel):
+    incident_id: int
+    stored: list[str] = Field(description="URLs of the photos of this upload.")
+    photos: list[str] = Field(description="URLs of all the incident's photos, oldest first.")
 
 
 class GridStats(BaseModel):
