@@ -375,3 +375,48 @@ def test_a_report_with_a_false_photo_or_outside_the_scope_stores_nothing(
             text("SELECT count(*) FROM incident WHERE description = :d"), {"d": reported}
         ).scalar_one()
     assert stored == 0
+
+
+def test_a_department_user_works_only_for_its_department(
+    demo_client, demo_keys, demo, people, department, incident_source
+):
+    whistled = report(demo_client, demo_keys, demo, incident_source, "dept-1")
+    elsewhere = report(demo_client, demo_keys, demo, incident_source, "dept-2")
+    operator = signed_in(demo_client, people["operator"])
+    post(operator, whistled, status="registered", handling_level="street")
+    post(operator, whistled, action="whistle", departments=[department])
+    desk = signed_in(demo_client, people["department"])
+    # its queue is what was whistled or dispatched to the department
+    queue = desk.get(f"/console?source={incident_source}").text
+    assert f'data-id="{whistled}"' in queue and f'data-id="{elsewhere}"' not in queue
+    assert f'value="{department}" selected' in queue
+    assert actions(desk.get(f"/console/incidents/{whistled}").text) == ["report_in"]
+    assert actions(desk.get(f"/console/incidents/{elsewhere}").text) == []
+    refused = post(desk, elsewhere, status="registered")
+    assert refused.status_code == 403 and "部门用户只能为本部门报到处置" in refused.text
+    also = post(desk, whistled, action="whistle", departments=[department])
+    assert also.status_code == 403
+    # what is dispatched to the department, the department handles
+    post(operator, elsewhere, status="registered")
+    post(operator, elsewhere, status="dispatched", handler=f"dept:{department}")
+    assert actions(desk.get(f"/console/incidents/{elsewhere}").text) == ["handle"]
+    assert post(desk, elsewhere, status="handled").status_code == 303
+
+
+def test_a_report_from_the_field_names_its_reporter_in_the_timeline(
+    demo_client, demo, people, reported
+):
+    operator = signed_in(demo_client, people["operator"])
+    lon, lat = demo_point(demo, GRID)
+    form = {
+        "csrf_token": _report_form(operator),
+        "category": "0401",
+        "description": reported,
+        "lon": f"{lon:.6f}",
+        "lat": f"{lat:.6f}",
+    }
+    made = operator.post("/console/report", data=form)
+    assert made.status_code == 303, made.text
+    page = operator.get(made.headers["location"]).text
+    first = re.search(r'<li data-action="" data-to="reported">(.*?)</li>', page, re.S)
+    assert first is not None and people["operator"][0] in first.group(1)

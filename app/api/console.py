@@ -33,8 +33,7 @@ from app.api.errors import status_for
 from app.api.incidents import create_reported, step_of
 from app.api.schemas import IncidentIn, TransitionIn
 from app.api.session import cookie_session
-from app.db import queries
-from app.errors import NotFoundError, PermissionDeniedError, StaleVersionError
+from app.errors import PermissionDeniedError, StaleVersionError
 from app.pages import render
 from app.pages.sketch import grid_sketch
 from app.services import console, photos
@@ -166,6 +165,14 @@ def _queue_params(request: Request) -> dict[str, str]:
     return chosen
 
 
+def _own_department(chosen: dict[str, str], user: Principal) -> dict[str, str]:
+    """A department's user works what was dispatched or whistled (吹哨) to the department:
+    its queue shows those unless another department is chosen."""
+    if user.department and "department" not in chosen:
+        return {**chosen, "department": user.department}
+    return chosen
+
+
 def _queue_filter(chosen: dict[str, str]) -> console.QueueFilter:
     def split(name: str) -> tuple[str, ...]:
         return tuple(chosen[name].split(",")) if name in chosen else ()
@@ -188,7 +195,7 @@ async def queue_page(request: Request, state: StateDep) -> Response:
     if isinstance(user, Response):
         return user
     try:
-        chosen = _queue_params(request)
+        chosen = _own_department(_queue_params(request), user)
         page = int(chosen.pop("page", "0"))
         data = await run_in_threadpool(_read_queue, state, user, _queue_filter(chosen), page)
     except GridmapError as error:
@@ -281,7 +288,7 @@ async def act(request: Request, state: StateDep, incident_id: IncidentId) -> Res
         )
     except StaleVersionError as error:
         return await _incident_response(
-            request, state, incident_id, user, 409, str(error), error.current
+            request, state, incident_id, user, 409, str(error), _stale_view(error.current)
         )
     except GridmapError as error:
         return await _incident_response(
@@ -290,6 +297,17 @@ async def act(request: Request, state: StateDep, incident_id: IncidentId) -> Res
     return RedirectResponse(
         f"{_root(request)}/console/incidents/{incident_id}#gm-timeline", status_code=303
     )
+
+
+def _stale_view(current: dict | None) -> dict | None:
+    """What the refusal of a stale action shows: who acted last, what they did (the step's
+    kind, or the status it moved to) and when, in local time."""
+    last = (current or {}).get("last_step")
+    if current is None or not last:
+        return current
+    kind = LABELS["kind"].get(last["action"] or "") or LABELS["status"].get(last["to_status"], "")
+    at = _when(datetime.fromisoformat(last["at"])) if last["at"] else "—"
+    return {**current, "last_step": {**last, "what": kind, "at": at}}
 
 
 def _transition(form: FormData) -> TransitionIn:
@@ -342,15 +360,7 @@ async def photo(
         return user
 
     def find() -> FileResponse:
-        with state.engine.connect() as conn:
-            found, grid = queries.incident_grid(conn, incident_id)
-        if not found:
-            raise NotFoundError(f"no incident {incident_id}")
-        check_incident(user, grid, incident_id)
-        path = photos.photo_file(state.settings.data_dir, incident_id, name)
-        if path is None:
-            raise NotFoundError(f"incident {incident_id} has no photo {name!r}")
-        media = photos.MEDIA_TYPES[path.suffix.lstrip(".")]
+        path, media = photos.served(state.engine, state.settings.data_dir, user, incident_id, name)
         return FileResponse(path, media_type=media, headers={"Cache-Control": "private"})
 
     try:

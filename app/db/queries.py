@@ -587,6 +587,7 @@ def log_status(
     to_level: str | None,
     note: str | None,
     api_key_id: int | None,
+    user_id: int | None = None,
 ) -> None:
     conn.execute(
         insert(LOG).values(
@@ -597,6 +598,7 @@ def log_status(
             to_level=to_level,
             note=note,
             api_key_id=api_key_id,
+            user_id=user_id,
         )
     )
 

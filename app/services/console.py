@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 
 from app.db import departments as department_rows
 from app.db import queries
-from app.errors import IllegalTransitionError, NotFoundError
+from app.errors import IllegalTransitionError, NotFoundError, PermissionDeniedError
 from app.services import handling
 from app.services.handling import Step
 from app.services.scope import check_area, check_incident
@@ -153,15 +153,20 @@ def incident_actions(conn: Connection, record: dict, actor: Principal) -> list[A
                 asks=() if change.kind == "reopen" else asks,
             )
         )
-    actions += _redirect_and_whistle(record, whistled)
+    actions += _redirect_and_whistle(record, whistled, actor)
     return sorted(actions, key=lambda a: _ACTION_ORDER.index(a.key))
 
 
-def _redirect_and_whistle(record: dict, whistled: dict[str, bool]) -> list[Action]:
+def _redirect_and_whistle(
+    record: dict, whistled: dict[str, bool], actor: Principal
+) -> list[Action]:
     """Dispatch again to someone else, and 吹哨: the rules of ``workflow`` on the record
-    (their handler and department checks run when the form names one)."""
+    (their handler and department checks run when the form names one); neither is a
+    department user's."""
     status, level = record["status"], record["handling_level"]
-    found = []
+    found: list[Action] = []
+    if not _allowed(handling.check_department_user, actor, Step(), record, whistled):
+        return found
     if status == "dispatched" and _allowed(
         plan_transition, status, level, "dispatched", redirect=True
     ):
@@ -174,7 +179,7 @@ def _redirect_and_whistle(record: dict, whistled: dict[str, bool]) -> list[Actio
 def _allowed(plan, *args, **kwargs) -> bool:
     try:
         plan(*args, **kwargs)
-    except (ValidationError, IllegalTransitionError):
+    except (ValidationError, IllegalTransitionError, PermissionDeniedError):
         return False
     return True
 

@@ -119,6 +119,7 @@ def _plan(
 ) -> tuple[Change, dict[str, Any], list[str]]:
     """(the change, the handler columns to set, the departments the step names)."""
     status, level = current["status"], current["handling_level"]
+    check_department_user(actor, step, current, whistled)
     if step.whistle:
         codes = _existing_departments(conn, step.whistle)
         return plan_whistle(status, level, codes, whistled), {}, codes
@@ -139,6 +140,26 @@ def _plan(
         (code,) = _existing_departments(conn, [step.department])
         return change, _to_department(code), [code]
     return change, {}, []
+
+
+def check_department_user(
+    actor: Principal, step: Step, current: dict, whistled: dict[str, bool]
+) -> None:
+    """A department's user acts for its department only: it reports in (报到) when the
+    department was whistled, or handles what was dispatched to the department. Registering,
+    dispatching, escalating, whistling, verifying and closing are the grid's, the
+    community's and the street's."""
+    own = actor.department
+    if own is None:
+        return
+    mine = own in whistled or current["department_code"] == own
+    if step.status == "handled" and not step.whistle and mine:
+        return
+    raise PermissionDeniedError(
+        f"部门用户只能为本部门报到处置 / a user of department {own} reports in for it or "
+        "handles what was dispatched to it; registering, dispatching, escalating, whistling, "
+        "verifying and closing are the grid's, the community's and the street's"
+    )
 
 
 def offered(

@@ -115,8 +115,10 @@ def create_incident(
                     "reported",
                     None,
                     None,
-                    "created via the API",
+                    # a signed-in user is named in the timeline; a system only by its key
+                    None if actor and actor.user_id else "created via the API",
                     actor.key_id if actor else None,
+                    actor.user_id if actor else None,
                 )
                 return answer(conn, existing), True
             # created concurrently by a retry of the same request
