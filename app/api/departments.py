@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 
 from app.api.deps import ConnDep, ViewerDep
 from app.api.errors import ERROR_RESPONSES
+from app.api.incidents import IncidentId
 from app.api.schemas import AssigneeOut, DepartmentOut
 from app.services.departments import list_departments
 from app.services.handling import eligible_assignees
@@ -32,7 +31,7 @@ def get_departments(conn: ConnDep, _: ViewerDep) -> list[dict]:
 def get_assignees(
     conn: ConnDep,
     viewer: ViewerDep,
-    incident_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="Incident id.")],
+    incident_id: IncidentId,
 ) -> list[dict]:
     """The staff of the incident's grid and its micro-grids (active roster): the
     `assignee` ids a dispatch accepts. Empty for an incident outside every grid."""

@@ -31,8 +31,8 @@ from app.api.geojson import (
     dumps,
     feature_collection,
     link,
-    paging_links,
 )
+from app.api.incident_lists import newest_incidents_page
 from app.api.schemas import Feature, FeatureCollection, GridStats, Neighbours
 from app.db import queries
 from app.db.repo import GenerationInfo
@@ -176,11 +176,7 @@ def grid_incidents(
         area_code=None if record["level"] == "district" else code,
         area_prefix=viewer.area,
     )
-    matched, features = queries.incident_features(
-        conn, filters, page.limit, page.offset, newest_first=True
-    )
-    links = paging_links(request, page.offset, page.limit, len(features), matched)
-    return GeoJSONResponse(feature_collection(features, matched=matched, links=links))
+    return newest_incidents_page(request, conn, filters, page)
 
 
 @router.get("/{code}/stats", response_model=GridStats, summary="Incident statistics")

@@ -22,10 +22,10 @@ from app.api.deps import (
     TimeWindowDep,
     ViewerDep,
     checked_tolerance,
-    resolve_generation,
 )
 from app.api.errors import ERROR_RESPONSES
-from app.api.geojson import GeoJSONResponse, feature_collection, paging_links
+from app.api.geojson import GeoJSONResponse
+from app.api.incident_lists import grid_incident_filter, newest_incidents_page
 from app.api.schemas import FeatureCollection, IncidentIn, IncidentOut, PhotosOut, TransitionIn
 from app.db import queries
 from app.errors import NotFoundError
@@ -104,20 +104,8 @@ def list_incidents(
     """Incidents as GeoJSON, newest first, filtered by bbox, grid, category, status,
     source, handling level and report time (the same filters as
     /collections/incidents/items)."""
-    gen_id = resolve_generation(conn, generation).id if generation is not None else None
-    filters = f.to_filter(
-        window,
-        bbox,
-        generation_id=gen_id,
-        area_level="grid" if grid else None,
-        area_code=grid,
-        area_prefix=viewer.area,
-    )
-    matched, features = queries.incident_features(
-        conn, filters, page.limit, page.offset, newest_first=True
-    )
-    links = paging_links(request, page.offset, page.limit, len(features), matched)
-    return GeoJSONResponse(feature_collection(features, matched=matched, links=links))
+    filters = grid_incident_filter(conn, f, window, bbox, grid, generation, viewer.area)
+    return newest_incidents_page(request, conn, filters, page)
 
 
 @router.get("/{incident_id}", response_model=IncidentOut, summary="One incident")

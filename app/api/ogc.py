@@ -22,13 +22,11 @@ from app.api.deps import (
     BBoxDep,
     ConnDep,
     GenerationParam,
-    IncidentQuery,
     IncidentQueryDep,
     OutputCrs,
     PageDep,
     PrincipalDep,
     StateDep,
-    TimeWindow,
     TimeWindowDep,
     check_role,
     resolve_generation,
@@ -43,6 +41,7 @@ from app.api.geojson import (
     link,
     paging_links,
 )
+from app.api.incident_lists import grid_incident_filter
 from app.api.schemas import (
     Collection,
     Collections,
@@ -218,6 +217,7 @@ def items(
     """
     lat_first = crs in LAT_FIRST
     theme = _theme(collection_id)
+    level = None if theme is not None else _level(collection_id)
     if theme is not None:
         _guard_boundaries(state, principal)
         _refuse(
@@ -232,15 +232,14 @@ def items(
         matched, features = layer_queries.unit_features(
             conn, layer.id, page.limit, page.offset, code=code, bbox=bbox, lat_first=lat_first
         )
-        links = paging_links(request, page.offset, page.limit, len(features), matched)
-        body = feature_collection(features, matched=matched, links=links)
-        return GeoJSONResponse(body, headers={"Content-Crs": f"<{crs}>"})
-    level = _level(collection_id)
-    if level is None:
+    elif level is None:
         viewer = check_role(principal, "viewer")
         _refuse(collection_id, code=code, parent=parent, kind=kind)
-        matched, features = _incident_page(
-            conn, bbox, page, window, incident_filter, grid, generation, lat_first, viewer.area
+        incidents = grid_incident_filter(
+            conn, incident_filter, window, bbox, grid, generation, viewer.area
+        )
+        matched, features = queries.incident_features(
+            conn, incidents, page.limit, page.offset, lat_first
         )
     else:
         _guard_boundaries(state, principal)
@@ -357,21 +356,6 @@ def _refuse(collection_id: str, **given: Any) -> None:
     wrong = [name for name, value in given.items() if value is not None]
     if wrong:
         raise ValidationError(f"{', '.join(sorted(wrong))} cannot filter {collection_id}")
-
-
-def _incident_page(
-    conn, bbox, page, window: TimeWindow, f: IncidentQuery, grid, generation, lat_first, area
-) -> tuple[int, list[str]]:
-    gen_id = resolve_generation(conn, generation).id if generation is not None else None
-    filters = f.to_filter(
-        window,
-        bbox,
-        generation_id=gen_id,
-        area_level="grid" if grid else None,
-        area_code=grid,
-        area_prefix=area,
-    )
-    return queries.incident_features(conn, filters, page.limit, page.offset, lat_first)
 
 
 def _collection(request: Request, collection_id: str, extents: dict) -> dict:
