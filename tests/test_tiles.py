@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
+from contextlib import contextmanager
 
 import mapbox_vector_tile
 import pytest
 from shapely.geometry import Point, shape
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from app.api.deps import get_principal
 from app.services.security import Principal
@@ -192,6 +194,91 @@ def test_etag_304_and_a_new_incident_changes_the_count_tile(
     assert after.headers["etag"] != etag
     grids = {f["properties"]["code"]: f for f in decode(after.content)["grids"]["features"]}
     assert grids[GRID]["properties"]["incidents"] == before[GRID]["properties"]["incidents"] + 1
+
+
+@contextmanager
+def database_use(engine):
+    """Counts of pool checkouts and statements on ``engine`` while the block runs."""
+    seen = {"checkouts": 0, "statements": 0}
+
+    def checkout(*_):
+        seen["checkouts"] += 1
+
+    def statement(*_):
+        seen["statements"] += 1
+
+    event.listen(engine, "checkout", checkout)
+    event.listen(engine, "before_cursor_execute", statement)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "checkout", checkout)
+        event.remove(engine, "before_cursor_execute", statement)
+
+
+def test_a_tile_is_one_statement_and_a_304_none(demo_client, demo):
+    state = demo_client.app.state.gridmap
+    state.version.check()  # fresh: no question of the data version is due
+    lon, lat = demo_point(demo, GRID)
+    x, y = tile_of(lon, lat, 15)
+    url = f"/tiles/grids/15/{x}/{y}.mvt"
+    with database_use(state.engine) as tile_use:
+        first = demo_client.get(url)
+    assert first.status_code == 200
+    assert GRID in {f["properties"]["code"] for f in decode(first.content)["grids"]["features"]}
+    assert tile_use == {"checkouts": 1, "statements": 1}
+    with database_use(state.engine) as revalidation:
+        again = demo_client.get(url, headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304
+    assert revalidation == {"checkouts": 0, "statements": 0}
+
+
+def test_a_new_incident_leaves_boundary_validators_alone(
+    demo_client, demo_keys, demo, incident_source
+):
+    state = demo_client.app.state.gridmap
+    lon, lat = demo_point(demo, GRID)
+    x, y = tile_of(lon, lat, 15)
+    url = f"/tiles/grids/15/{x}/{y}.mvt"
+    state.version.check()
+    public, keyed = demo_client.get(url), demo_client.get(url, headers=demo_keys["viewer"])
+    body = {"source": incident_source, "external_id": "tile-2", "category": "0401"}
+    created = demo_client.post(
+        "/incidents", json={**body, "lon": lon, "lat": lat}, headers=demo_keys["operator"]
+    )
+    assert created.status_code == 201, created.text
+    state.version.check()
+    # the boundaries did not change: browsers keep their tiles; the counts did
+    again = demo_client.get(url, headers={"If-None-Match": public.headers["etag"]})
+    assert again.status_code == 304
+    keyed_again = demo_client.get(
+        url, headers={**demo_keys["viewer"], "If-None-Match": keyed.headers["etag"]}
+    )
+    assert keyed_again.status_code == 200
+
+
+def test_the_data_version_answers_at_once_and_catches_up_in_the_background(
+    demo_engine, demo_client, demo_keys, demo, incident_source
+):
+    from app.services.data_version import DataVersion
+
+    version = DataVersion(demo_engine, max_age=0)  # every answer is old at once
+    before = version.latest()  # the first answer is asked for
+    lon, lat = demo_point(demo, GRID)
+    body = {"source": incident_source, "external_id": "tile-3", "category": "0401"}
+    created = demo_client.post(
+        "/incidents", json={**body, "lon": lon, "lat": lat}, headers=demo_keys["operator"]
+    )
+    assert created.status_code == 201, created.text
+    # old, so a question goes out in the background; this call does not wait for it
+    assert version.latest() == before
+    deadline = time.monotonic() + 30
+    while version.latest() == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    caught_up = version.latest()
+    assert caught_up != before
+    assert caught_up.areas == before.areas  # only the incidents changed
+    assert caught_up == version.check()
 
 
 @pytest.mark.parametrize(

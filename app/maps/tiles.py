@@ -241,6 +241,14 @@ def micro_grid_tiles(
     )
 
 
+def _filled_grids(
+    url: str, key: str, names: dict[str, str], opacity: float, fills: dict, show: bool = True
+) -> VectorTiles:
+    """Grids filled by code, no outline (choropleth, hot spots): layer ``key`` in its own pane."""
+    style = {"stroke": False, "fill": True, "fillOpacity": opacity}
+    return VectorTiles(url, "grids", names[key], key, style, fills=fills, show=show)
+
+
 def grid_tile_layers(
     tiles: TileOptions,
     props: pd.DataFrame,
@@ -269,24 +277,11 @@ def grid_tile_layers(
     table = _table(props, [c for c in tooltip if c in props and c not in ("code", "name")])
     out: dict[str, VectorTiles] = {}
     if choropleth is not None:
-        out["choropleth"] = VectorTiles(
-            url,
-            "grids",
-            names["choropleth"],
-            "choropleth",
-            {"stroke": False, "fill": True, "fillOpacity": 0.75},
-            fills=_fills(props["code"], choropleth),
-            show=False,
+        out["choropleth"] = _filled_grids(
+            url, "choropleth", names, 0.75, _fills(props["code"], choropleth), show=False
         )
     if hot is not None:
-        out["hotspots"] = VectorTiles(
-            url,
-            "grids",
-            names["hotspots"],
-            "hotspots",
-            {"stroke": False, "fill": True, "fillOpacity": 0.7},
-            fills=_fills(props["code"], hot),
-        )
+        out["hotspots"] = _filled_grids(url, "hotspots", names, 0.7, _fills(props["code"], hot))
     out["grids"] = VectorTiles(
         url,
         "grids",

@@ -22,7 +22,8 @@ from app.db import layers as db_layers
 from app.db import tiles as db_tiles
 from app.errors import NotFoundError
 from app.services.analysis import Selection, grid_stats
-from app.services.map_data import MapData
+from app.services.data_version import DataVersion
+from app.services.map_data import MapData, MapDataCache
 from app.services.security import Principal
 from gis.errors import ValidationError
 
@@ -35,6 +36,7 @@ __all__ = [
     "render_tile",
     "tile_bounds",
     "tile_etag",
+    "tile_version",
 ]
 
 MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
@@ -145,6 +147,22 @@ def render_tile(
             f"no tile layer {request.layer!r}; layers are {', '.join(layer_names(themes))}"
         )
     return found
+
+
+def tile_version(
+    version: DataVersion, map_data: MapDataCache, request: TileRequest, numbers: bool
+) -> Hashable:
+    """What a tile's ``ETag`` follows; for the area levels, read from memory at once
+    (:meth:`DataVersion.latest`), never waiting for the database.
+
+    Boundary tiles follow the areas (and themes) only, so a new incident leaves their
+    validators alone; tiles with incident numbers follow the incidents too. A thematic
+    layer's tile also follows the themes' own stamp, as the map pages do.
+    """
+    if request.theme is not None:
+        return map_data.version()
+    fingerprint = version.latest()
+    return fingerprint if numbers else fingerprint.areas
 
 
 def tile_etag(
