@@ -25,6 +25,8 @@ Examples
 --------
     .venv/bin/python benchmarks/bench_tiles.py
     GRIDMAP_DATABASE_NAME=gridmap_city .venv/bin/python benchmarks/bench_tiles.py --tiles 30
+    GRIDMAP_DATABASE_NAME=gridmap_city .venv/bin/python benchmarks/bench_tiles.py \
+        --only-tiles --tiles 30 --rounds 3
 """
 
 from __future__ import annotations
@@ -186,17 +188,30 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def tile_latencies(
-    servers: dict[str, tuple[str, str]], tiles: list[tuple[int, int, int]], layer: str
+    servers: dict[str, tuple[str, str]],
+    tiles: list[tuple[int, int, int]],
+    layer: str,
+    headers: dict[str, dict] | None = None,
 ) -> dict[str, list[float]]:
-    """ms per tile per server, alternating; ``servers``: name → (base, template)."""
+    """ms per tile per server, alternating; ``servers``: name → (base, template);
+    ``headers``: name → headers of that client (an API key).
+
+    The server asking first takes turns: the first to ask for a tile reads its rows
+    into PostgreSQL's buffers for the others.
+    """
     out: dict[str, list[float]] = {name: [] for name in servers}
-    clients = {name: httpx.Client(base_url=base, timeout=60) for name, (base, _) in servers.items()}
+    clients = {
+        name: httpx.Client(base_url=base, timeout=60, headers=(headers or {}).get(name))
+        for name, (base, _) in servers.items()
+    }
     try:
         for z, x, y in tiles[:3]:  # warm the connections and the database's caches
             for name, (_, template) in servers.items():
                 clients[name].get(template.format(layer=layer, z=z, x=x, y=y))
-        for z, x, y in tiles:
-            for name, (_, template) in servers.items():
+        names = list(servers)
+        for turn, (z, x, y) in enumerate(tiles):
+            for name in names[turn % len(names) :] + names[: turn % len(names)]:
+                template = servers[name][1]
                 started = time.perf_counter()
                 response = clients[name].get(template.format(layer=layer, z=z, x=x, y=y))
                 out[name].append((time.perf_counter() - started) * 1e3)
@@ -206,6 +221,72 @@ def tile_latencies(
         for client in clients.values():
             client.close()
     return out
+
+
+def compare_tiles(
+    base: str, tipg_base: str, key: str, extent, rng: random.Random, count: int, rounds: int = 1
+) -> list[float]:
+    """Part 1: the tile table; the p95 ratios (gridmap / tipg) of its rows.
+
+    Each row's tiles are asked for ``rounds`` times, alternating servers, and the
+    times pooled (on a shared machine one stall is the p95 of 30 tiles). gridmap
+    keeps no tiles: every answer is made anew (PostgreSQL's buffers are warm for
+    both servers). Grids are then asked for once more with a viewer key (incident
+    counts and Gi* classes joined), for reference.
+    """
+    servers = {
+        "gridmap": (base, "/tiles/{layer}/{z}/{x}/{y}.mvt"),
+        "tipg": (
+            tipg_base,
+            "/collections/" + SCHEMA + ".{layer}/tiles/WebMercatorQuad/{z}/{x}/{y}",
+        ),
+    }
+    keyed = {"keyed": servers["gridmap"]}
+    print(
+        f"\ntiles, one at a time, {rounds} round(s) (ms)  gridmap p50 / p95     tipg p50 / p95"
+        "    p95 ratio   (with a key: p95)"
+    )
+    ratios = []
+    for layer in LEVELS:
+        for z in range(12, 17):
+            tiles = tiles_over(extent, z, count, rng)
+            times: dict[str, list[float]] = {}
+            for _ in range(rounds):
+                for name, values in tile_latencies(servers, tiles, layer).items():
+                    times.setdefault(name, []).extend(values)
+            if layer == "grids":  # after, so that its work does not slow the comparison
+                times |= tile_latencies(keyed, tiles, layer, {"keyed": {"X-API-Key": key}})
+            ours_t, peer_t = times["gridmap"], times["tipg"]
+            ratios.append(percentile(ours_t, 0.95) / percentile(peer_t, 0.95))
+            with_key = f"{percentile(times['keyed'], 0.95):7.1f}" if "keyed" in times else ""
+            print(
+                f"  {layer:<11} z{z}  ({len(tiles):3d} tiles)   "
+                f"{statistics.median(ours_t):7.1f} / {percentile(ours_t, 0.95):7.1f}   "
+                f"{statistics.median(peer_t):7.1f} / {percentile(peer_t, 0.95):7.1f}   "
+                f"{ratios[-1]:6.2f}   {with_key}"
+            )
+    print(
+        f"  p95 ratio over the rows: median {statistics.median(ratios):.2f}, "
+        f"worst {max(ratios):.2f} (target <= 1)"
+    )
+    return ratios
+
+
+def tiles_only(args, url: str, key: str, uvicorn: Path, extent, rng: random.Random) -> None:
+    """Part 1 alone (``--only-tiles``): both servers started for it, nothing else run."""
+    tipg_port, port = free_port(), free_port()
+    tipg_base, base = f"http://127.0.0.1:{tipg_port}", f"http://127.0.0.1:{port}"
+    tipg_cmd = [str(uvicorn), "tipg.main:app", "--port", str(tipg_port), "--log-level", "warning"]
+    env = {**gridmap_env(url, True), "GRIDMAP_MAP_WARM_ON_STARTUP": "false"}
+    with (
+        process(gridmap_command(port), env, ROOT) as ours,
+        process(tipg_cmd, tipg_env(url), VENV) as peer,
+    ):
+        wait_up(base + "/health", ours)
+        wait_up(tipg_base + "/collections", peer)
+        # the keyed tiles need the incidents loaded and Gi* computed: once, before timing
+        httpx.get(base + "/tiles/grids/0/0/0.mvt", headers={"X-API-Key": key}, timeout=900)
+        compare_tiles(base, tipg_base, key, extent, rng, args.tiles, args.rounds)
 
 
 async def _load(base: str, paths: list[str], seconds: float, concurrency: int) -> dict:
@@ -281,6 +362,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="Seconds per items load.")
     parser.add_argument("--repeat", type=int, default=3, help="Page loads in Chromium.")
     parser.add_argument("--no-browser", action="store_true", help="Skip the Chromium runs.")
+    parser.add_argument(
+        "--only-tiles", action="store_true", help="Run part 1 (tiles against tipg) alone."
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="Times each tile is asked for (times pooled)."
+    )
+    parser.add_argument(
+        "--only-map",
+        action="store_true",
+        help="Run the first /map of part 3 alone: first start, restart, restart after a change.",
+    )
     args = parser.parse_args()
 
     from app.config import Settings
@@ -321,6 +413,10 @@ def main() -> None:
 def run(args, url: str, key: str, uvicorn: Path, extent, rng: random.Random) -> None:
     import tempfile
 
+    if args.only_tiles:
+        return tiles_only(args, url, key, uvicorn, extent, rng)
+    if args.only_map:
+        return map_only(url, key)
     browser = not args.no_browser
     old = page_figures(url, key, gridmap_env(url, False), args.repeat, browser)
     with tempfile.TemporaryDirectory() as pages:
@@ -352,27 +448,7 @@ def compare(args, url, key, uvicorn, extent, rng, pages: Path, old: dict, cold: 
         if browser and Path(CHROMIUM).exists():
             new["render_ms"] = render_ms(base, key, args.repeat)
         report_page(new, old, cold)
-        servers = {
-            "gridmap": (base, "/tiles/{layer}/{z}/{x}/{y}.mvt"),
-            "tipg": (
-                tipg_base,
-                "/collections/" + SCHEMA + ".{layer}/tiles/WebMercatorQuad/{z}/{x}/{y}",
-            ),
-        }
-        print(
-            "\ntiles, one at a time (ms)        gridmap p50 / p95     tipg p50 / p95    p95 ratio"
-        )
-        for layer in LEVELS:
-            for z in range(12, 17):
-                tiles = tiles_over(extent, z, args.tiles, rng)
-                times = tile_latencies(servers, tiles, layer)
-                ours_t, peer_t = times["gridmap"], times["tipg"]
-                print(
-                    f"  {layer:<11} z{z}  ({len(tiles):3d} tiles)   "
-                    f"{statistics.median(ours_t):7.1f} / {percentile(ours_t, 0.95):7.1f}   "
-                    f"{statistics.median(peer_t):7.1f} / {percentile(peer_t, 0.95):7.1f}   "
-                    f"{percentile(ours_t, 0.95) / percentile(peer_t, 0.95):6.2f}"
-                )
+        compare_tiles(base, tipg_base, key, extent, rng, args.tiles, args.rounds)
         paths = item_paths(extent, rng)
         ours_paths = ["/collections/grids/items" + p for p in paths]
         peer_paths = [f"/collections/{SCHEMA}.grids/items" + p for p in paths]
@@ -422,6 +498,64 @@ def page_figures(url: str, key: str, env: dict, repeat: int, browser: bool) -> d
         if browser and Path(CHROMIUM).exists():
             figures["render_ms"] = render_ms(base, key, repeat)
     return figures
+
+
+def map_only(url: str, key: str, rounds: int = 3) -> None:
+    """The first /map (viewer key) of a server started for it: with nothing kept, after a
+    restart on the same data (the page store serves it), and after a restart when one
+    incident was added meanwhile (the page must be built; what depends on the areas
+    alone is kept). Medians of ``rounds`` restarts each."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        env = gridmap_env(url, True, Path(folder) / "pages")
+        first = page_figures(url, key, env, 0, False)
+        again = [page_figures(url, key, env, 0, False) for _ in range(rounds)]
+        changed = []
+        for _ in range(rounds):
+            with one_more_incident(url):
+                changed.append(page_figures(url, key, env, 0, False))
+    print("\nfirst /map (viewer key), s        from /health   from start   server up")
+    for name, runs in (
+        ("first start, nothing kept", [first]),
+        ("restart, same data", again),
+        ("restart after a new incident", changed),
+    ):
+        print(
+            f"  {name:<31} {statistics.median(r['first_s'] for r in runs):9.2f}"
+            f"   {statistics.median(r['from_start_s'] for r in runs):10.2f}"
+            f"   {statistics.median(r['up_s'] for r in runs):9.2f}   (median of {len(runs)})"
+        )
+
+
+@contextmanager
+def one_more_incident(url: str) -> Iterator[None]:
+    """One incident added while the server is down (a copy of the first one's place and
+    assignment), removed afterwards."""
+    from app.db.session import make_engine
+
+    engine = make_engine(url)
+    external = f"bench-{time.time_ns()}"
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "WITH one AS (SELECT * FROM incident_current WHERE grid_code IS NOT NULL "
+                    "ORDER BY id LIMIT 1), added AS (INSERT INTO incident (source, external_id, "
+                    "category, reported_at, location_status, location) SELECT 'bench', :e, "
+                    "category, now(), location_status, location FROM one RETURNING id) "
+                    "INSERT INTO incident_assignment (generation_id, incident_id, street_code, "
+                    "community_code, grid_code, micro_grid_code, assign_status, distance_m) "
+                    "SELECT one.generation_id, added.id, street_code, community_code, grid_code, "
+                    "micro_grid_code, assign_status, distance_m FROM one, added"
+                ),
+                {"e": external},
+            )
+        yield
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM incident WHERE external_id = :e"), {"e": external})
+        engine.dispose()
 
 
 def report_page(new: dict, old: dict, cold: dict) -> None:

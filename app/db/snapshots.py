@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -32,11 +33,16 @@ from gis.vocabulary import LOCAL_TIMEZONE
 __all__ = [
     "INCIDENT_COLUMNS",
     "DataFingerprint",
+    "IncidentFilter",
     "area_labels",
     "areas_stamp",
     "current_incidents",
     "data_fingerprint",
     "database_identity",
+    "incident_counts",
+    "incident_sample",
+    "level_stamps",
+    "uncovered_incidents",
 ]
 
 # Incident columns read as numbers; every other one is text.
@@ -192,3 +198,155 @@ def areas_stamp(conn: Connection, generation_id: int, levels: Sequence[str]) -> 
         {"g": generation_id, "levels": list(levels)},
     ).one()
     return int(row[0]), row[1] or ""
+
+
+def level_stamps(conn: Connection, generation_id: int) -> dict[str, tuple[int, str]]:
+    """Per level: :func:`areas_stamp` of a generation's areas at that level, in one query."""
+    rows = conn.execute(
+        text(
+            "SELECT level, count(*), md5(string_agg(id::text || '.' || xmin::text, ',' "
+            "ORDER BY id)) FROM area WHERE generation_low <= :g AND generation_high >= :g "
+            "GROUP BY level"
+        ),
+        {"g": generation_id},
+    ).all()
+    return {level: (int(count), digest or "") for level, count, digest in rows}
+
+
+# -- incidents counted in the database ---------------------------------------------------
+# Only what the pandas snapshot could hold (pd.Timestamp's range): a time outside it is
+# NaT there, which no window selects.
+_PANDAS_TIMES = "i.reported_at BETWEEN '1677-09-22 00:00:00+00' AND '2262-04-11 00:00:00+00'"
+_ACTIVE = "(SELECT g.id FROM generation g WHERE g.is_active)"
+
+
+@dataclass(frozen=True)
+class IncidentFilter:
+    """Which incidents count, as :class:`app.services.analysis.Selection` says: a half-open
+    window on ``reported_at``, category prefixes and exact sources (empty: all)."""
+
+    start: Any = None
+    end: Any = None
+    category: tuple[str, ...] = ()
+    source: tuple[str, ...] = ()
+
+    @property
+    def everything(self) -> bool:
+        return self.start is None and self.end is None and not self.category and not self.source
+
+    def where(self) -> tuple[str, dict[str, Any]]:
+        """The SQL condition on ``incident i`` and its parameters."""
+        parts, params = ["TRUE"], {}
+        if self.start is not None or self.end is not None:
+            parts.append(_PANDAS_TIMES)
+        if self.start is not None:
+            parts.append("i.reported_at >= :start")
+            params["start"] = self.start
+        if self.end is not None:
+            parts.append("i.reported_at < :end")
+            params["end"] = self.end
+        if self.category:
+            parts.append("i.category LIKE ANY(:categories)")
+            params["categories"] = [_escape_like(c) + "%" for c in self.category]
+        if self.source:
+            parts.append("i.source = ANY(:sources)")
+            params["sources"] = list(self.source)
+        return " AND ".join(parts), params
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def incident_counts(
+    conn: Connection, chosen: IncidentFilter, micro_grids: bool = False
+) -> pd.DataFrame:
+    """Incidents of ``chosen`` per grid (and micro-grid) under the active generation.
+
+    ``grid_code, n`` (with ``micro_grids``: ``grid_code, micro_grid_code, n``); a row
+    with no grid holds those no grid took (unassigned or outside). Without a filter the
+    assignments alone are counted (per grid: the index on ``(generation_id,
+    grid_code)``), and the incidents without an assignment are left to the caller (the
+    incident count it knows).
+    """
+    keys = "a.grid_code, a.micro_grid_code" if micro_grids else "a.grid_code"
+    if chosen.everything:
+        query = (
+            f"SELECT {keys}, count(*) AS n FROM incident_assignment a "
+            f"WHERE a.generation_id = {_ACTIVE} AND a.grid_code IS NOT NULL GROUP BY {keys}"
+        )
+        params: dict[str, Any] = {}
+    else:
+        where, params = chosen.where()
+        query = (
+            f"SELECT {keys}, count(*) AS n FROM incident i "
+            "LEFT JOIN incident_assignment a ON a.incident_id = i.id "
+            f"AND a.generation_id = {_ACTIVE} WHERE {where} GROUP BY {keys}"
+        )
+    # plain tuples: a frame from 40,000 row objects costs most of a second
+    rows = [tuple(row) for row in conn.execute(text(query), params)]
+    columns = ["grid_code", "micro_grid_code", "n"] if micro_grids else ["grid_code", "n"]
+    frame = pd.DataFrame(rows, columns=columns)
+    for column in columns[:-1]:  # plain objects with None, like the incident frame
+        frame[column] = frame[column].astype(object)
+    frame["n"] = frame["n"].astype(np.int64)
+    return frame
+
+
+def uncovered_incidents(conn: Connection) -> pd.DataFrame:
+    """Located incidents the active generation's assignment did not find in a grid:
+    ``id, lon, lat``.
+
+    Those assigned ``snapped`` or ``outside``, and those not assigned at all: the only
+    ones a coverage check can find outside every grid (every other one was found
+    covered by a grid).
+    """
+    result = conn.execute(
+        text(
+            "SELECT i.id, ST_X(i.location) AS lon, ST_Y(i.location) AS lat FROM incident i "
+            "LEFT JOIN incident_assignment a ON a.incident_id = i.id "
+            f"AND a.generation_id = {_ACTIVE} WHERE i.location IS NOT NULL "
+            "AND (a.incident_id IS NULL OR a.assign_status IN ('snapped', 'outside')) "
+            "ORDER BY i.id"
+        )
+    )
+    rows = [tuple(row) for row in result]
+    return pd.DataFrame(
+        {
+            "id": np.array([r[0] for r in rows], dtype=np.int64),
+            "lon": np.array([r[1] for r in rows], dtype=float),
+            "lat": np.array([r[2] for r in rows], dtype=float),
+        }
+    )
+
+
+def incident_sample(
+    conn: Connection, chosen: IncidentFilter, percent: float, seed: int = 0
+) -> pd.DataFrame:
+    """About ``percent`` % of the located incidents of ``chosen`` (a repeatable sample).
+
+    ``id, source, category, reported_at, lon, lat`` like :func:`current_incidents`,
+    ordered by id: what a clustered layer draws when the city has a million.
+    """
+    where, params = chosen.where()
+    rows = conn.execute(
+        text(
+            "SELECT i.id, i.source, i.category, "
+            "EXTRACT(EPOCH FROM i.reported_at)::float8 AS reported_at, "
+            "ST_X(i.location) AS lon, ST_Y(i.location) AS lat FROM incident i "
+            "TABLESAMPLE BERNOULLI (:percent) REPEATABLE (:seed) "
+            f"WHERE i.location IS NOT NULL AND {where} ORDER BY i.id"
+        ),
+        {**params, "percent": float(min(max(percent, 0.0), 100.0)), "seed": int(seed)},
+    )
+    frame = pd.DataFrame(
+        [tuple(row) for row in rows],
+        columns=["id", "source", "category", "reported_at", "lon", "lat"],
+    )
+    for column in ("source", "category"):  # plain objects with None, like the incident frame
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+    frame["reported_at"] = pd.to_datetime(
+        frame["reported_at"].astype(float), unit="s", utc=True, errors="coerce"
+    ).dt.tz_convert(LOCAL_TIMEZONE)
+    frame[["lon", "lat"]] = frame[["lon", "lat"]].astype(float)
+    return frame

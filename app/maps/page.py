@@ -42,7 +42,8 @@ from app.services.analysis import (
     coverage,
     grid_stats,
     heat_points,
-    select_incidents,
+    incident_sample,
+    prepare,
     staff_summary,
 )
 from app.services.map_data import MapData
@@ -296,6 +297,7 @@ def district_map(
     data: MapData, selection: Selection, measure: str, options: PageOptions
 ) -> folium.Map:
     """The folium map behind :func:`build_map_page` (before assets are localized)."""
+    _prepare(data, selection, options)
     stats = page_stats(data, selection, options)
     report = coverage(data)
     title = f"{place_name(data.level('district'))} 网格地图 grid map"
@@ -325,6 +327,20 @@ def district_map(
     )
     LayerRegistry(layers, meta).add_to(m)
     return m
+
+
+def _prepare(data: MapData, selection: Selection, options: PageOptions) -> None:
+    """Start the analyses that wait on the database (a city's) beside Gi*."""
+    if not options.incidents:
+        return
+    prepare(
+        data,
+        [
+            lambda: heat_points(data, selection, cell_m=heat_cell_m(data)),
+            lambda: coverage(data),
+            lambda: incident_sample(data, selection, options.cluster_points),
+        ],
+    )
 
 
 def page_stats(data: MapData, selection: Selection, options: PageOptions) -> pd.DataFrame:
@@ -376,9 +392,10 @@ def _public_meta(data: MapData, report) -> dict:
 def _district_layers(
     data, shared, stats, classes, measure, selection, report, options
 ) -> dict[str, Any]:
-    grid_props = _grid_properties(data, stats, options)
-    links = f"gridmapGridLinks({_js_string(options.grid_url)})" if options.grid_url else None
     grids_from_tiles = use_tiles(options.tiles, len(stats), options.basemap.crs)
+    # grids drawn from tiles leave the staff to each grid's page (see tiles.TABLE_LEFT_OUT)
+    grid_props = _grid_properties(data, stats, options, with_staff=not grids_from_tiles)
+    links = f"gridmapGridLinks({_js_string(options.grid_url)})" if options.grid_url else None
     # the grids' shapes go into the page only when a layer draws them from it
     grid_js = "" if grids_from_tiles and not data.themes else _shared(data, shared, "grid", options)
     out: dict[str, Any] = {}
@@ -477,9 +494,10 @@ def _incident_layers(data: MapData, defects, selection: Selection, options: Page
     out["outside"] = ly.outside_layer(
         defects, options.basemap.crs, f"网格外事件 incidents outside grids ({outside})"
     )
-    chosen = select_incidents(data, selection)
+    # every incident of the selection, or at city scale a sample drawn by the database
+    chosen, selected = incident_sample(data, selection, options.cluster_points)
     sample = min(len(chosen), options.cluster_points)
-    label = f"{sample:,}" if sample == len(chosen) else f"{sample:,} of {len(chosen):,} sampled"
+    label = f"{sample:,}" if sample == selected else f"{sample:,} of {selected:,} sampled"
     out["clusters"] = ly.cluster_layer(
         chosen,
         _category_names(),
@@ -586,10 +604,14 @@ def _micro_layer(
 
 
 def _grid_properties(
-    data: MapData, stats: pd.DataFrame, options: PageOptions | None = None
+    data: MapData,
+    stats: pd.DataFrame,
+    options: PageOptions | None = None,
+    with_staff: bool = True,
 ) -> pd.DataFrame:
-    """Tooltip properties of the grids: names, staff, households and, when the page shows
-    incidents, counts and the Gi* class (only the columns the audience may see)."""
+    """Tooltip properties of the grids: names, staff (unless ``with_staff`` is False),
+    households and, when the page shows incidents, counts and the Gi* class (only the
+    columns the audience may see)."""
     options = options or PageOptions()
     grids = data.level("grid")
     community = _names(data, "community")
@@ -600,7 +622,7 @@ def _grid_properties(
             "community": grids["parent_code"].map(community).astype(object).fillna("").to_numpy(),
         }
     )
-    if options.staff != "none":
+    if options.staff != "none" and with_staff:
         props["staff"] = _staff_texts(data, options.staff)
     props["households"] = stats.get("households")
     if options.incidents:

@@ -10,7 +10,11 @@ page wait for one build ("single flight").
 With ``page_store`` on, each built page is also written under ``page_dir``, named by
 the database, the data version, the parameters and the code and assets that built
 it: the first request after a restart on unchanged data reads the file instead of
-loading the data and running the analyses again (a minute for a city).
+loading the data and running the analyses again (a minute for a city). On changed
+data, what depends on the areas alone (the areas themselves, their coverage, the
+grids' contiguity) is kept with the pages, in ``page_dir/analysis``,
+per generation version (see :mod:`app.services.analysis`), so a new incident costs
+the analyses of incidents only.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from app.maps.assets import ASSETS, AssetStore
 from app.services.map_data import MapData, MapDataCache
 from gis.errors import GridmapError
 
-__all__ = ["PageCache"]
+__all__ = ["PageCache", "analysis_dir"]
 
 log = logging.getLogger("gridmap.maps")
 
@@ -54,6 +58,10 @@ class PageCache:
         self._lock = threading.Lock()
         self._pages: OrderedDict[Hashable, str] = OrderedDict()
         self._building: dict[Hashable, threading.Lock] = {}
+        if settings.page_store and getattr(data, "directory", False) is None:
+            data.directory = analysis_dir(settings)
+        if settings.warm_on_startup:
+            _import_in_background()
 
     def etag(self, key: Hashable) -> str:
         """Validator of the page ``key`` for the current data (cheap: no load, no build)."""
@@ -149,6 +157,24 @@ class PageCache:
         thread = threading.Thread(target=run, name="gridmap-map-warm", daemon=True)
         thread.start()
         return thread
+
+
+def analysis_dir(settings: MapSettings) -> Path:
+    """Where the analyses kept per generation version live: in the page store's folder."""
+    return settings.page_dir / "analysis"
+
+
+def _import_in_background() -> None:
+    """Import what Gi* needs (esda, libpysal: seconds) while the app starts, not when the
+    first map is asked for."""
+
+    def run() -> None:
+        try:
+            import esda  # noqa: F401
+        except Exception:  # the build that needs it will say why
+            log.debug("esda not imported in advance", exc_info=True)
+
+    threading.Thread(target=run, name="gridmap-map-imports", daemon=True).start()
 
 
 @cache

@@ -9,6 +9,14 @@ notebooks and benchmarks, straight from a generated demo district
 A running app keeps one per generation in a :class:`MapDataCache`: loading the
 district (areas, staff, 50,000 incidents) takes seconds, so it is reloaded only
 when the shared :class:`~app.services.data_version.DataVersion` changes.
+
+From the database, the incidents are read only when something asks for them
+(:attr:`MapData.incidents`): a city's million take a minute, and what the district
+map needs of them — counts per grid, a heat surface, a sample of points, those
+outside every grid — :mod:`app.services.analysis` asks the database for
+(:attr:`MapData.stored`). The areas, which change far less often than the
+incidents, are kept on disk per generation version
+(:class:`~app.services.index_store.VersionStore`).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
@@ -25,9 +34,16 @@ import pandas as pd
 from sqlalchemy import Connection, Engine
 
 from app.db import repo
-from app.db.snapshots import INCIDENT_COLUMNS, DataFingerprint, current_incidents, data_fingerprint
+from app.db.snapshots import (
+    INCIDENT_COLUMNS,
+    DataFingerprint,
+    current_incidents,
+    data_fingerprint,
+    level_stamps,
+)
 from app.db.staff import STAFF_COLUMNS, staff_frame
 from app.services.data_version import DataVersion
+from app.services.index_store import VersionStore, code_stamp, database_key
 from app.services.layers import (
     ThemeCrosswalk,
     generation_or_not_found,
@@ -37,7 +53,7 @@ from app.services.layers import (
 from gis.errors import GridmapError
 from gis.vocabulary import AREA_LEVELS, LOCAL_TIMEZONE
 
-__all__ = ["INCIDENT_COLUMNS", "MapData", "MapDataCache", "load_map_data"]
+__all__ = ["INCIDENT_COLUMNS", "MapData", "MapDataCache", "StoredData", "load_map_data"]
 
 log = logging.getLogger("gridmap.maps")
 
@@ -45,7 +61,91 @@ log = logging.getLogger("gridmap.maps")
 THEMES_MAX_AGE = 2.0
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
+class StoredData:
+    """Where a :class:`MapData` came from, for analyses that ask the database instead.
+
+    Attributes
+    ----------
+    engine : Engine
+    database : str
+        Which database (:func:`app.services.index_store.database_key`).
+    generation_id : int
+    stamps : dict
+        Per level: count and digest of the generation's area rows when loaded
+        (:func:`app.db.snapshots.level_stamps`); what a result built from the areas
+        alone is kept on disk under.
+    incidents : int
+        The number of incidents when loaded (the data version's).
+    directory : Path or None
+        Where results built from the areas are kept (None: in memory only).
+    """
+
+    engine: Engine
+    database: str
+    generation_id: int
+    stamps: dict[str, tuple[int, str]]
+    incidents: int
+    directory: Path | None = None
+
+    def stamp(self, levels: tuple[str, ...]) -> tuple:
+        """The version of the areas at ``levels``."""
+        return tuple((level, self.stamps.get(level)) for level in levels)
+
+    def store(self, kind: str, *sources: Path) -> VersionStore | None:
+        """The on-disk store of ``kind``, built by the code in ``sources`` (None: no directory)."""
+        if self.directory is None:
+            return None
+        return VersionStore(self.directory / kind, kind, lambda: _stamp(sources))
+
+
+def _stamp(sources: tuple[Path, ...]) -> str:
+    return _stamps.setdefault(sources, code_stamp(*sources))
+
+
+_stamps: dict[tuple[Path, ...], str] = {}
+#: The code that reads areas from the database: a change gives new files.
+_AREAS_CODE = (Path(__file__).resolve().parents[1] / "db" / "repo.py",)
+
+
+class IncidentLoader:
+    """The incidents of a database, read once, on first use (thread-safe)."""
+
+    def __init__(self, engine: Engine):
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._frame: pd.DataFrame | None = None
+
+    def frame(self) -> pd.DataFrame:
+        with self._lock:
+            if self._frame is None:
+                started = time.perf_counter()
+                with self._engine.connect() as conn:
+                    self._frame = current_incidents(conn)
+                log.info(
+                    "%d incidents read in %.2f s", len(self._frame), time.perf_counter() - started
+                )
+            return self._frame
+
+
+class _Incidents:
+    """The ``incidents`` field of :class:`MapData`: a frame, or an :class:`IncidentLoader`
+    that reads it when first asked."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = "_" + name
+
+    def __get__(self, obj: Any, owner: Any = None) -> pd.DataFrame:
+        if obj is None:
+            raise AttributeError(self._name)  # no default value for the field
+        value = obj.__dict__[self._name]
+        return value.frame() if isinstance(value, IncidentLoader) else value
+
+    def __set__(self, obj: Any, value: pd.DataFrame | IncidentLoader) -> None:
+        obj.__dict__[self._name] = value
+
+
+@dataclass(repr=False)
 class MapData:
     """One generation's areas, staff and the incidents assigned under it.
 
@@ -61,20 +161,33 @@ class MapData:
         :data:`~app.db.staff.STAFF_COLUMNS`.
     incidents : pandas.DataFrame
         :data:`INCIDENT_COLUMNS`; ``reported_at`` in Asia/Shanghai, ``lon``/``lat``
-        WGS84 (NaN when unlocated).
+        WGS84 (NaN when unlocated). Given an :class:`IncidentLoader`, read on first use.
     fingerprint : tuple
         Changes whenever the data would: the cache key of everything built from it.
     themes : dict of str to ThemeCrosswalk
         The generation's thematic layers (多格合一) with their crosswalk over the grids.
+    stored : StoredData or None
+        Where the data came from (None: not from a database).
     """
 
     generation: dict
     areas: dict[str, gpd.GeoDataFrame]
     staff: pd.DataFrame
-    incidents: pd.DataFrame
+    incidents: pd.DataFrame = _Incidents()  # type: ignore[assignment]
     fingerprint: tuple = ()
     cache: dict[Any, Any] = field(default_factory=dict, repr=False)
     themes: dict[str, ThemeCrosswalk] = field(default_factory=dict)
+    stored: StoredData | None = None
+
+    def __repr__(self) -> str:
+        return f"MapData({self.generation!r}, {self.fingerprint!r})"
+
+    @property
+    def in_database(self) -> StoredData | None:
+        """Where to count the incidents instead of reading them: the database they are all
+        in (None when this data holds its own incidents, e.g. one audience's part)."""
+        held = self.__dict__.get("_incidents")
+        return self.stored if isinstance(held, IncidentLoader) else None
 
     def level(self, level: str) -> gpd.GeoDataFrame:
         """The areas of ``level`` (an empty frame when the generation has none)."""
@@ -144,8 +257,17 @@ class MapData:
         )
 
 
-def load_map_data(conn: Connection, generation: str | None = None) -> MapData:
+def load_map_data(
+    conn: Connection,
+    generation: str | None = None,
+    directory: Path | None = None,
+    fingerprint: DataFingerprint | None = None,
+) -> MapData:
     """The areas, staff and incidents of a generation (default: the active one).
+
+    The incidents are read when first used. With ``directory``, the areas are kept
+    there per generation version, and so are the analyses built from them alone.
+    ``fingerprint``: the data version just asked (default: asked here).
 
     Raises
     ------
@@ -155,13 +277,17 @@ def load_map_data(conn: Connection, generation: str | None = None) -> MapData:
         If the generation has no grids.
     """
     gen = generation_or_not_found(conn, generation)
-    fingerprint = data_fingerprint(conn)
-    every = repo.areas_frame(conn, gen.id)
-    areas = {
-        lv: every[every["level"] == lv].reset_index(drop=True)
-        for lv in AREA_LEVELS
-        if (every["level"] == lv).any()
-    }
+    fingerprint = fingerprint or data_fingerprint(conn)
+    # before the areas are read: a change meanwhile gives them a stamp never asked again
+    stored = StoredData(
+        conn.engine,
+        database_key(conn),
+        gen.id,
+        level_stamps(conn, gen.id),
+        int(fingerprint.incidents[1]),
+        directory,
+    )
+    areas = _areas(conn, stored)
     if "grid" not in areas:
         raise GridmapError(f"generation {gen.label!r} has no grids to map")
     themes = themes_on(conn, gen.id, areas["grid"], areas.get("micro_grid"))
@@ -170,10 +296,29 @@ def load_map_data(conn: Connection, generation: str | None = None) -> MapData:
         {"id": gen.id, "label": gen.label},
         areas,
         staff_frame(conn, gen.id),
-        current_incidents(conn),
+        IncidentLoader(conn.engine),  # type: ignore[arg-type]
         (gen.id, fingerprint, stamp),
         themes=themes,
+        stored=stored,
     )
+
+
+def _areas(conn: Connection, stored: StoredData) -> dict[str, gpd.GeoDataFrame]:
+    """The generation's areas per level: from disk when unchanged since kept there."""
+
+    def read() -> dict[str, gpd.GeoDataFrame]:
+        every = repo.areas_frame(conn, stored.generation_id)
+        return {
+            lv: every[every["level"] == lv].reset_index(drop=True)
+            for lv in AREA_LEVELS
+            if (every["level"] == lv).any()
+        }
+
+    store = stored.store("areas", *_AREAS_CODE)
+    if store is None:
+        return read()
+    path = store.named(stored.database, stored.generation_id, stored.stamp(AREA_LEVELS))
+    return store.load(path, read, dict)
 
 
 class MapDataCache:
@@ -186,11 +331,15 @@ class MapDataCache:
     engine : Engine
     version : DataVersion
         The app's data version, shared with the lookup registry.
+    directory : Path, optional
+        Where areas and the analyses built from them alone are kept per generation
+        version (see :func:`load_map_data`); None keeps nothing on disk.
     """
 
-    def __init__(self, engine: Engine, version: DataVersion):
+    def __init__(self, engine: Engine, version: DataVersion, directory: Path | None = None):
         self._engine = engine
         self._version = version
+        self.directory = directory
         self._lock = threading.Lock()
         # generation → (data version it was loaded under, data)
         self._data: dict[str | None, tuple[tuple, MapData]] = {}
@@ -230,7 +379,7 @@ class MapDataCache:
                 return current
             started = time.perf_counter()
             with self._engine.connect() as conn:
-                loaded = load_map_data(conn, generation)
+                loaded = load_map_data(conn, generation, self.directory, version[0])
             log.info(
                 "map data of generation %s loaded in %.2f s",
                 loaded.generation["label"],
