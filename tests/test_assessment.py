@@ -81,7 +81,8 @@ def direct_counts(engine, level: str, area: str | None = None) -> dict[str, dict
     sql = f"""
         WITH d(code, hours) AS (VALUES {deadlines}),
         x AS (
-          SELECT {key} AS k, i.*, i.reported_at + make_interval(hours => d.hours) AS due
+          SELECT {key} AS k, i.*,
+            coalesce(i.deadline_at, i.reported_at + make_interval(hours => d.hours)) AS due
           FROM incident i
           JOIN incident_assignment a ON a.incident_id = i.id
           JOIN generation g ON g.id = a.generation_id AND g.is_active

@@ -9,7 +9,9 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import text
 
+from app.db.taxonomy import store_version
 from app.services.stats import TOTAL_CODE, stats_report, write_report
+from app.services.taxonomy import current_taxonomy
 from gis.taxonomy import load_taxonomy
 from gis.vocabulary import LOCAL_TZ, OPEN_STATUSES
 from tests.helpers import make_client, run_sql
@@ -36,7 +38,7 @@ def stored_incidents(engine) -> pd.DataFrame:
     """An independent read: plain SQL over the tables, no gridmap query code."""
     sql = (
         "SELECT a.street_code, a.community_code, a.grid_code, i.source, i.category, i.status, "
-        "i.handling_level, i.reported_at, i.handled_at FROM incident i "
+        "i.handling_level, i.reported_at, i.handled_at, i.deadline_at FROM incident i "
         "JOIN incident_assignment a ON a.incident_id = i.id "
         "JOIN generation g ON g.id = a.generation_id AND g.is_active"
     )
@@ -44,10 +46,16 @@ def stored_incidents(engine) -> pd.DataFrame:
         return pd.DataFrame(conn.execute(text(sql)).mappings().all())
 
 
+def judged_deadline(incidents: pd.DataFrame, taxonomy: pd.DataFrame) -> pd.Series:
+    """The stored deadline; without one, report time plus the category's hours in ``taxonomy``."""
+    hours = incidents["category"].map(taxonomy.set_index("code")["deadline_hours"])
+    fallback = incidents["reported_at"] + pd.to_timedelta(hours, unit="h")
+    return incidents["deadline_at"].fillna(fallback)
+
+
 def expected(incidents: pd.DataFrame, level: str) -> pd.DataFrame:
     taxonomy = load_taxonomy().set_index("code")
-    hours = incidents["category"].map(taxonomy["deadline_hours"])
-    due = incidents["reported_at"] + pd.to_timedelta(hours, unit="h")
+    due = judged_deadline(incidents, load_taxonomy())
     handled = incidents["handled_at"]
     frame = pd.DataFrame(
         {
@@ -92,6 +100,40 @@ def test_report_equals_counts_from_the_stored_incidents(history, level):
         + totals["handled_street"]
         + stored_incidents(history)["handling_level"].isna().sum()
     )
+
+
+def test_a_later_taxonomy_changes_no_on_time_or_overdue_count(history):
+    """On time and late are judged by the deadline stored with each incident when it was
+    written: importing a taxonomy with other deadlines changes no figure of the report.
+    Incidents stored without a deadline fall back to the taxonomy in use."""
+    figures = ["overdue", "on_time", "on_time_rate"]
+    before = stats_report(history, "community", now=NOW).table.set_index("code")[figures]
+    incidents = stored_incidents(history)
+    assert incidents["deadline_at"].notna().all()
+    shorter = load_taxonomy().assign(deadline_hours=1)  # every category due within the hour
+    with history.begin() as conn:
+        store_version(conn, shorter, "test: shorter deadlines")
+        assert set(current_taxonomy(conn)[1]["deadline_hours"]) == {1}
+    # the new deadlines would change the counts if the report followed them
+    handled = incidents["handled_at"]
+    none_stored = incidents.assign(
+        deadline_at=incidents["deadline_at"].mask(incidents["deadline_at"].notna())
+    )
+    by_new = int((handled <= judged_deadline(none_stored, shorter)).sum())
+    assert by_new != before.loc[TOTAL_CODE, "on_time"]
+
+    after = stats_report(history, "community", now=NOW).table.set_index("code")[figures]
+    pd.testing.assert_frame_equal(after, before)
+
+    # without a stored deadline (rows written before deadlines were kept), the taxonomy in use
+    run_sql(history, "UPDATE incident SET deadline_at = NULL WHERE id % 2 = 0")
+    incidents = stored_incidents(history)
+    due = judged_deadline(incidents, shorter)
+    late_open = incidents["status"].isin(OPEN_STATUSES) & (due < NOW)
+    totals = stats_report(history, "community", now=NOW).table.set_index("code").loc[TOTAL_CODE]
+    assert totals["on_time"] == int((handled <= due).sum())
+    assert totals["overdue"] == int((late_open | (handled > due)).sum())
+    assert totals["on_time"] != before.loc[TOTAL_CODE, "on_time"]
 
 
 def test_a_window_counts_only_its_days_in_local_time(history):

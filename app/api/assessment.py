@@ -4,7 +4,8 @@ For a period (default: the last full month, local time) and a level (street,
 community, grid or worker): received, handled in the grid, passed up, overdue, the
 on-time rate, the median hours to close and the rank, with a bar chart per area and
 a monthly trend. Every number is :func:`app.services.stats.stats_report`'s (and
-:func:`~app.services.stats.monthly_trend`'s), the report ``GET /stats`` and
+:func:`~app.services.stats.monthly_trend`'s, both counted at once by
+:func:`~app.services.stats.assessment`), the report ``GET /stats`` and
 ``gridmap stats`` give; the export is :func:`~app.services.stats.write_report` of the
 same report. Signed-in users only, within their scope (``Principal.area``).
 """
@@ -28,7 +29,7 @@ from app.services.stats import (
     REPORT_LEVELS,
     TOTAL_CODE,
     StatsReport,
-    monthly_trend,
+    assessment,
     stats_report,
     write_report,
 )
@@ -96,9 +97,10 @@ def _trend_start(start: date, end: date) -> date:
 
 
 def _read(state: AppState, area: str | None, start: date, end: date, level: str) -> dict:
-    now = datetime.now(UTC)
-    report = stats_report(state.engine, level, start=start, end=end, area=area, now=now)
-    trend = monthly_trend(state.engine, _trend_start(start, end), end, area=area, now=now)
+    # the report and the trend counted in one pass over the incidents (a city has millions)
+    report, trend = assessment(
+        state.engine, level, start, end, _trend_start(start, end), area=area, now=datetime.now(UTC)
+    )
     return {"report": report, "trend": trend}
 
 

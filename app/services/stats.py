@@ -8,7 +8,9 @@ rate. Written for officials: every column has a Chinese and an English header
 
 Definitions (``docs/domain.md``): *handled in the grid* and *passed up* follow
 the incident's handling level; *overdue* is an incident still open past its
-category's deadline or handled after it; the on-time rate is the share handled by
+deadline or handled after it, the deadline being the one stored with the incident
+when it was written (its category's then: a later taxonomy with other deadlines
+changes no past figure); the on-time rate is the share handled by
 the deadline among those whose outcome is known (handled, or overdue); the median
 time to close is in hours from report to close, over the closed ones. Areas are
 ranked by on-time rate (ties share a rank; no rank without a known outcome).
@@ -127,33 +129,9 @@ def stats_report(
     With ``area`` (a caller's scope), only the incidents of its grids and the rows of
     the areas inside it or containing it.
     """
-    if level not in REPORT_LEVELS:
-        raise ValidationError(f"level must be one of {', '.join(REPORT_LEVELS)}, not {level!r}")
-    if start and end and start > end:
-        raise ValidationError(f"start {start} is after end {end}")
-    begin, stop = _local_midnight(start), _local_midnight(end + timedelta(days=1) if end else None)
-    with engine.connect() as conn:
-        gen = repo.get_generation(conn, generation) if generation else repo.active_generation(conn)
-        if gen is None:
-            raise NotFoundError(
-                f"no generation {generation!r}" if generation else "no active generation"
-            )
-        _, taxonomy = current_taxonomy(conn)
-        deadlines = (list(taxonomy["code"]), [int(h) for h in taxonomy["deadline_hours"]])
-        majors = (list(taxonomy["code"]), list(taxonomy["major_code"]))
-        areas = (
-            stats_rows.worker_names(conn, gen.id, area)
-            if level == stats_rows.WORKER
-            else stats_rows.area_names(conn, gen.id, level, area)
-        )
-        totals = stats_rows.area_totals(
-            conn, gen.id, level, begin, stop, deadlines, now or datetime.now(UTC), area
-        )
-        sources = stats_rows.counts_by_source(conn, gen.id, level, begin, stop, area)
-        classes = stats_rows.counts_by_class(conn, gen.id, level, begin, stop, majors, area)
-    class_names = _class_names(taxonomy)
-    table, headers = _assemble(areas, totals, sources, classes, class_names)
-    return StatsReport(level, gen.label, start, end, table, headers)
+    report, _ = _count(engine, level, start, end, None, generation, now, area)
+    assert report is not None
+    return report
 
 
 @dataclass
@@ -180,13 +158,49 @@ def monthly_trend(
     """The months from ``first``'s to ``last``'s (inclusive): received, handled in the grid,
     passed up, overdue, on time, on-time rate and median hours to close, counted by the
     report's own query (months without incidents included, as zeros)."""
-    if first > last:
-        raise ValidationError(f"start {first} is after end {last}")
-    months = pd.period_range(first, last, freq="M")
-    if len(months) > MAX_TREND_MONTHS:
-        raise ValidationError(f"a trend covers at most {MAX_TREND_MONTHS} months")
-    begin = _local_midnight(months[0].start_time.date())
-    stop = _local_midnight(months[-1].end_time.date() + timedelta(days=1))
+    _, trend = _count(engine, None, None, None, (first, last), generation, now, area)
+    assert trend is not None
+    return trend
+
+
+def assessment(
+    engine: Engine,
+    level: str,
+    start: date,
+    end: date,
+    trend_first: date,
+    *,
+    now: datetime | None = None,
+    area: str | None = None,
+) -> tuple[StatsReport, MonthlyTrend]:
+    """The report of ``start``–``end`` and the trend of the months from ``trend_first``'s to
+    ``end``'s, as :func:`stats_report` and :func:`monthly_trend` give them, counted in one
+    pass over the incidents (the console's assessment page shows both)."""
+    report, trend = _count(engine, level, start, end, (trend_first, end), None, now, area)
+    assert report is not None and trend is not None
+    return report, trend
+
+
+def _count(
+    engine: Engine,
+    level: str | None,
+    start: date | None,
+    end: date | None,
+    months_of: tuple[date, date] | None,
+    generation: str | None,
+    now: datetime | None,
+    area: str | None,
+) -> tuple[StatsReport | None, MonthlyTrend | None]:
+    """The report at ``level`` (None: none) and the trend over ``months_of`` (None: none)."""
+    if level is not None and level not in REPORT_LEVELS:
+        raise ValidationError(f"level must be one of {', '.join(REPORT_LEVELS)}, not {level!r}")
+    if start and end and start > end:
+        raise ValidationError(f"start {start} is after end {end}")
+    report = None
+    if level is not None:
+        stop = end + timedelta(days=1) if end else None
+        report = stats_rows.Window(_local_midnight(start), _local_midnight(stop))
+    months, trend = _trend_window(months_of)
     with engine.connect() as conn:
         gen = repo.get_generation(conn, generation) if generation else repo.active_generation(conn)
         if gen is None:
@@ -194,10 +208,46 @@ def monthly_trend(
                 f"no generation {generation!r}" if generation else "no active generation"
             )
         _, taxonomy = current_taxonomy(conn)
-        deadlines = (list(taxonomy["code"]), [int(h) for h in taxonomy["deadline_hours"]])
-        totals = stats_rows.area_totals(
-            conn, gen.id, stats_rows.MONTH, begin, stop, deadlines, now or datetime.now(UTC), area
+        terms = stats_rows.TaxonomyTerms(
+            list(taxonomy["code"]),
+            [int(h) for h in taxonomy["deadline_hours"]],
+            list(taxonomy["major_code"]),
         )
+        areas = None
+        if level == stats_rows.WORKER:
+            areas = stats_rows.worker_names(conn, gen.id, area)
+        elif level is not None:
+            areas = stats_rows.area_names(conn, gen.id, level, area)
+        found = stats_rows.figures(
+            conn, gen.id, level, report, trend, terms, now or datetime.now(UTC), area
+        )
+    stats = None
+    if level is not None and areas is not None:
+        table, headers = _assemble(
+            areas, found.totals, found.sources, found.classes, _class_names(taxonomy)
+        )
+        stats = StatsReport(level, gen.label, start, end, table, headers)
+    return stats, None if months is None else _trend_table(gen.label, months, found.months)
+
+
+def _trend_window(
+    months_of: tuple[date, date] | None,
+) -> tuple[pd.PeriodIndex | None, stats_rows.Window | None]:
+    """The months of a trend and the window they cover (local midnights)."""
+    if months_of is None:
+        return None, None
+    first, last = months_of
+    if first > last:
+        raise ValidationError(f"start {first} is after end {last}")
+    months = pd.period_range(first, last, freq="M")
+    if len(months) > MAX_TREND_MONTHS:
+        raise ValidationError(f"a trend covers at most {MAX_TREND_MONTHS} months")
+    begin = _local_midnight(months[0].start_time.date())
+    stop = _local_midnight(months[-1].end_time.date() + timedelta(days=1))
+    return months, stats_rows.Window(begin, stop)
+
+
+def _trend_table(generation: str, months: pd.PeriodIndex, totals: pd.DataFrame) -> MonthlyTrend:
     table = pd.DataFrame({"month": [str(m) for m in months]}).merge(
         totals.dropna(subset=["code"]).rename(columns={"code": "month"}), on="month", how="left"
     )
@@ -206,7 +256,7 @@ def monthly_trend(
     table["passed_up"] = table["handled_community"] + table["handled_street"]
     table["on_time_rate"] = _rate(table["on_time"], table["overdue"])
     table["median_close_hours"] = table["median_close_hours"].astype(float).round(1)
-    return MonthlyTrend(gen.label, table)
+    return MonthlyTrend(generation, table)
 
 
 def write_report(report: StatsReport, path: str | Path) -> Path:
