@@ -9,6 +9,7 @@ few hours, late or on time, dispatched to staff of the incident's grid.
 from __future__ import annotations
 
 import io
+import itertools
 import re
 import secrets
 from datetime import date
@@ -18,6 +19,7 @@ from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 from sqlalchemy import text
 
+from app.api import assessment as assessment_api
 from app.api.assessment import last_full_month
 from gis.taxonomy import load_taxonomy
 from tests.helpers import make_client, run_sql
@@ -25,6 +27,7 @@ from tests.helpers import make_client, run_sql
 pytestmark = pytest.mark.db
 
 PERIOD = {"start": "2023-03-01", "end": "2023-06-30"}
+TOTAL = "合计 total"  # the totals row's code
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 _ROW = re.compile(r'<tr data-code="([^"]+)"[^>]*>(.*?)</tr>', re.S)
 _CELL = re.compile(r'<td data-key="([a-z_]+)"(?: data-value="([^"]*)")?[^>]*>(.*?)</td>', re.S)
@@ -134,6 +137,37 @@ def page_rows(html: str) -> dict[str, dict[str, str]]:
     return rows
 
 
+def all_page_rows(browser: TestClient, params: dict) -> dict[str, dict[str, str]]:
+    """The figures table over every page (the totals row repeats on each)."""
+    rows: dict[str, dict[str, str]] = {}
+    for page in itertools.count():
+        html = browser.get("/console/assessment", params={**params, "page": page}).text
+        found = page_rows(html)
+        assert not (set(found) - {TOTAL}) & set(rows), "a row on two pages"
+        rows.update(found)
+        if 'rel="next"' not in html:
+            return rows
+    raise AssertionError("unreachable")
+
+
+def test_a_long_table_comes_a_page_at_a_time(history, monkeypatch):
+    params = {**PERIOD, "level": "grid"}
+    with make_client(history) as client:
+        browser = signed_in(history, client, "admin")
+        monkeypatch.setattr(assessment_api, "PAGE_ROWS", 100_000)
+        whole = browser.get("/console/assessment", params=params).text
+        monkeypatch.setattr(assessment_api, "PAGE_ROWS", 3)
+        first = browser.get("/console/assessment", params=params).text
+        every = all_page_rows(browser, params)
+        beyond = browser.get("/console/assessment", params={**params, "page": 10_000})
+        bad = browser.get("/console/assessment", params={**params, "page": "x1"})
+    assert 'rel="next"' not in whole and len(page_rows(whole)) > 7
+    assert len(page_rows(first)) == 3 + 1  # three areas and the totals
+    assert every == page_rows(whole)  # the pages together are the whole table, ranks and all
+    assert beyond.status_code == 200 and set(page_rows(beyond.text)) == {TOTAL}
+    assert bad.status_code == 422
+
+
 def number(text_value: str) -> float | None:
     return None if text_value in ("", "—") else float(text_value)
 
@@ -143,13 +177,13 @@ def test_the_page_equals_a_direct_sql_count(history, level):
     with make_client(history) as client:
         browser = signed_in(history, client, "admin")
         answer = browser.get("/console/assessment", params={**PERIOD, "level": level})
-    assert answer.status_code == 200, answer.text
-    assert 'id="gm-bars"' in answer.text and 'id="gm-trend"' in answer.text
-    rows = page_rows(answer.text)
+        assert answer.status_code == 200, answer.text
+        assert 'id="gm-bars"' in answer.text and 'id="gm-trend"' in answer.text
+        rows = all_page_rows(browser, {**PERIOD, "level": level})
     want = direct_counts(history, level)
     assert sum(w["received"] for w in want.values()) > 100  # the data exercise every figure
     assert sum(w["passed_up"] for w in want.values()) > 0
-    total = rows.pop("合计 total")
+    total = rows.pop(TOTAL)
     for code, w in want.items():
         got = rows[code]
         for key in ("received", "handled_grid", "passed_up", "overdue"):
@@ -285,9 +319,7 @@ def test_stats_api_gives_the_new_figures_but_no_worker_rows(history):
         workers = client.get("/stats", params={"level": "worker"}, headers=key)
         grids = client.get("/stats", params={**PERIOD, "level": "grid"}, headers=key)
         browser = signed_in(history, client)
-        rows = page_rows(
-            browser.get("/console/assessment", params={**PERIOD, "level": "grid"}).text
-        )
+        rows = all_page_rows(browser, {**PERIOD, "level": "grid"})
     assert workers.status_code == 422  # rosters are personal data: never through the API
     assert grids.status_code == 200
     api = {r["code"]: r for r in grids.json()["rows"]}

@@ -49,6 +49,9 @@ LEVEL_NAMES = {
 }
 #: Bars drawn per chart: the areas that received most (the table lists every one).
 MAX_BARS = 30
+#: Rows of the figures table on one page (a city's roster has tens of thousands of
+#: workers: the page shows them a page at a time, the .xlsx has every one).
+PAGE_ROWS = 200
 #: Months the trend shows at least, ending with the period's last month.
 TREND_MONTHS = 12
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -86,6 +89,14 @@ def _choice(request: Request) -> tuple[date, date, str]:
     if start > end:
         raise ValidationError(f"开始日期晚于结束日期 / start {start} is after end {end}")
     return start, end, level
+
+
+def _page_number(request: Request) -> int:
+    """The 0-based page of the figures table asked for; 422 if malformed."""
+    text = request.query_params.get("page", "").strip() or "0"
+    if not text.isascii() or not text.isdigit() or len(text) > 6:
+        raise ValidationError(f"页码无效 / page must be a whole number, not {text[:20]!r}")
+    return int(text)
 
 
 def _trend_start(start: date, end: date) -> date:
@@ -134,12 +145,14 @@ async def assessment_page(request: Request, state: StateDep) -> Response:
         return user
     try:
         start, end, level = _choice(request)
+        page = _page_number(request)
         data = await run_in_threadpool(_read, state, user.area, start, end, level)
     except GridmapError as error:
         return refusal_page(request, error)
     report, trend = data["report"], data["trend"]
     areas, total = _ranked_rows(report)
     query = urlencode({"start": start.isoformat(), "end": end.isoformat(), "level": level})
+    root = request.scope.get("root_path", "")
     return page_response(
         request,
         "console_assessment.html",
@@ -147,10 +160,14 @@ async def assessment_page(request: Request, state: StateDep) -> Response:
         end=end,
         level=level,
         level_names=LEVEL_NAMES,
-        areas=areas,
+        areas=areas[page * PAGE_ROWS : (page + 1) * PAGE_ROWS],
+        rows=len(areas),
+        page=page,
+        pages=max(1, -(-len(areas) // PAGE_ROWS)),
+        page_link=f"{root}/console/assessment?{query}&page=",
         total=total,
         generation=report.generation,
-        export=f"{request.scope.get('root_path', '')}/console/assessment.xlsx?{query}",
+        export=f"{root}/console/assessment.xlsx?{query}",
         bars=area_bars(_bars(report)),
         bars_shown=min(MAX_BARS, len(areas)),
         trend=trend_lines(
