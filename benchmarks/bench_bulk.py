@@ -18,10 +18,19 @@ them) — for every size:
 
 Then the grid codes of both are compared. Medians over ``--repeat`` runs, and
 ratios (PostGIS time / gridmap time: above 1, gridmap is faster). Targets at
-1M: gridmap faster than the PostGIS path; assignment ≤ 20 s.
+1M: gridmap faster than the PostGIS path; assignment ≤ 20 s. Peak memory is
+the gridmap process's own (``/usr/bin/time``); the import reads its file in
+chunks, so it stays near the same from 100k to 10M rows. The PostGIS path's
+memory is the server's (shared buffers, work_mem), not a process of ours: none
+is shown.
+
+The database (``--db``, default ``gridmap_bench_bulk``) is dropped and created
+in the project's embedded cluster; the files are kept under ``var/bench_bulk``.
+``--profile`` then runs one import and one assignment of the largest size in
+this process under cProfile and prints where the time went.
 
     python benchmarks/bench_bulk.py [--sizes 100000,1000000,10000000] [--repeat 1]
-                                    [--keep-db] [--profile] [--skip-postgis]
+                                    [--db NAME] [--keep-db] [--profile] [--skip-postgis]
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import psycopg
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -51,7 +61,7 @@ from app.db.session import make_engine, upgrade  # noqa: E402
 from app.services.demo import _incident_text, load_demo  # noqa: E402
 from gis.demo.city import build_city  # noqa: E402
 
-BENCH_DB = "gridmap_bench_bulk"
+BENCH_DB = "gridmap_bench_bulk"  # --db
 GRIDMAP = Path(sys.executable).parent / "gridmap"
 LEVELS = ("street", "community", "grid", "micro_grid")
 GENERATED = 1_000_000
@@ -63,21 +73,24 @@ class Run:
     peak_mb: float
 
 
+def bench_db() -> str:
+    return os.environ.get("GRIDMAP_BENCH_DB", BENCH_DB)
+
+
 def fresh_database() -> str:
     cluster = EmbeddedPostgres(PROJECT_ROOT / "var" / "pg")
     admin = cluster.ensure("postgres").replace("postgresql+psycopg", "postgresql")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB))
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(bench_db()))
         )
-    url = cluster.ensure(BENCH_DB)
+    url = cluster.ensure(bench_db())
     upgrade(url)
     return url
 
 
-def write_files(city, sizes: list[int], folder: Path) -> dict[int, Path]:
+def write_files(base: pd.DataFrame, sizes: list[int], folder: Path) -> dict[int, Path]:
     """One CSV per size: the city's incidents, repeated with new ticket numbers past 1M."""
-    base = _incident_text(city.incidents)
     folder.mkdir(parents=True, exist_ok=True)
     files = {}
     for size in sizes:
@@ -101,7 +114,7 @@ def timed_cli(*args: str) -> Run:
     The peak is measured by ``/usr/bin/time`` around the command: a child forked
     straight from this (large) process would report this process's high-water mark.
     """
-    env = {**os.environ, "GRIDMAP_DATABASE_NAME": BENCH_DB}
+    env = {**os.environ, "GRIDMAP_DATABASE_NAME": bench_db()}
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
         started = time.perf_counter()
         done = subprocess.run(
@@ -195,15 +208,23 @@ def main() -> None:
     parser.add_argument(
         "--keep-db", action="store_true", help="reuse the database and files of an earlier run"
     )
+    parser.add_argument("--db", default=BENCH_DB, help="database to (re)create for the run")
     args = parser.parse_args()
+    if args.db in ("gridmap", "gridmap_city"):
+        raise SystemExit(f"{args.db} is a working database: the benchmark drops its own")
+    os.environ["GRIDMAP_BENCH_DB"] = args.db
     sizes = [int(s) for s in args.sizes.split(",")]
 
     folder = PROJECT_ROOT / "var" / "bench_bulk"
     files = {size: folder / f"incidents_{size}.csv" for size in sizes}
-    if args.keep_db and all(f.exists() for f in files.values()):
-        url = EmbeddedPostgres(PROJECT_ROOT / "var" / "pg").ensure(BENCH_DB)
+    generated = folder / f"incidents_{GENERATED}.csv"
+    if args.keep_db and (all(f.exists() for f in files.values()) or generated.exists()):
+        url = EmbeddedPostgres(PROJECT_ROOT / "var" / "pg").ensure(bench_db())
         engine = make_engine(url)
-        print(f"reusing {BENCH_DB} and {folder}")
+        print(f"reusing {bench_db()} and {folder}")
+        if not all(f.exists() for f in files.values()):  # other sizes from the generated rows
+            base = pd.read_csv(generated, dtype=str, keep_default_na=False, na_values=[""])
+            files = write_files(base, sizes, folder)
     else:
         started = time.perf_counter()
         city = build_city(seed=args.seed, preset="full", n_incidents=GENERATED)
@@ -215,7 +236,7 @@ def main() -> None:
         load_demo(engine, areas_only, generation="city")
         print(f"loaded its areas, staff and gazetteer in {time.perf_counter() - started:.0f} s")
         plain_areas(engine)
-        files = write_files(city, sizes, folder)
+        files = write_files(_incident_text(city.incidents), sizes, folder)
 
     print(f"{'size':>11} {'step':<28} {'median s':>9} {'peak MB':>8}")
     for size in sizes:
@@ -245,8 +266,9 @@ def main() -> None:
 
 
 def profile(engine, path: Path) -> None:
-    """Where the time goes: one import and one assignment in this process, under pyinstrument."""
-    from pyinstrument import Profiler
+    """Where the time goes: one import and one assignment in this process, under cProfile."""
+    import cProfile
+    import pstats
 
     from app.services.assignment import assign_stored
     from app.services.incident_import import import_incident_file
@@ -257,12 +279,11 @@ def profile(engine, path: Path) -> None:
         ("import", lambda: import_incident_file(engine, path, fields=FieldMap(id="external_id"))),
         ("assign --all", lambda: assign_stored(engine)),
     ):
-        profiler = Profiler(interval=0.01)
-        profiler.start()
-        work()
-        profiler.stop()
-        print(f"--- profile of {label} ({path.name}) ---")
-        print(profiler.output_text(unicode=True, color=False, show_all=False, short_mode=True))
+        profiler = cProfile.Profile()
+        started = time.perf_counter()
+        profiler.runcall(work)
+        print(f"--- profile of {label} ({path.name}): {time.perf_counter() - started:.1f} s ---")
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
 
 
 def report(size: int, runs: dict[str, list]) -> None:
@@ -278,7 +299,8 @@ def report(size: int, runs: dict[str, list]) -> None:
     for step, label in labels.items():
         if runs[step]:
             peak = max(r.peak_mb for r in runs[step])
-            print(f"{size:>11,} {label:<28} {median(step):>9.1f} {peak:>8.0f}")
+            shown = "-" if np.isnan(peak) else f"{peak:.0f}"
+            print(f"{size:>11,} {label:<28} {median(step):>9.1f} {shown:>8}")
     if runs["pg_assign"]:
         total = median("import") + median("assign")
         pg_total = median("pg_import") + median("pg_assign")

@@ -16,12 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from gis import crs as crs_mod
 from gis.errors import GridmapError, ValidationError
 from gis.tables import EXCEL_SUFFIXES, TableSource, decode_text, read_table
 from gis.taxonomy import category_lookup
-from gis.times import report_time_problem
+from gis.times import EARLIEST, latest_report, report_time_problem
 from gis.vocabulary import (
     HANDLING_LEVELS,
     INCIDENT_STATUSES,
@@ -408,10 +410,7 @@ def _categories(raw, fields, categories, reasons, category_map, unknown) -> pd.S
 
 def _times(raw, fields, reasons) -> pd.Series:
     values = _column(raw, fields.time)
-    # Parse each distinct text once: feeds mix offsets ("+08:00", "Z") and naive local times,
-    # which a single vectorised to_datetime call refuses.
-    parsed = {text: _parse_time(text) for text in pd.unique(values)}
-    times = pd.Series([parsed[v] for v in values], dtype=object)
+    times, checked = _parse_times(values)
     for i in np.flatnonzero(times.isna()):
         if reasons.iat[i] is None:
             reasons.iat[i] = (
@@ -420,11 +419,50 @@ def _times(raw, fields, reasons) -> pd.Series:
                 else f"unparseable time {values.iat[i]!r}"
             )
     # Out of the accepted range (gis.times): rejected here, so no reader ever meets it.
-    for i in np.flatnonzero(times.notna()):
+    for i in np.flatnonzero(times.notna().to_numpy() & ~checked):
         problem = report_time_problem(times.iat[i])
         if problem is not None and reasons.iat[i] is None:
             reasons.iat[i] = problem
     return times
+
+
+#: ISO 8601 local or offset times (``2023-01-01 09:00``, ``…T09:00:00+08:00``, ``…Z``):
+#: what exports write, parsed column-wise to what :func:`_parse_time` gives each.
+_ISO_TIME = (
+    r"^(?P<local>\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?)"
+    r"(?P<offset>Z|[+-]\d{2}:\d{2})?$"
+)
+
+
+def _parse_times(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Timestamps (or None) of the texts, and where the accepted range was checked already.
+
+    A million distinct times one by one cost seconds: ISO texts are parsed per
+    offset as a column, and their range checked the same way; any other text
+    (another layout, a DST gap) is parsed on its own, as before.
+    """
+    times = pd.Series([None] * len(values), dtype=object)
+    checked = np.zeros(len(values), dtype=bool)
+    parts = pc.extract_regex(pa.array(values.to_numpy(dtype=object), type=pa.string()), _ISO_TIME)
+    iso = parts.is_valid().to_numpy(zero_copy_only=False)
+    local = parts.field("local").to_numpy(zero_copy_only=False)
+    offsets = parts.field("offset").to_numpy(zero_copy_only=False)
+    latest = pd.Timestamp(latest_report())
+    for suffix in pd.unique(offsets[iso]):
+        rows = iso & (offsets == suffix)
+        try:
+            naive = pd.DatetimeIndex(pd.to_datetime(local[rows], format="ISO8601", errors="coerce"))
+            tz = pd.Timestamp(f"2000-01-01T00:00{suffix}").tzinfo if suffix else LOCAL_TZ
+            moments = naive.tz_localize(tz)
+        except (ValueError, OverflowError, TypeError):
+            continue  # one by one below, with the errors they give
+        at, valid = np.flatnonzero(rows), moments.notna()  # not a date: one by one below
+        times.iloc[at[valid]] = moments[valid].astype(object)
+        checked[at[valid]] = (moments[valid] >= pd.Timestamp(EARLIEST)) & (moments[valid] <= latest)
+    rest = np.flatnonzero(times.isna().to_numpy() & (values != "").to_numpy())
+    parsed = {text: _parse_time(text) for text in pd.unique(values.iloc[rest])}
+    times.iloc[rest] = [parsed[v] for v in values.iloc[rest]]
+    return times, checked
 
 
 def _parse_time(text: str) -> pd.Timestamp | None:
@@ -545,21 +583,14 @@ def _coordinates(raw, fields, crs, expected_bounds, frame, reasons) -> None:
         reasons,
         swapped,
         None,
-        values=pd.Series(
-            [
-                f"latitude and longitude look swapped (lon={a}, lat={b})"
-                for a, b in zip(lon, lat, strict=True)
-            ]
-        ),
+        values=_messages("latitude and longitude look swapped", swapped, lon, lat),
     )
     out_of_range = ~missing & ((np.abs(lon) > 180) | (np.abs(lat) > 90))
     _reject(
         reasons,
         out_of_range,
         None,
-        values=pd.Series(
-            [f"coordinates out of range (lon={a}, lat={b})" for a, b in zip(lon, lat, strict=True)]
-        ),
+        values=_messages("coordinates out of range", out_of_range, lon, lat),
     )
 
     wgs_lon, wgs_lat = np.full(len(lon), np.nan), np.full(len(lon), np.nan)
@@ -578,6 +609,14 @@ def _coordinates(raw, fields, crs, expected_bounds, frame, reasons) -> None:
     )
     frame["location_status"] = status
     frame["unlocated_reason"] = np.where(status == unlocated, why, np.array(None, dtype=object))
+
+
+def _messages(what: str, where: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> pd.Series:
+    """``what (lon=…, lat=…)`` on the rows ``where`` (None elsewhere): only those are formatted."""
+    messages = np.full(len(lon), None, dtype=object)
+    for i in np.flatnonzero(where):
+        messages[i] = f"{what} (lon={lon[i]}, lat={lat[i]})"
+    return pd.Series(messages)
 
 
 def _crs_per_row(raw, fields, crs, reasons) -> np.ndarray:

@@ -254,6 +254,25 @@ def test_incidents_import_accounts_for_every_row(cli: Cli, demo_run: Run, files:
     assert run.number(r"reports\.csv 入库 stored\b\D*(\d+)/\d+") == stored + unlocated
 
 
+def test_incidents_import_in_chunks_counts_the_whole_file(cli: Cli, demo_run: Run, files: Path):
+    """Two rows at a time: a repeated id three chunks later is still a duplicate."""
+    path = files / "chunked.csv"
+    rows = [f"chunk-{i},113.8200,34.0300,2024-05-01 08:00,0101" for i in range(7)]
+    path.write_text(
+        "id,lon,lat,reported_at,category\n" + "\n".join([*rows, rows[0]]) + "\n",
+        encoding="utf-8",
+    )
+    run = cli("incidents", "import", path, "--source", "patrol", "--chunk-rows", "2").ok()
+    assert run.number(r"│ input\s+│\s+([\d,]+)") == 8
+    assert run.number(r"│ rejected\s+│\s+([\d,]+)") == 1
+    assert "rejected row 9: duplicate id 'chunk-0' in this file (first at row 2)" in run.flat
+    # the bars move chunk by chunk and end at their totals: rows read, rows stored
+    read = re.findall(r"chunked\.csv 读取 read\b\D*?(\d+)/(\d+)\b", run.flat)
+    stored = re.findall(r"chunked\.csv 入库 stored\b\D*?(\d+)/(\d+)\b", run.flat)
+    assert read[-1] == ("8", "8") and stored[-1] == ("7", "7")
+    assert cli.scalar("SELECT count(*) FROM incident WHERE external_id LIKE 'chunk-%'") == 7
+
+
 def test_areas_import_refuses_chicago_beats_naming_every_problem(
     cli: Cli, demo_run: Run, chicago_dir: Path, files: Path
 ):

@@ -1,5 +1,7 @@
 """Incident import into PostGIS: counts add up, re-import is idempotent, assignment is stored."""
 
+import dataclasses
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -12,6 +14,7 @@ from app.services.area_import import import_areas
 from app.services.assignment import activate_and_reassign, assign_stored
 from app.services.incident_import import import_incident_file, import_incidents
 from gis.crs import from_wgs84
+from gis.errors import GridmapError
 
 pytestmark = pytest.mark.db
 
@@ -240,3 +243,73 @@ def test_incidents_frame_selects_by_source(small_district, tmp_path):
     assert sorted(every["source"]) == ["hotline_12345", "patrol"]
     assert list(patrol["source"]) == ["patrol"]
     assert patrol.iloc[0]["grid_code"] == COMMUNITY + "001"
+
+
+# A file with what depends on the whole file: ids repeated far apart, rows without a
+# source (a whole chunk of them), missing ids, bad rows and an address to geocode.
+MIXED_HEADER = "id,lon,lat,reported_at,category,address,source\n"
+MIXED_ROWS = [
+    "1,113.805,34.005,2023-01-01 09:00,0101,,",  # no source: rejected, not a refusal
+    "2,113.815,34.005,2023-01-01 09:00,0101,,",
+    ",113.815,34.005,2023-01-01 09:00,0101,,patrol",  # missing id
+    "3,113.805,34.005,2023-01-01 09:00,0101,,patrol",
+    "4,,,2023-01-01 09:00,0101,魏都区建设路12号3号楼,patrol",  # geocoded
+    "1,113.805,34.005,2023-01-01 09:00,0101,,patrol",  # duplicate of row 2 (other chunk)
+    "5,113.805,34.005,not a time,0101,,patrol",
+    "3,113.805,34.005,2023-01-01 09:00,XXXX,,patrol",  # duplicate before its bad category
+    "6,113.90,34.005,2023-01-01 09:00,0101,,patrol",  # outside
+    "6,113.90,34.005,2023-01-01 09:00,0101,,patrol",  # duplicate inside one chunk
+    "7,34.005,113.805,2023-01-01 09:00,0101,,patrol",  # swapped
+]
+
+
+def _stored_and_refused(engine):
+    with engine.connect() as conn:
+        stored = conn.execute(
+            text(
+                "SELECT external_id, source, location_status, grid_code, assign_status "
+                "FROM incident_current ORDER BY external_id, source"
+            )
+        ).all()
+        refused = conn.execute(
+            text("SELECT row_number, reason, raw FROM rejected_row ORDER BY id")
+        ).all()
+        rows_in = conn.execute(
+            text("SELECT rows_in FROM import_batch WHERE kind = 'incidents'")
+        ).scalar_one()
+    return stored, refused, rows_in
+
+
+@pytest.mark.parametrize("chunk_rows", [2, 3])
+def test_a_file_read_in_chunks_is_imported_as_read_whole(small_district, tmp_path, chunk_rows):
+    """Every row ends where a whole-file read puts it: same reasons, lines, counts."""
+    path = tmp_path / "mixed.csv"
+    path.write_text(MIXED_HEADER + "\n".join(MIXED_ROWS) + "\n", encoding="utf-8")
+    whole = import_incident_file(small_district, path, chunk_rows=1_000)
+    expected = _stored_and_refused(small_district)
+    with small_district.begin() as conn:
+        conn.execute(text("DELETE FROM incident"))
+        conn.execute(text("DELETE FROM rejected_row"))
+        conn.execute(text("DELETE FROM import_batch WHERE kind = 'incidents'"))
+    chunked = import_incident_file(small_district, path, chunk_rows=chunk_rows)
+    assert _stored_and_refused(small_district) == expected
+    assert dataclasses.replace(chunked, batch_id=None) == dataclasses.replace(whole, batch_id=None)
+    assert (whole.rows_in, whole.stored, whole.unlocated, whole.rejected) == (11, 3, 0, 8)
+    assert whole.geocoded == 1 and whole.by_status == {"inside": 2, "outside": 1}
+    reasons = {row: reason for row, reason, _ in expected[1]}
+    assert reasons[7] == "duplicate id '1' in this file (first at row 2)"
+    assert reasons[9] == "duplicate id '3' in this file (first at row 5)"
+    assert reasons[11] == "duplicate id '6' in this file (first at row 10)"
+    assert reasons[2].startswith("missing source") and reasons[4] == "missing id"
+
+
+def test_a_file_without_any_source_is_refused_whole_in_chunks(small_district, tmp_path):
+    path = tmp_path / "nosource.csv"
+    rows = [r.rsplit(",", 1)[0] + "," for r in MIXED_ROWS]
+    path.write_text(MIXED_HEADER + "\n".join(rows) + "\n", encoding="utf-8")
+    with pytest.raises(GridmapError, match="no source"):
+        import_incident_file(small_district, path, chunk_rows=3)
+    with small_district.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM incident")).scalar_one() == 0
+        batches = "SELECT count(*) FROM import_batch WHERE kind = 'incidents'"
+        assert conn.execute(text(batches)).scalar_one() == 0

@@ -33,6 +33,7 @@ __all__ = [
     "copy_frame",
     "copy_rows",
     "deferred_indexes",
+    "ewkb_points",
     "read_binary",
     "table_types",
 ]
@@ -184,7 +185,7 @@ def encode_tuples(fields: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> me
 def _field(values: pd.Series, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(payload, offsets, null) of one column for :func:`encode_tuples`."""
     if kind in _TEXT:
-        return _varlen(pa.array(values.astype(object), type=pa.string(), from_pandas=True))
+        return _varlen(_text_array(values))
     if kind == "geometry":
         return _geometries(values)
     dtype = np.dtype(_FIXED[kind])
@@ -212,11 +213,32 @@ def _field(values: pd.Series, kind: str) -> tuple[np.ndarray, np.ndarray, np.nda
     return payload, offsets, null
 
 
+def _text_array(values: pd.Series) -> pa.Array:
+    """Text as Arrow strings: pandas' Arrow-backed ``str`` columns as they are, others converted.
+
+    Going through Python objects (``astype(object)``) first would make a million
+    str objects only for Arrow to copy their bytes again.
+    """
+    try:
+        array = pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        array = None
+    if array is None or not (
+        pa.types.is_string(array.type) or pa.types.is_large_string(array.type)
+    ):
+        array = pa.array(values.astype(object), type=pa.string(), from_pandas=True)
+    return array
+
+
 def _varlen(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Arrow's own buffers of a string or binary array: no copy per value."""
+    """Arrow's buffers of a string or binary array (32- or 64-bit offsets): no copy per value."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
     array = pa.concat_arrays([array]) if array.offset else array  # offsets from 0
+    wide = pa.types.is_large_string(array.type) or pa.types.is_large_binary(array.type)
     _, offset_buffer, data_buffer = array.buffers()
-    offsets = np.frombuffer(offset_buffer, dtype=np.int32)[: len(array) + 1].astype(np.int64)
+    offsets = np.frombuffer(offset_buffer, dtype=np.int64 if wide else np.int32)
+    offsets = offsets[: len(array) + 1].astype(np.int64)
     payload = (
         np.frombuffer(data_buffer, dtype=np.uint8)
         if data_buffer is not None
@@ -230,6 +252,8 @@ def _geometries(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """EWKB, which is PostGIS's binary input; from shapely objects, bytes or hex strings."""
     import shapely
 
+    if isinstance(values.dtype, pd.ArrowDtype) and pa.types.is_binary(values.dtype.pyarrow_dtype):
+        return _varlen(pa.array(values))  # EWKB already, e.g. from :func:`ewkb_points`
     items = values.to_numpy(dtype=object)
     present = pd.notna(values).to_numpy()
     first = items[present][0] if present.any() else None
@@ -240,6 +264,30 @@ def _geometries(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     else:
         wkb = list(shapely.to_wkb(items, include_srid=True))
     return _varlen(pa.array(wkb, type=pa.binary()))
+
+
+def ewkb_points(lon: np.ndarray, lat: np.ndarray, srid: int, present: np.ndarray) -> pd.Series:
+    """Points as EWKB (NULL where not ``present``), built as bytes with NumPy.
+
+    A point's EWKB is 25 fixed bytes — little-endian flag, type 1 with the SRID
+    flag, the SRID, x, y — so a million of them are one structured array, not a
+    million shapely objects and ``to_wkb`` calls. The column goes to
+    :func:`copy_binary` as is.
+    """
+    n, present = len(lon), np.asarray(present, dtype=bool)
+    layout = np.dtype(
+        [("order", "u1"), ("kind", "<u4"), ("srid", "<i4"), ("x", "<f8"), ("y", "<f8")]
+    )
+    records = np.zeros(int(present.sum()), dtype=layout)  # a NULL takes no bytes
+    records["order"], records["kind"], records["srid"] = 1, 0x20000001, srid
+    records["x"], records["y"] = np.asarray(lon)[present], np.asarray(lat)[present]
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(present * layout.itemsize, out=offsets[1:])
+    valid = pa.py_buffer(np.packbits(present, bitorder="little").tobytes())
+    array = pa.Array.from_buffers(
+        pa.binary(), n, [valid, pa.py_buffer(offsets.tobytes()), pa.py_buffer(records.tobytes())]
+    )
+    return pd.Series(pd.arrays.ArrowExtensionArray(array))
 
 
 def read_binary(conn: Connection, query: str, dtypes: Sequence[str]) -> np.ndarray:

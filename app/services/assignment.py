@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 
 from app.db import assignments, bulk, repo
 from app.errors import NotFoundError
@@ -105,10 +105,10 @@ def assign_on(
     assigner: Assigner | None = None,
 ) -> AssignReport:
     """The work of :func:`assign_stored` inside the caller's transaction."""
-    assigner = assigner or (lambda lon, lat: index.assign_xy(lon, lat, tolerance=tolerance))
-    if not only_unassigned:
-        assignments.clear_assignments(conn, gen.id)
+    assigner = assigner or (lambda lon, lat: _assigned_frame(index, lon, lat, tolerance))
     total = assignments.count_to_assign(conn, gen.id, only_unassigned)
+    if not only_unassigned:
+        _clear(conn, gen.id, total)
     counts: dict[str, int] = {}
     done, last_id = 0, 0
     with bulk.deferred_indexes(conn, ("incident_assignment",), total):
@@ -127,6 +127,43 @@ def assign_on(
             if progress:
                 progress(done, total)
     return AssignReport(gen.label, done, counts)
+
+
+def _assigned_frame(
+    index: HierarchyIndex, lon: np.ndarray, lat: np.ndarray, tolerance: float
+) -> pd.DataFrame:
+    """:meth:`HierarchyIndex.assign_xy` with the codes left as object arrays.
+
+    A DataFrame built from them would turn each code column into pandas' Arrow
+    strings (a Python pass over a million values) only for the COPY to read the
+    text back out: the plain arrays go to Arrow once, in C.
+    """
+    arrays = index.assign_arrays(lon, lat, tolerance=tolerance)
+    return pd.DataFrame(
+        {
+            c: pd.Series(v, dtype=v.dtype if v.dtype.kind == "f" else object)
+            for c, v in arrays.items()
+        }
+    )
+
+
+def _clear(conn: Connection, generation_id: int, total: int) -> None:
+    """Remove the generation's assignments before all ``total`` are assigned again.
+
+    For a load large enough to lock the table anyway (its indexes are rebuilt,
+    :func:`app.db.bulk.deferred_indexes`) and a table holding no other
+    generation's rows (no history yet), TRUNCATE empties it at once, where
+    DELETE would write a million dead rows for VACUUM. Both are undone if the
+    assignment fails.
+    """
+    others = conn.execute(
+        text("SELECT EXISTS (SELECT 1 FROM incident_assignment WHERE generation_id <> :g)"),
+        {"g": generation_id},
+    ).scalar_one()
+    if total >= bulk.DEFER_INDEXES_FROM and not others:
+        conn.execute(text("TRUNCATE incident_assignment"))
+    else:
+        assignments.clear_assignments(conn, generation_id)
 
 
 def activate_and_reassign(
