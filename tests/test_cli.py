@@ -273,6 +273,24 @@ def test_incidents_import_in_chunks_counts_the_whole_file(cli: Cli, demo_run: Ru
     assert cli.scalar("SELECT count(*) FROM incident WHERE external_id LIKE 'chunk-%'") == 7
 
 
+def test_incidents_import_lists_the_commonest_unlocated_reasons(
+    cli: Cli, demo_run: Run, files: Path
+):
+    """A city's archive has thousands of unknown addresses: the terminal shows the twenty
+    commonest reasons and counts the rest, every row still stored unlocated."""
+    path = files / "unknown_places.csv"
+    rows = [f"nowhere-{i},,,2024-05-01 08:00,0101,不存在路{i}号" for i in range(24)]
+    rows += ["nowhere-24,,,2024-05-01 08:00,0101,不存在路0号"]  # the commonest, listed first
+    path.write_text(
+        "id,lon,lat,reported_at,category,address\n" + "\n".join(rows) + "\n", encoding="utf-8"
+    )
+    run = cli("incidents", "import", path, "--source", "patrol").ok()
+    listed = re.findall(r"unlocated: (\d+) × no gazetteer entry for '(不存在路\d+号)'", run.flat)
+    assert len(listed) == 20 and listed[0] == ("2", "不存在路0号")
+    assert "… 4 more reasons for 4 rows" in run.flat
+    assert run.number(r"│ stored unlocated\s+│\s+([\d,]+)") == 25
+
+
 def test_areas_import_refuses_chicago_beats_naming_every_problem(
     cli: Cli, demo_run: Run, chicago_dir: Path, files: Path
 ):

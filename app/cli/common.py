@@ -165,8 +165,15 @@ def print_incident_report(report: IncidentImportReport, name: str) -> None:
     for status, n in sorted(report.by_status.items()):
         table.add_row(f"assignment: {status}", f"{n:,}")
     console.print(table)
-    for reason, n in report.unlocated_reasons.items():
+    reasons = sorted(report.unlocated_reasons.items(), key=lambda item: (-item[1], item[0]))
+    for reason, n in reasons[:20]:
         console.print(f"  unlocated: {n:,} × {reason}")
+    if len(reasons) > 20:
+        rest = sum(n for _, n in reasons[20:])
+        console.print(
+            f"  … {len(reasons) - 20:,} more reasons for {rest:,} rows "
+            f"(stored unlocated in batch #{report.batch_id})"
+        )
     for row in report.rejected_rows[:20]:
         err.print(f"  rejected row {row['row']}: {row['reason']}")
     if report.rejected > 20:
