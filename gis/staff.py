@@ -143,7 +143,8 @@ def staffed_codes(staff: pd.DataFrame, roles: Iterable[StaffRole] = DEFAULT_ROLE
         staffs = staff["staffs"]
     else:
         staffs = staff["role"].map({role.code: role.staffs for role in roles})
-    return set(staff.loc[staffs.notna(), "area_code"].astype(str))
+    # to_numpy first: iterating an Arrow-backed column costs a Python call per row
+    return set(staff.loc[staffs.notna(), "area_code"].astype(str).to_numpy(dtype=object).tolist())
 
 
 def validate_roster(

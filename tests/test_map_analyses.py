@@ -214,6 +214,11 @@ def test_a_city_sized_page_reads_no_incident_row_by_row(loaded, tmp_path, monkey
         assert counted.attrs == expected.attrs
     heat = analysis.heat_points(data, Selection(), cell_m=100.0)
     assert len(heat) and heat["weight"].max() == 1.0
+    # the points inside the micro-grids are kept with the areas: a reload reads them back
+    assert len(list((tmp_path / "inner_points").glob("*.pkl"))) == 1
+    monkeypatch.setattr(analysis, "_inner_points", refuse)
+    reloaded = _load(loaded, tmp_path)
+    pd.testing.assert_frame_equal(analysis.heat_points(reloaded, Selection(), cell_m=100.0), heat)
     sample, selected = analysis.incident_sample(data, Selection(), 500)
     assert selected == len(frame) and 0 < len(sample) <= 500
     assert sample["id"].isin(frame["id"]).all() and sample["lon"].notna().all()

@@ -83,6 +83,8 @@ AGGREGATE_FROM = 200_000
 _GIS = Path(__file__).resolve().parents[2] / "gis"
 #: The code behind what is kept on disk per generation version.
 _COVERAGE_CODE = (_GIS / "coverage.py", _GIS / "crs", _GIS / "codes.py")
+#: The code the inner points come from: this module (shapely's point_on_surface).
+_INNER_POINTS_CODE = (Path(__file__).resolve(),)
 _WEIGHTS_CODE = (_GIS / "hotspots" / "weights.py", _GIS / "hotspots" / "counts.py", _GIS / "crs")
 
 
@@ -315,9 +317,19 @@ def _people_coverage(
         stored.database,
         stored.generation_id,
         stored.stamp(AREA_LEVELS),
-        (tuple(sorted(tolerances.items())), _digest(data.staff), _digest(incidents)),
+        (
+            tuple(sorted(tolerances.items())),
+            _digest(_staffing_rows(data.staff)),
+            _digest(incidents),
+        ),
     )
     return store.load(path, build, CoverageReport)
+
+
+def _staffing_rows(staff: pd.DataFrame) -> pd.DataFrame:
+    """What of the roster the staffing rule reads (gis.staff.staffed_codes): a city's
+    40,000 rows hashed whole took half a second of its first page after each change."""
+    return staff[[c for c in ("area_code", "role", "staffs") if c in staff]]
 
 
 def _digest(frame: pd.DataFrame) -> str:
@@ -330,13 +342,14 @@ def _micro_staffing(data: MapData, staffed: set[str]) -> pd.DataFrame:
     """The micro-grids' rows of :attr:`CoverageReport.staffing`."""
     micro = data.level("micro_grid")
     codes = micro["code"].astype(str).to_numpy(dtype=object)
-    parents = np.array([None if pd.isna(p) else str(p) for p in micro["parent_code"]], dtype=object)
+    parent = micro["parent_code"]
+    parents = np.where(parent.isna().to_numpy(), None, parent.astype(str).to_numpy(dtype=object))
     return pd.DataFrame(
         {
             "code": codes,
             "level": "micro_grid",
             "parent_code": parents,
-            "staffed": [code in staffed for code in codes],
+            "staffed": pd.Index(codes, dtype=object).isin(staffed),
         }
     )
 
@@ -527,7 +540,7 @@ def _binned(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Incidents per micro-grid (or grid) at a point inside it: ``lon, lat, count``."""
     counted = _counted(data, stored, selection, micro_grids=True).dropna(subset=["grid_code"])
-    places = cached(data, ("inner_points",), lambda: _inner_points(data))
+    places = cached(data, ("inner_points",), lambda: _kept_inner_points(data))
     at = places.index.get_indexer(counted["micro_grid_code"].to_numpy(dtype=object))
     grid_at = places.index.get_indexer(counted["grid_code"].to_numpy(dtype=object))
     at = np.where(at >= 0, at, grid_at)  # no micro-grid: the grid's point
@@ -537,6 +550,17 @@ def _binned(
         places["lat"].to_numpy(float)[at[found]],
         counted["n"].to_numpy(dtype=float)[found],
     )
+
+
+def _kept_inner_points(data: MapData) -> pd.DataFrame:
+    """:func:`_inner_points`, kept on disk per generation version: a new incident reloads
+    the map data, and a city's 40,000 points on surface took a second of its first page."""
+    stored = data.stored
+    store = stored.store("inner_points", *_INNER_POINTS_CODE) if stored is not None else None
+    if stored is None or store is None:
+        return _inner_points(data)
+    path = store.named(stored.database, stored.generation_id, stored.stamp(("grid", "micro_grid")))
+    return store.load(path, lambda: _inner_points(data), pd.DataFrame)
 
 
 def _inner_points(data: MapData) -> pd.DataFrame:
