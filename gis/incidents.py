@@ -453,7 +453,8 @@ def _parse_times(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
         try:
             naive = pd.DatetimeIndex(pd.to_datetime(local[rows], format="ISO8601", errors="coerce"))
             tz = pd.Timestamp(f"2000-01-01T00:00{suffix}").tzinfo if suffix else LOCAL_TZ
-            moments = naive.tz_localize(tz)
+            # a summer-time change's hour (1986-1991) is NaT here and parsed on its own below
+            moments = naive.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
         except (ValueError, OverflowError, TypeError):
             continue  # one by one below, with the errors they give
         at, valid = np.flatnonzero(rows), moments.notna()  # not a date: one by one below
@@ -475,7 +476,12 @@ def _parse_time(text: str) -> pd.Timestamp | None:
         return None
     if pd.isna(ts):
         return None
-    return ts.tz_localize(LOCAL_TZ) if ts.tzinfo is None else ts
+    if ts.tzinfo is not None:
+        return ts
+    # China kept summer time in 1986-1991: a wall-clock hour of those autumns happened
+    # twice (taken as the first, summer-time one) and one of those springs never did
+    # (moved past the gap), rather than failing the whole file on one archived ticket.
+    return ts.tz_localize(LOCAL_TZ, ambiguous=True, nonexistent="shift_forward")
 
 
 def _history(raw, fields, frame, reasons) -> None:

@@ -19,6 +19,8 @@ TEXTS = [
     "1969-12-31T23:59:59Z",  # before the accepted range
     "2999-01-01 00:00",  # after it
     "1990-04-15 03:30",  # a summer time of China's DST years (1986–1991)
+    "1988-09-11 01:30",  # an hour that happened twice (summer time ended)
+    "1988-04-17 02:30",  # an hour that never happened (summer time began)
 ]
 
 
@@ -43,3 +45,14 @@ def test_reasons_are_those_of_the_one_by_one_checks():
     assert "1969-12-31T23:59:59+00:00 out of range" in reasons[11]
     assert "2999-01-01T00:00:00+08:00 out of range" in reasons[12]
     assert not {0, 1, 2, 3, 4, 5, 6, 7} & reasons.keys()
+
+
+def test_times_of_chinas_summer_time_changes_are_stored_not_fatal():
+    """1988-09-11 01:30 happened twice (summer time ended at 02:00), 1988-04-17 02:30
+    never (it began at 02:00): archived tickets of those nights are kept, not a crash."""
+    twice, never = _parse_time("1988-09-11 01:30"), _parse_time("1988-04-17 02:30")
+    assert twice == pd.Timestamp("1988-09-11 01:30+09:00")  # the first, summer-time hour
+    assert never == pd.Timestamp("1988-04-17 03:00+09:00")  # just past the gap
+    raw = pd.DataFrame({"id": ["a", "b"], "reported_at": ["1988-09-11 01:30", "1988-04-17 02:30"]})
+    cleaned = clean_incidents(raw, source="patrol")
+    assert not cleaned.rejected
