@@ -313,3 +313,41 @@ def test_a_file_without_any_source_is_refused_whole_in_chunks(small_district, tm
         assert conn.execute(text("SELECT count(*) FROM incident")).scalar_one() == 0
         batches = "SELECT count(*) FROM import_batch WHERE kind = 'incidents'"
         assert conn.execute(text(batches)).scalar_one() == 0
+
+
+def test_two_large_imports_at_once_both_land(small_district, tmp_path, monkeypatch):
+    """Each defers the tables' indexes (as a city import does): the second waits for the
+    first and then does the same, and both batches are stored whole."""
+    import threading
+
+    from app.db import bulk
+
+    monkeypatch.setattr(bulk, "DEFER_INDEXES_FROM", 0)
+    monkeypatch.setattr(bulk, "DEFER_INDEXES_SHARE", 0.0)
+    indexes = (
+        "SELECT count(*) FROM pg_indexes WHERE tablename IN ('incident', 'incident_assignment')"
+    )
+    with small_district.connect() as conn:
+        before = conn.execute(text(indexes)).scalar_one()
+    paths = []
+    for k in range(2):
+        rows = [f"p{k}-{i},113.80{i % 10},34.00{i % 10},2024-05-01 08:00,0101," for i in range(300)]
+        paths.append(_write(tmp_path, "\n".join(rows) + "\n", f"{k}.csv"))
+    errors: list[BaseException] = []
+
+    def load(path):
+        try:
+            import_incident_file(small_district, path, source=f"src_{path.stem}")
+        except BaseException as error:  # noqa: BLE001 — reported by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=load, args=(p,)) for p in paths]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with small_district.connect() as conn:
+        assert conn.execute(text(indexes)).scalar_one() == before
+        stored = conn.execute(text("SELECT count(*) FROM incident WHERE source LIKE 'src_%'"))
+        assert stored.scalar_one() == 600

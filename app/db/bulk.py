@@ -339,6 +339,10 @@ def deferred_indexes(conn: Connection, tables: Sequence[str], rows: int) -> Iter
     if rows < DEFER_INDEXES_FROM or rows < DEFER_INDEXES_SHARE * float(existing):
         yield False
         return
+    # One deferring load at a time: a second one reading the definitions while the first
+    # drops and rebuilds them failed ("cache lookup failed for attribute"); it waits here
+    # until the first commits, then finds the rebuilt indexes.
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('gridmap.deferred_indexes'))"))
     definitions = conn.execute(
         text(
             "SELECT i.relname, pg_get_indexdef(x.indexrelid) FROM pg_index x "
