@@ -131,30 +131,11 @@ def delete_gazetteer_source(conn: Connection, source: str) -> int:
     return conn.execute(ADDRESS_POINT.delete().where(ADDRESS_POINT.c.source == source)).rowcount
 
 
-def dispatch_to_grid_workers(
-    conn: Connection, batch_id: int, generation_id: int, statuses: tuple[str, ...]
-) -> int:
-    """Name a grid worker of its grid (``staff`` of ``generation_id``, role ``grid_worker``)
-    as the assignee of each incident of the batch in ``statuses`` that has none; returns
-    how many. The workers of a grid take its incidents in turn (by incident id).
-    Incidents outside every grid, or in a grid without a worker, keep none."""
-    return conn.execute(
-        text(
-            "WITH worker AS ("
-            " SELECT id, name, area_code,"
-            "  row_number() OVER (PARTITION BY area_code ORDER BY id) - 1 AS turn,"
-            "  count(*) OVER (PARTITION BY area_code) AS workers"
-            " FROM staff WHERE generation_id = :generation AND role = 'grid_worker'"
-            "), chosen AS ("
-            " SELECT i.id AS incident_id, w.id AS staff_id, w.name"
-            " FROM incident i"
-            " JOIN incident_assignment a"
-            "  ON a.incident_id = i.id AND a.generation_id = :generation"
-            " JOIN worker w ON w.area_code = a.grid_code AND w.turn = i.id % w.workers"
-            " WHERE i.batch_id = :batch AND i.status = ANY(:statuses)"
-            "  AND i.assignee_staff_id IS NULL AND i.department_code IS NULL"
-            ") UPDATE incident i SET assignee_staff_id = c.staff_id, assignee_name = c.name"
-            " FROM chosen c WHERE i.id = c.incident_id"
-        ),
-        {"generation": generation_id, "batch": batch_id, "statuses": list(statuses)},
-    ).rowcount
+def handled_by_staff(conn: Connection, batch_id: int | None) -> int:
+    """Incidents of the batch with a staff member of the roster named as their assignee."""
+    if batch_id is None:
+        return 0
+    query = select(func.count()).where(
+        INCIDENT.c.batch_id == batch_id, INCIDENT.c.assignee_staff_id.isnot(None)
+    )
+    return int(conn.execute(query).scalar_one())
