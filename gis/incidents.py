@@ -488,7 +488,10 @@ def _history(raw, fields, frame, reasons) -> None:
     """Status, handling level and step times of historical tickets, checked as the loop rules.
 
     Without any history field every row is a new report. A row whose history the
-    closed loop forbids is rejected with the reason (docs/domain.md).
+    closed loop forbids is rejected with the reason (docs/domain.md). The rules are
+    :func:`_ticket`'s, applied a column at a time (a city's archive is millions of
+    rows); the rare row with a time beyond what nanoseconds hold goes through
+    :func:`_ticket` itself.
     """
     frame["status"] = "reported"
     frame["handling_level"] = None
@@ -496,13 +499,192 @@ def _history(raw, fields, frame, reasons) -> None:
         frame[column] = None
     if not fields.has_history():
         return
-    for i in range(len(raw)):
-        record, problem = _ticket(raw, fields, i, frame.at[i, "reported_at"])
-        if problem is not None:
-            _reject_row(reasons, i, problem)
+    checked = _HistoryCheck(raw, fields, frame["reported_at"])
+    problems = checked.problems()
+    ok = pd.isna(problems)
+    for i in np.flatnonzero(~ok):
+        _reject_row(reasons, int(i), problems[i])
+    # object columns, None for no level, as for rows without a history
+    frame["status"] = pd.Series(np.where(ok, checked.status, "reported"), dtype=object)
+    frame["handling_level"] = pd.Series(np.where(ok, checked.level, _NONE), dtype=object)
+    for k, column in enumerate(STEP_COLUMNS):
+        moments = np.where(ok, checked.steps[k], _NAT)
+        frame[column] = (
+            pd.DatetimeIndex(moments.view("datetime64[ns]"), tz="UTC")
+            .tz_convert(LOCAL_TZ)
+            .as_unit("us")
+        )
+    for row, record in checked.tickets.items():  # the rows checked one by one
+        if record is None:
             continue
         for column, value in record.items():
-            frame.at[i, column] = value
+            # microseconds, as the column holds (and the database keeps) them
+            frame.at[row, column] = value.floor("us") if isinstance(value, pd.Timestamp) else value
+
+
+#: NaT as int64 nanoseconds; bounds of what nanoseconds since 1970 hold.
+_NAT = np.iinfo(np.int64).min
+_NONE = np.array(None, dtype=object)
+_NS_RANGE = (pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC"))
+
+
+class _HistoryCheck:
+    """:func:`_ticket` of every row, a column at a time.
+
+    ``problems()`` gives each row's reason or None, the first one :func:`_ticket`
+    would meet; ``status``, ``level`` and ``steps`` (UTC nanoseconds per step
+    column, :data:`_NAT` where none) are the history of the rows without one.
+    Rows holding a time beyond nanoseconds are checked by :func:`_ticket` itself
+    (``tickets``: row → its record, None when rejected).
+    """
+
+    def __init__(self, raw: pd.DataFrame, fields: FieldMap, reported_at: pd.Series) -> None:
+        n = len(raw)
+        self.reported_at = reported_at
+        self.texts = [_column(raw, getattr(fields, c)) for c in STEP_COLUMNS]
+        parsed = [_instants(t) for t in self.texts]
+        self.steps = np.array([p[0] for p in parsed]).reshape(len(STEP_COLUMNS), n)
+        self.unparseable = [p[1] for p in parsed]
+        beyond = np.logical_or.reduce([p[2] for p in parsed])
+        self.reported, _, reported_beyond = _instants(_column(raw, fields.time))
+        self.present = self.steps != _NAT
+        self.status_text = _column(raw, fields.status)
+        self.level_text = _column(raw, fields.handling_level)
+        furthest = np.asarray(INCIDENT_STATUSES, dtype=object)[_reached_steps(self.present)]
+        self.status = _words(self.status_text, STATUS_WORDS)
+        self.status = np.where((self.status_text == "").to_numpy(), furthest, self.status)
+        self.level = _words(self.level_text, LEVEL_WORDS)
+        self.tickets: dict[int, dict | None] = {}
+        self._one_by_one = np.flatnonzero(beyond | reported_beyond)
+        self._raw, self._fields = raw, fields
+
+    def problems(self) -> np.ndarray:
+        n = len(self.status)
+        problems = np.full(n, None, dtype=object)
+
+        def first(mask: np.ndarray, reason) -> None:
+            """``reason`` (text, or row → text) where ``mask`` and no problem yet."""
+            for i in np.flatnonzero(mask & pd.isna(problems)):
+                problems[i] = reason(i) if callable(reason) else reason
+
+        for column, texts, bad in zip(STEP_COLUMNS, self.texts, self.unparseable, strict=True):
+            first(bad, lambda i, c=column, t=texts: f"unparseable {c} {t.iat[i]!r}")
+        statuses = ", ".join(STATUS_WORDS)
+        first(
+            pd.isna(self.status),
+            lambda i: f"unknown status {self.status_text.iat[i]!r} (use {statuses})",
+        )
+        levels = ", ".join(LEVEL_WORDS)
+        first(
+            (self.level_text != "").to_numpy() & pd.isna(self.level),
+            lambda i: f"unknown handling level {self.level_text.iat[i]!r} (use {levels})",
+        )
+        known = pd.isna(problems)
+        reached = np.zeros(n, dtype=np.int64)
+        reached[known] = pd.Index(INCIDENT_STATUSES).get_indexer(self.status[known])
+        for k, column in enumerate(STEP_COLUMNS, start=1):
+            first(
+                (k > reached) & self.present[k - 1],
+                lambda i, c=column: f"{c} is given but the status is only {self.status[i]}",
+            )
+        first(
+            pd.notna(self.level) & (reached < INCIDENT_STATUSES.index("registered")),
+            "a handling level is set before the ticket was registered (立案)",
+        )
+        self._order(problems, first)
+        for i in self._one_by_one:  # beyond nanoseconds: the row rules themselves
+            record, problem = _ticket(self._raw, self._fields, int(i), self.reported_at.iat[i])
+            problems[i] = problem
+            self.tickets[int(i)] = None if problem is not None else record
+        return problems
+
+    def _order(self, problems: np.ndarray, first) -> None:
+        """Each given step time no earlier than the last given one before it."""
+        previous = self.reported  # the last given time so far, and which step gave it
+        by = np.full(len(previous), -1)
+        for k, column in enumerate(STEP_COLUMNS):
+            moment = self.steps[k]
+            given = moment != _NAT
+            first(
+                given & (previous != _NAT) & (moment < previous),
+                lambda i, k=k, c=column, by=by: (
+                    f"{c} {self._moment(k, i).isoformat()} is before "
+                    f"{self._name(by[i])} {self._moment(by[i], i).isoformat()}"
+                ),
+            )
+            previous = np.where(given, moment, previous)
+            by = np.where(given, k, by)
+
+    def _name(self, k: int) -> str:
+        return "reported_at" if k < 0 else STEP_COLUMNS[k]
+
+    def _moment(self, k: int, i: int):
+        """The time of step ``k`` (-1: the report) of row ``i`` as :func:`_ticket` holds it."""
+        return self.reported_at.iat[i] if k < 0 else _parse_time(self.texts[k].iat[i])
+
+
+def _nanoseconds(moment: pd.Timestamp | None) -> int | None:
+    """UTC nanoseconds of ``moment`` (:data:`_NAT` for none), None when they overflow."""
+    if moment is None:
+        return _NAT
+    try:
+        return int(moment.tz_convert("UTC").as_unit("ns").value)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _words(texts: pd.Series, words: dict[str, str]) -> np.ndarray:
+    """Each text's meaning in ``words`` (lower-cased as Python does), None for "" or unknown."""
+    meaning = {t: words.get(t.lower()) for t in pd.unique(texts) if t}
+    found = texts.map(meaning).to_numpy(dtype=object)
+    return np.where(pd.isna(found), _NONE, found)
+
+
+def _reached_steps(present: np.ndarray) -> np.ndarray:
+    """Per row (``present``: steps × rows), the status index of the furthest step given:
+    1 + the last step column given, 0 when none is."""
+    later = present[::-1].argmax(axis=0)
+    return np.where(present.any(axis=0), len(present) - later, 0)
+
+
+def _instants(texts: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(UTC nanoseconds or :data:`_NAT`, given but unparseable, parsed but beyond
+    nanoseconds) of time texts, each as :func:`_parse_time` reads it: ISO 8601 texts
+    a column per offset (in Arrow, no Python string per row), any other text one
+    distinct value at a time."""
+    n = len(texts)
+    out = np.full(n, _NAT, dtype=np.int64)
+    beyond = np.zeros(n, dtype=bool)
+    done = np.zeros(n, dtype=bool)
+    column = pa.array(texts, type=pa.large_string(), from_pandas=True)
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    given = pc.not_equal(column, "").to_numpy(zero_copy_only=False)
+    parts = pc.extract_regex(column, _ISO_TIME)
+    iso = parts.is_valid()
+    offsets = pc.fill_null(parts.field("offset"), "")
+    for suffix in pc.unique(offsets.filter(iso)).to_pylist():
+        rows = pc.and_(iso, pc.equal(offsets, suffix))
+        local = parts.field("local").filter(rows).to_numpy(zero_copy_only=False)
+        try:
+            naive = pd.DatetimeIndex(pd.to_datetime(local, format="ISO8601", errors="coerce"))
+            tz = pd.Timestamp(f"2000-01-01T00:00{suffix}").tzinfo if suffix else LOCAL_TZ
+            moments = naive.tz_localize(tz).tz_convert("UTC")
+        except (ValueError, OverflowError, TypeError):
+            continue  # one by one below
+        at = np.flatnonzero(rows.to_numpy(zero_copy_only=False))
+        fits = moments.notna() & (moments >= _NS_RANGE[0]) & (moments <= _NS_RANGE[1])
+        out[at[fits]] = moments[fits].as_unit("ns").asi8
+        done[at[fits]] = True
+    rest = np.flatnonzero(~done & given)
+    if len(rest):
+        others = pd.Series(texts.to_numpy(dtype=object)[rest], dtype=object)
+        nanos = {text: _nanoseconds(_parse_time(text)) for text in pd.unique(others)}
+        found = others.map({t: _NAT if v is None else v for t, v in nanos.items()})
+        out[rest] = found.to_numpy(dtype=np.int64)
+        beyond[rest] = others.map({t: v is None for t, v in nanos.items()}).to_numpy(dtype=bool)
+    unparseable = given & (out == _NAT) & ~beyond
+    return out, unparseable, beyond
 
 
 def _reject_row(reasons: pd.Series, i: int, reason: str) -> None:

@@ -81,9 +81,27 @@ def test_stats_add_up(demo_client, demo_keys, demo_engine):
     assert sum(doc["by_status"].values()) == total == sum(doc["by_source"].values())
     assert sum(p["count"] for p in doc["by_period"]) == total
     assert all(c["name"] for c in doc["by_category"])
-    # The demo's incidents are from 2023 and still open: all past their deadline.
-    assert doc["overdue"]["open_past_deadline"] == total
-    assert doc["handling"]["self_handled_share"] is None  # nothing dispatched yet
+    # The demo's incidents come with their history of 2023: handled at each level, most
+    # in time; those still open at the end of the year are all past their deadline now.
+    with demo_engine.connect() as conn:
+        want = conn.execute(
+            text(
+                "SELECT count(*) FILTER (WHERE i.status IN ('reported', 'registered',"
+                "  'dispatched')) AS open,"
+                " count(*) FILTER (WHERE i.handled_at <= i.deadline_at) AS on_time,"
+                " count(*) FILTER (WHERE i.handled_at > i.deadline_at) AS late,"
+                " count(*) FILTER (WHERE i.handling_level = 'grid') AS grid,"
+                " count(i.handling_level) AS levelled"
+                " FROM incident i JOIN incident_assignment a ON a.incident_id = i.id"
+                " JOIN generation g ON g.id = a.generation_id AND g.is_active"
+                " WHERE a.grid_code = :g"
+            ),
+            {"g": GRID},
+        ).one()
+    assert doc["overdue"]["open_past_deadline"] == want.open == doc["totals"]["open"]
+    assert doc["overdue"]["handled_on_time"] == want.on_time > 0
+    assert doc["overdue"]["handled_late"] == want.late < want.on_time
+    assert doc["handling"]["self_handled_share"] == round(want.grid / want.levelled, 4)
     march = demo_client.get(
         f"/grids/{GRID}/stats",
         headers=demo_keys["viewer"],

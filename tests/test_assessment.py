@@ -204,6 +204,40 @@ def test_the_page_equals_a_direct_sql_count(history, level):
     assert [rate for _, rate in ranked] == sorted((rate for _, rate in ranked), reverse=True)
 
 
+@pytest.mark.parametrize("level", ["street", "worker"])
+def test_the_demos_own_history_fills_every_figure(loaded, level):
+    """Nothing written here: the demo's incidents come with their history (handled at every
+    level, most in time, dispatched to a grid worker of their grid), and the page shows it."""
+    with make_client(loaded) as client:
+        browser = signed_in(loaded, client, "admin")
+        rows = all_page_rows(browser, {**PERIOD, "level": level})
+    total = rows.pop(TOTAL)
+    want = direct_counts(loaded, level)
+    received = sum(w["received"] for w in want.values())
+    assert int(total["received"]) == received > 500
+    for code, w in want.items():
+        for key in ("received", "handled_grid", "passed_up", "overdue"):
+            assert int(rows[code][key]) == w[key], (code, key)
+    handled_grid = sum(w["handled_grid"] for w in want.values())
+    passed_up = sum(w["passed_up"] for w in want.values())
+    assert handled_grid + passed_up == received  # all handled by the end of June
+    assert handled_grid / received == pytest.approx(0.8, abs=0.05)
+    rate = number(total["on_time_rate"])
+    assert rate is not None and 0.8 <= rate <= 0.95  # about one in ten handled late
+    median = number(total["median_close_hours"])
+    assert median is not None and 1 < median < 72
+    if level == "worker":  # every located incident of the period went to a grid worker
+        with loaded.connect() as conn:
+            located = conn.execute(
+                text(
+                    "SELECT count(*) FROM incident WHERE location_status <> 'unlocated'"
+                    " AND reported_at >= '2023-03-01T00:00:00+08:00'"
+                    " AND reported_at < '2023-07-01T00:00:00+08:00'"
+                )
+            ).scalar_one()
+        assert len(want) > 20 and received == located
+
+
 def test_the_monthly_trend_counts_each_month(history):
     with make_client(history) as client:
         browser = signed_in(history, client)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import geopandas as gpd
+import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
@@ -10,7 +13,17 @@ import shapely
 
 from gis.areas import read_areas, shapefile_encoding
 from gis.errors import GridmapError, ValidationError
-from gis.incidents import FieldMap, clean_incidents, field_map_from_table, read_incident_file
+from gis.incidents import (
+    HISTORY_COLUMNS,
+    STEP_COLUMNS,
+    FieldMap,
+    _HistoryCheck,
+    _parse_time,
+    _ticket,
+    clean_incidents,
+    field_map_from_table,
+    read_incident_file,
+)
 from gis.tables import read_table, write_table
 from gis.taxonomy import TAXONOMY_COLUMNS, load_taxonomy, read_category_map, read_taxonomy
 
@@ -252,7 +265,9 @@ def test_historical_tickets_keep_status_level_and_step_times(tmp_path):
     assert list(frame["status"]) == ["closed", "registered", "dispatched", "reported", "closed"]
     assert list(frame["handling_level"].fillna("-")) == ["community", "-", "grid", "-", "grid"]
     assert frame.at["1", "closed_at"] == pd.Timestamp("2024-01-02 10:00", tz="Asia/Shanghai")
-    assert frame.at["2", "closed_at"] is None
+    # step times are a time column (a million tickets are not a million objects): NaT for none
+    assert pd.api.types.is_datetime64_any_dtype(frame["closed_at"])
+    assert pd.isna(frame.at["2", "closed_at"])
 
 
 @pytest.mark.parametrize(
@@ -279,6 +294,95 @@ def test_impossible_histories_are_rejected_with_the_reason(tmp_path, line, reaso
     assert [r["row"] for r in result.rejected] == [2]
     assert reason in result.rejected[0]["reason"]
     assert list(result.frame["external_id"]) == ["2"]
+
+
+#: What archives write in each history column: possible and impossible, every rule hit.
+_STEP_TEXTS = [
+    "",
+    "",
+    "2024-01-01 07:00",  # before the report
+    "2024-01-01 09:00",
+    "2024-01-01T03:30:00Z",  # 11:30 in Beijing
+    "2024-01-02 10:00:00.000000500",  # nanoseconds
+    "2024/01/03 8:00",  # not ISO: parsed on its own
+    "2500-01-01",  # beyond nanoseconds
+    "yesterday",
+    "2024-02-30",
+]
+_STATUS_TEXTS = [
+    "",
+    "",
+    "结案",
+    "closed",
+    "Dispatched",
+    "已立案",
+    "上报",
+    "处置",
+    "已归档",
+    "VERIFIED",
+]
+_LEVEL_TEXTS = ["", "", "", "网格", "grid", "社区", "街道", "Street", "区县"]
+_REPORT_TEXTS = ["2024-01-01 08:00", "2024-01-01 08:00", "2024-01-01T00:00:00Z", "", "soon"]
+
+
+def _random_histories(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+
+    def pick(texts: list[str]) -> list[str]:
+        return [texts[k] for k in rng.integers(0, len(texts), n)]
+
+    raw = pd.DataFrame(
+        {
+            "id": [str(i) for i in range(n)],
+            "lon": "113.8",
+            "lat": "34.0",
+            "reported_at": pick(_REPORT_TEXTS),
+            "category": "0101",
+            "status": pick(_STATUS_TEXTS),
+            "level": pick(_LEVEL_TEXTS),
+        }
+    )
+    for column in STEP_COLUMNS:  # most rows give a few steps, in order or not
+        raw[column] = np.where(rng.random(n) < 0.4, pick(_STEP_TEXTS), "")
+    return raw
+
+
+def test_the_column_check_gives_every_row_the_reason_of_the_row_rules():
+    """The history check a column at a time (``_HistoryCheck``, what a million-row import
+    runs) against the rules one row at a time (``_ticket``): the same reason for every
+    impossible history, the same status, level and times for every possible one."""
+    fields = replace(HISTORY, handling_level="level", verified_at="verified_at")
+    fields = replace(fields, handled_at="handled_at")
+    assert all(getattr(fields, c) for c in HISTORY_COLUMNS)
+    raw = _random_histories(4000, seed=20240101)
+    reported = pd.Series([_parse_time(t) for t in raw["reported_at"]], dtype=object)
+    expected = [_ticket(raw, fields, i, reported.iat[i]) for i in range(len(raw))]
+    check = _HistoryCheck(raw, fields, reported)
+    problems = check.problems()
+    assert list(problems) == [problem for _, problem in expected]
+    reasons = {
+        p.split(" ")[0] if p.startswith("unknown") else p.split(" ", 1)[1] for p in problems if p
+    }
+    assert len(reasons) >= 8, reasons  # every kind of impossible history was drawn
+
+    # what a file import keeps: the rows with a report time and a possible history
+    result = clean_incidents(raw, fields=fields, source="patrol", categories=load_taxonomy())
+    rejected = {r["row"] - 2: r["reason"] for r in result.rejected}
+    for i, (_, problem) in enumerate(expected):
+        if reported.iat[i] is not None:
+            assert rejected.get(i) == problem, i
+    kept = result.frame.set_index(result.frame["row"] - 2)
+    assert len(kept) > 500
+    for i, row in kept.iterrows():
+        record = expected[i][0]
+        assert (row["status"], row["handling_level"]) == (
+            record["status"],
+            record["handling_level"],
+        )
+        for column in STEP_COLUMNS:
+            want = record[column]
+            got = row[column]
+            assert (pd.isna(got) and want is None) or got == want.floor("us"), (i, column)
 
 
 def test_columns_table_maps_chinese_headers(tmp_path):

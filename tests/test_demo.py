@@ -17,8 +17,11 @@ import shapely
 from gis.areas import AREA_COLUMNS as STORED_AREA_COLUMNS
 from gis.codes import DEFAULT_SCHEME, LEVELS
 from gis.demo import DemoDistrict, build_demo
+from gis.demo.incidents import PERIOD_END
 from gis.errors import ValidationError
+from gis.incidents import STEP_COLUMNS, _impossible
 from gis.taxonomy import TAXONOMY_COLUMNS, load_taxonomy
+from gis.vocabulary import HANDLING_LEVELS, INCIDENT_STATUSES
 
 #: The columns of a stored area layer, but for ``area_m2`` (the import computes it).
 AREA_COLUMNS = [c for c in STORED_AREA_COLUMNS if c != "area_m2"]
@@ -352,6 +355,13 @@ def test_incident_columns_and_shares(demo):
         "crs",
         "true_lon",
         "true_lat",
+        "status",
+        "handling_level",
+        "registered_at",
+        "dispatched_at",
+        "handled_at",
+        "verified_at",
+        "closed_at",
     ]
     assert len(inc) == 50_000
     shares = inc["source"].value_counts(normalize=True)
@@ -444,6 +454,59 @@ def test_hotspots_are_recorded_and_strong(demo):
         )
         z = (counts.loc[spot["grid_codes"]].mean() - counts.mean()) / counts.std()
         assert z > 2.58  # far above any other grid's count of that category
+
+
+# -- histories ------------------------------------------------------------------------------
+def _records(inc: pd.DataFrame) -> list[dict]:
+    """Each incident's history as the import's row rules read one (None for no time)."""
+    columns = ["status", "handling_level", *STEP_COLUMNS]
+    frame = inc[columns].astype(object).where(inc[columns].notna(), None)
+    return frame.to_dict("records")
+
+
+def test_every_history_is_one_the_closed_loop_allows(demo):
+    inc = demo.incidents
+    problems = [
+        _impossible(record, reported)
+        for record, reported in zip(_records(inc), inc["reported_at"], strict=True)
+    ]
+    assert [p for p in problems if p is not None] == []
+    # steps are reached in order and none after the end of the year
+    reached = inc[list(STEP_COLUMNS)].notna().to_numpy()
+    assert (reached[:, :-1] >= reached[:, 1:]).all()  # no step without the one before
+    status = pd.Index(INCIDENT_STATUSES).get_indexer(inc["status"])
+    assert (reached.sum(axis=1) == status).all()
+    assert (inc[list(STEP_COLUMNS)].max() < PERIOD_END).all()
+    # a level from registration on, never before
+    assert (inc["handling_level"].isna() == (inc["status"] == "reported")).all()
+    assert set(inc["handling_level"].dropna()) == set(HANDLING_LEVELS)
+
+
+def test_histories_have_the_proportions_of_the_design(demo):
+    inc = demo.incidents
+    levels = inc["handling_level"].value_counts(normalize=True)
+    assert levels["grid"] == pytest.approx(0.80, abs=0.015)
+    assert levels["community"] == pytest.approx(0.15, abs=0.015)
+    assert levels["street"] == pytest.approx(0.05, abs=0.01)
+    hours = inc["category"].map(load_taxonomy().set_index("code")["deadline_hours"])
+    deadline = inc["reported_at"] + pd.to_timedelta(hours, unit="h")
+    handled = inc["handled_at"].notna()
+    late = inc["handled_at"] > deadline
+    assert 0.08 <= late[handled].mean() <= 0.15  # most in time
+    by_level = late[handled].groupby(inc["handling_level"][handled]).mean()
+    assert by_level["grid"] < by_level["community"] < by_level["street"]  # passed up: later
+    assert (inc["status"] == "closed").mean() > 0.95
+    # the end of the year is still being worked on: open tickets at every step
+    open_ = inc["status"] != "closed"
+    assert set(inc.loc[open_, "status"]) == set(INCIDENT_STATUSES) - {"closed"}
+    december = inc["reported_at"] >= pd.Timestamp("2023-12-01", tz="Asia/Shanghai")
+    first_half = inc["reported_at"] < pd.Timestamp("2023-07-01", tz="Asia/Shanghai")
+    assert open_[december].mean() > 0.05 and open_[first_half].mean() < 0.002
+    last_day = inc["reported_at"] >= PERIOD_END - pd.Timedelta(days=1)
+    assert open_[last_day].mean() > 0.5
+    unresolved = inc["status"].isin(["reported", "registered", "dispatched"])
+    overdue = unresolved & (deadline < PERIOD_END)
+    assert overdue.sum() > 100 and (unresolved & ~overdue).sum() > 0
 
 
 # -- gazetteer -----------------------------------------------------------------------------

@@ -85,6 +85,20 @@ def test_incidents_cover_the_twelve_months_up_to_the_end_day(city) -> None:
     assert city.gazetteer["address"].is_unique
 
 
+def test_histories_are_as_of_the_end_day(city) -> None:
+    from gis.incidents import STEP_COLUMNS, _impossible
+
+    inc = city.incidents
+    end = pd.Timestamp(END + dt.timedelta(days=1), tz="Asia/Shanghai")
+    assert (inc[list(STEP_COLUMNS)].max() < end).all()
+    steps = inc[["status", "handling_level", *STEP_COLUMNS]]
+    records = steps.astype(object).where(steps.notna(), None).to_dict("records")
+    assert all(_impossible(r, t) is None for r, t in zip(records, inc["reported_at"], strict=True))
+    recent = inc["reported_at"] >= end - pd.Timedelta(days=7)
+    assert (inc.loc[recent, "status"] != "closed").mean() > 0.2  # live work at the end
+    assert (inc.loc[~recent, "status"] == "closed").mean() > 0.95
+
+
 def test_bad_preset_and_counts_are_refused() -> None:
     from gis.errors import ValidationError
 

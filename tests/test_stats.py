@@ -40,9 +40,9 @@ def stored_incidents(engine) -> pd.DataFrame:
         "SELECT a.street_code, a.community_code, a.grid_code, i.source, i.category, i.status, "
         "i.handling_level, i.reported_at, i.handled_at, i.deadline_at FROM incident i "
         "JOIN incident_assignment a ON a.incident_id = i.id "
-        "JOIN generation g ON g.id = a.generation_id AND g.is_active"
+        "JOIN generation g ON g.id = a.generation_id AND g.is_active ORDER BY i.id"
     )
-    with engine.connect() as conn:
+    with engine.connect() as conn:  # in id order: reads before and after an UPDATE align
         return pd.DataFrame(conn.execute(text(sql)).mappings().all())
 
 

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from app.cli.common import console, open_engine, print_incident_report, progress_bar
-from gis.vocabulary import AREA_LEVELS
+from gis.vocabulary import AREA_LEVELS, INCIDENT_STATUSES
 
 if TYPE_CHECKING:
     from app.services.demo import DemoLoadReport
@@ -129,4 +129,18 @@ def print_demo_summary(
     console.print(table)
     if result.incidents is not None:
         print_incident_report(result.incidents, "demo incidents")
+        console.print(_history_line(result))
     console.print(f"synthetic content on real coordinates around {where}; done in {seconds:.1f} s")
+
+
+def _history_line(result: DemoLoadReport) -> str:
+    """Where the stored demo incidents are in the closed loop, and how many went to workers."""
+    assert result.incidents is not None
+    statuses = result.incidents.by_loop_status
+    still_open = [f"{statuses[s]:,} {s}" for s in INCIDENT_STATUSES[:-1] if statuses.get(s)]
+    return (
+        f"history: {statuses.get('closed', 0):,} closed, "
+        f"{sum(n for s, n in statuses.items() if s != 'closed'):,} still open"
+        + (f" ({', '.join(still_open)})" if still_open else "")
+        + f"; {result.dispatched_to_workers:,} dispatched to grid workers"
+    )

@@ -129,3 +129,13 @@ def gazetteer_count(conn: Connection) -> int:
 
 def delete_gazetteer_source(conn: Connection, source: str) -> int:
     return conn.execute(ADDRESS_POINT.delete().where(ADDRESS_POINT.c.source == source)).rowcount
+
+
+def handled_by_staff(conn: Connection, batch_id: int | None) -> int:
+    """Incidents of the batch with a staff member of the roster named as their assignee."""
+    if batch_id is None:
+        return 0
+    query = select(func.count()).where(
+        INCIDENT.c.batch_id == batch_id, INCIDENT.c.assignee_staff_id.isnot(None)
+    )
+    return int(conn.execute(query).scalar_one())

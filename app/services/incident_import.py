@@ -177,6 +177,7 @@ def import_incidents(
     unknown_category: str = "reject",
     indexes: IndexStore | None = None,
     progress: ImportProgress | None = None,
+    before_insert: incident_load.StageStep | None = None,
 ) -> IncidentImportReport:
     """Import rows given as text columns (see :func:`gis.incidents.clean_incidents`).
 
@@ -184,6 +185,7 @@ def import_incidents(
     known category are rejected (``unknown_category="reject"``, the default of
     callers that create incidents one by one) or kept uncategorised and counted
     in the report (``"keep"``, the default of ``gridmap incidents import``).
+    ``before_insert`` runs on each chunk's staged rows (see :func:`import_chunks`).
     """
     return import_chunks(
         engine,
@@ -200,6 +202,7 @@ def import_incidents(
         unknown_category=unknown_category,
         indexes=indexes,
         progress=progress,
+        before_insert=before_insert,
     )
 
 
@@ -219,6 +222,7 @@ def import_chunks(
     unknown_category: str = "reject",
     indexes: IndexStore | None = None,
     progress: ImportProgress | None = None,
+    before_insert: incident_load.StageStep | None = None,
 ) -> IncidentImportReport:
     """Import a file's rows given as ``(offset of the first row, text columns)`` chunks.
 
@@ -228,6 +232,9 @@ def import_chunks(
     source — is decided across chunks exactly as for the file read at once.
     ``rows_hint`` (the expected rows) sizes the progress bars and decides whether
     the tables' indexes are rebuilt once after the load (:func:`app.db.bulk.deferred_indexes`).
+    ``before_insert(conn, stage)`` runs on each chunk's staging table before its rows
+    are inserted, in the same transaction: what a caller adds to every row of its own
+    batch (the demo names who handled each dispatched incident there).
     """
     fields = fields or FieldMap()
     tell = progress or (lambda step, done, total: None)
@@ -268,7 +275,12 @@ def import_chunks(
                 assign(cleaned.frame, index, tolerance, gen.id if gen else None)
                 tell("cleaned", offset + len(raw), total)
                 new = store_rows(
-                    conn, cleaned.frame, batch, version, _rows_stored(tell, tally.kept, total)
+                    conn,
+                    cleaned.frame,
+                    batch,
+                    version,
+                    _rows_stored(tell, tally.kept, total),
+                    before_insert,
                 )
                 repo.add_rejected_rows(conn, batch, cleaned.rejected)
                 tally.add(cleaned, new, geocoded)
@@ -520,6 +532,7 @@ def store_rows(
     batch_id: int | None,
     version: int | None,
     progress: Callable[[int], None] | None = None,
+    before_insert: incident_load.StageStep | None = None,
 ) -> int:
     """One chunk of a file import: the new incidents and their assignments; returns how
     many incidents were new (:func:`app.db.incident_load.store_chunk`, no id comes back)."""
@@ -527,7 +540,7 @@ def store_rows(
     for column in incident_load.STAGED_ASSIGNMENT_COLUMNS:
         values = frame[column].to_numpy()
         rows[column] = pd.Series(values, index=rows.index, dtype=values.dtype)
-    inserted, _ = incident_load.store_chunk(conn, rows, progress)
+    inserted, _ = incident_load.store_chunk(conn, rows, progress, before_insert)
     return inserted
 
 

@@ -10,6 +10,7 @@ this package, each one step of the construction:
 * :mod:`~gis.demo.areas` — the area frame of every level;
 * :mod:`~gis.demo.people` — staff roster and door-plate gazetteer;
 * :mod:`~gis.demo.incidents` — a year of incidents with planted hotspots;
+* :mod:`~gis.demo.history` — each incident's way through the closed loop;
 * :mod:`~gis.demo.defects` — planted coverage defects, on request.
 """
 

@@ -5,7 +5,8 @@
 own GB/T 2260 code, centre and size and its own random streams spawned from
 ``seed``, and joins the results into one :class:`DemoCity`. Districts sit
 side by side without touching, so codes nest by prefix and nothing overlaps
-across districts. Incidents cover the twelve months up to ``end``.
+across districts. Incidents cover the twelve months up to ``end``, with their
+histories as of the end of that day.
 
 Presets:
 
@@ -29,6 +30,7 @@ import pandas as pd
 from gis.demo.district import DemoDistrict, DistrictSpec, _streams, build_district
 from gis.demo.incidents import _external_ids
 from gis.errors import ValidationError
+from gis.incidents import STEP_COLUMNS
 
 __all__ = ["CITY_CODE", "CITY_NAME", "PRESETS", "DemoCity", "build_city", "city_specs"]
 
@@ -198,7 +200,9 @@ def _join(parts: list[DemoDistrict], seed: int, preset: str, end: dt.date) -> De
 
     shift = pd.Timedelta(days=(end - _GENERATED_LAST_DAY).days)
     incidents = cat("incidents").drop(columns="external_id")
-    incidents["reported_at"] = incidents["reported_at"] + shift
+    # histories move with their reports: still open as of the end of the day ``end``
+    for column in ("reported_at", *STEP_COLUMNS):
+        incidents[column] = incidents[column] + shift
     incidents = incidents.sort_values(["reported_at", "source"], kind="stable")
     incidents = incidents.reset_index(drop=True)
     # ticket numbers run per source and day across the whole city, as one hotline issues them

@@ -118,7 +118,11 @@ class DemoDistrict:
         (Asia/Shanghai). ``lon``/``lat`` are in the CRS named by ``crs``
         ("wgs84" or "gcj02"); address-only reports have NaN and ``crs`` None.
         ``true_lon``/``true_lat`` are the WGS84 truth (for an address-only
-        report: its door plate in the gazetteer).
+        report: its door plate in the gazetteer). Then each one's history
+        through the closed loop as of the end of the year
+        (:mod:`gis.demo.history`): ``status, handling_level, registered_at,
+        dispatched_at, handled_at, verified_at, closed_at`` (NaN / NaT for
+        what has not happened yet).
     gazetteer : DataFrame
         ``address, lon, lat, micro_grid_code`` (WGS84), one row per door plate
         or building; the code is missing for a door plate inside a planted gap.

@@ -5,7 +5,9 @@ categories and its own weekly and daily rhythm (patrols work office hours on
 weekdays, 110 calls peak in the evening and at weekends). A few hotspots add
 incidents of one category around a point, over a few adjacent grids, for part
 of the year. Apps built on Amap/WeChat report GCJ-02; some hotline tickets
-carry only an address, written the way people write addresses.
+carry only an address, written the way people write addresses. Each incident
+carries its history through the closed loop as of the end of the year
+(:mod:`gis.demo.history`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import pandas as pd
 import shapely
 
 from gis.demo.blocks import transformer
+from gis.demo.history import build_history
 from gis.demo.people import Gazetteer, sample_in_polygons
+from gis.taxonomy import load_taxonomy
 from gis.vocabulary import LOCAL_TZ
 
 #: Sources of demo incidents (names from KNOWN_SOURCES), in the order the seed draws them.
@@ -24,6 +28,8 @@ SOURCE_SHARE = np.array([0.42, 0.30, 0.16, 0.12])
 GCJ02_SHARE = 0.15
 ADDRESS_ONLY_SHARE = 0.05
 YEAR = 2023
+#: The end of the demo's year (local midnight): histories are as of then.
+PERIOD_END = pd.Timestamp(f"{YEAR + 1}-01-01", tz=LOCAL_TZ)
 
 # category: (share weight, {source: affinity}); unspecified affinities are 1
 _CATEGORY_MIX: dict[str, tuple[float, dict[str, float]]] = {
@@ -166,7 +172,11 @@ def build_incidents(
     plans: list[dict],
     from_wgs84,
 ) -> tuple[pd.DataFrame, list[dict]]:
-    """``n`` incidents over the year (hotspots included) and the hotspot records."""
+    """``n`` incidents over the year (hotspots included), each with its history as of
+    :data:`PERIOD_END`, and the hotspot records.
+
+    The history is drawn last, so the incidents themselves are what they were before
+    incidents had one."""
     tree = shapely.STRtree(micro_metric)
     hot_xy, hot_cat, hot_days, hot_src, records = _hotspot_points(
         rng, plans, tree, micro_metric, micro_grid_code
@@ -187,7 +197,10 @@ def build_incidents(
     frame = _located_frame(rng, xy, source, category, reported, gazetteer, n_bg, from_wgs84)
     frame = frame.sort_values(["reported_at", "source"], kind="stable").reset_index(drop=True)
     frame.insert(0, "external_id", pd.array(_external_ids(frame), dtype="str"))
-    return frame, records
+    taxonomy = load_taxonomy()  # the deadlines of the taxonomy the demo's categories are from
+    deadlines = dict(zip(taxonomy["code"], taxonomy["deadline_hours"], strict=True))
+    history = build_history(rng, frame["reported_at"], frame["category"], PERIOD_END, deadlines)
+    return pd.concat([frame, history], axis=1), records
 
 
 def _categories(rng, source: np.ndarray) -> np.ndarray:
