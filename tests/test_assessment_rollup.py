@@ -389,6 +389,60 @@ def test_writes_mark_what_they_change(history):
     assert_report_equals(report(history, "street"), direct(history, "street", *WHOLE))
 
 
+def test_a_large_assignment_statement_marks_an_id_range(history):
+    """Beyond 10,000 assignments a statement marks its incident id range per generation
+    (migration 0012); the next recount finds those months and counts them again."""
+    with history.begin() as conn:
+        g1 = conn.execute(text("SELECT id FROM generation WHERE is_active")).scalar()
+        copies = [
+            conn.execute(
+                text("INSERT INTO generation (label) VALUES (:l) RETURNING id"), {"l": f"copy{k}"}
+            ).scalar()
+            for k in range(4)
+        ]
+        conn.execute(
+            text("UPDATE area SET generation_high = :last WHERE generation_high = :g1"),
+            {"last": max(copies), "g1": g1},
+        )
+        conn.execute(  # 4 x 3,000 assignments in one statement
+            text(
+                "INSERT INTO incident_assignment (generation_id, incident_id, street_code, "
+                "community_code, grid_code, micro_grid_code, assign_status, distance_m) "
+                "SELECT c.id, a.incident_id, a.street_code, a.community_code, a.grid_code, "
+                "a.micro_grid_code, a.assign_status, a.distance_m FROM incident_assignment a "
+                "CROSS JOIN unnest(CAST(:copies AS int[])) AS c(id) WHERE a.generation_id = :g1"
+            ),
+            {"copies": copies, "g1": g1},
+        )
+        ranges = conn.execute(
+            text("SELECT generation_id FROM assessment_stale WHERE first_id IS NOT NULL")
+        ).scalars()
+        assert sorted(ranges) == copies
+    assert_report_equals(report(history, "grid", generation="copy1"), direct_of(history, "copy1"))
+    with history.begin() as conn:  # one grid's incidents move to another, in every copy
+        a, b = conn.execute(
+            text(
+                "SELECT min(grid_code), max(grid_code) FROM incident_assignment "
+                "WHERE generation_id = :g1"
+            ),
+            {"g1": g1},
+        ).one()
+        conn.execute(
+            text(
+                "UPDATE incident_assignment SET grid_code = CASE WHEN grid_code = :a THEN :b "
+                "ELSE grid_code END WHERE generation_id = ANY(CAST(:copies AS int[]))"
+            ),
+            {"a": a, "b": b, "copies": copies},
+        )
+    moved = report(history, "grid", generation="copy1")
+    assert a not in set(moved.table.loc[moved.table["received"] > 0, "code"])
+    assert_report_equals(moved, direct_of(history, "copy1"))
+
+
+def direct_of(engine, generation: str) -> pd.DataFrame:
+    return direct(engine, "grid", *WHOLE, generation=generation)
+
+
 def test_medians_are_percentile_cont_to_the_bit(pg_engine):
     """Ties, even and odd counts, negative hours, a group of one value and one of none;
     values whose two middle ones average differently as (lo + hi) / 2 and as PostgreSQL's

@@ -448,10 +448,13 @@ class AssessmentMonth(Base):
 
 
 #: Marks of what changed since the months were counted (migration 0012): NULL is every
-#: generation or every month. Written by triggers, consumed by ``app.db.stats_rollup``.
+#: generation or every month; ``first_id``–``last_id``, the months of those incidents.
+#: Written by triggers, consumed by ``app.db.stats_rollup``.
 assessment_stale = Table(
     "assessment_stale",
     Base.metadata,
     Column("generation_id", Integer),
     Column("month", Date),
+    Column("first_id", BigInteger),
+    Column("last_id", BigInteger),
 )

@@ -17,10 +17,11 @@ The streams are stored out of line without pglz (``STORAGE EXTERNAL``): decompre
 them would cost more than the bytes save.
 
 Freshness. Writers mark, readers recount. Triggers on ``incident`` and
-``incident_assignment`` add (generation, month) marks to ``assessment_stale`` (NULL:
-every generation or month) in the writer's own transaction. A reader uses a stored
-month only if, in its snapshot, it was counted under the same taxonomy terms
-(``terms``, a fingerprint) and no mark names it; whoever recounts holds an advisory
+``incident_assignment`` add marks to ``assessment_stale`` in the writer's own
+transaction: (generation, month), NULL meaning every generation or month, or an id
+range of incidents whose months are to be found (migration 0012). A reader uses a
+stored month only if, in its snapshot, it was counted under the same taxonomy terms
+(``terms``, a fingerprint) and no mark may name it; whoever recounts holds an advisory
 lock, consumes every mark (dropping the months they name) and counts what it needs,
 in one transaction. So two readers never count twice (the second waits, then finds
 the months stored), and a change committed while a month was being counted leaves
@@ -35,6 +36,8 @@ from datetime import date
 
 import pyarrow as pa
 from sqlalchemy import Connection, text
+
+from gis.vocabulary import LOCAL_TIMEZONE
 
 #: pg_advisory_xact_lock key of whoever recounts months ("gmap" in ASCII).
 REFRESH_LOCK = 0x676D6170
@@ -56,17 +59,28 @@ def lock(conn: Connection) -> None:
 
 
 def consume_marks(conn: Connection) -> None:
-    """Take every mark and drop the stored months it names (under :func:`lock`)."""
+    """Take every mark and drop the stored months it names (under :func:`lock`). A mark of
+    an id range (a large statement's assignments) names the months of those incidents."""
     conn.execute(
         text(
-            "WITH marks AS (DELETE FROM assessment_stale RETURNING generation_id, month) "
-            "DELETE FROM assessment_month m USING marks s "
-            "WHERE (s.generation_id IS NULL OR s.generation_id = m.generation_id) "
-            "AND (s.month IS NULL OR s.month = m.month)"
-        )
+            "WITH marks AS (DELETE FROM assessment_stale"
+            " RETURNING generation_id, month, first_id, last_id),"
+            " named AS ("
+            "  SELECT generation_id, month FROM marks WHERE first_id IS NULL"
+            "  UNION SELECT DISTINCT m.generation_id,"
+            "   date_trunc('month', timezone(:zone, i.reported_at))::date"
+            "  FROM marks m JOIN incident i ON i.id BETWEEN m.first_id AND m.last_id"
+            "  WHERE i.reported_at IS NOT NULL)"
+            " DELETE FROM assessment_month s USING named n"
+            " WHERE (n.generation_id IS NULL OR n.generation_id = s.generation_id)"
+            " AND (n.month IS NULL OR n.month = s.month)"
+        ),
+        {"zone": LOCAL_TIMEZONE},
     )
 
 
+# A mark without a month — every month, or an id range not yet resolved — makes every
+# month of its generation unusable until a recount has consumed it.
 _USABLE = (
     "FROM assessment_month m WHERE m.generation_id = %(g)s AND m.month = ANY(%(months)s) "
     "AND m.terms = %(terms)s AND NOT EXISTS (SELECT 1 FROM assessment_stale s "

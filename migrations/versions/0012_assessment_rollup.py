@@ -8,15 +8,22 @@ incident's hours to close and every open incident's deadline, as Arrow IPC strea
 ``terms`` fingerprints what the cells were counted under (the taxonomy in use and the
 layout): a month counted under another taxonomy is not used.
 
-``assessment_stale`` is where writers say what changed: (generation, month), NULL
-meaning every generation or every month. Statement-level triggers with transition
-tables (as ``incident_deleted``, 0010) add the months of the incidents a statement
-inserted, updated (only when a column the figures read changed) or deleted, and of
-the incidents whose assignment under a generation changed; a TRUNCATE marks
-everything. A trigger only inserts a few rows — the distinct months of the statement
-— so a bulk import pays one pass over its own new rows and no lock on the rollup. The
-next read of the assessment consumes the marks and recounts the months it needs
-(``app.db.stats_rollup.refresh``).
+``assessment_stale`` is where writers say what changed. A mark names a (generation,
+month), NULL meaning every generation or every month; or, with ``first_id`` and
+``last_id``, the months of the incidents in that id range. Statement-level triggers
+with transition tables (as ``incident_deleted``, 0010) mark the months of the incidents
+a statement inserted, updated (only when a column the figures read changed) or deleted,
+and of the incidents whose assignment under a generation changed; a TRUNCATE marks
+everything. A trigger inserts a statement's distinct months, nothing per row, and takes
+no lock on the rollup; a mark already there is not repeated.
+
+Finding the months of changed *assignments* means reading their incidents. For a
+statement of up to :data:`PRECISE_ROWS` assignments (an incident through the API, a
+move) the trigger joins them; beyond (an import's or ``gridmap assign``'s chunks of
+100,000 and more) it marks their id range per generation instead, and whoever recounts
+finds the months once: joining each chunk to the incident table made a 1M-row import
+half as slow again. The next read of the assessment consumes the marks and recounts the
+months it needs (``app.db.stats.refresh_rollup``).
 
 Revision ID: 0012
 Revises: 0011
@@ -45,10 +52,26 @@ COUNTED = (
     "assignee_staff_id",
 )
 ASSIGNED = ("street_code", "community_code", "grid_code")
+#: Assignments a statement may change and still have their months found by the trigger.
+PRECISE_ROWS = 10_000
 
 
 def _columns(alias: str, names: tuple[str, ...]) -> str:
     return ", ".join(f"{alias}.{n}" for n in names)
+
+
+def _mark(pairs: str) -> str:
+    """Insert the (generation, month) pairs the SELECT ``pairs`` gives as marks, but those
+    already marked: the table stays as small as the months changed since the last read,
+    however many statements changed them. (A concurrent writer may add the same mark
+    twice; that is harmless. A unique index would make concurrent writers of one month
+    wait for each other's commit — an API transition for a bulk import's.)"""
+    return (
+        "INSERT INTO assessment_stale (generation_id, month)"
+        f" SELECT x.g, x.m FROM ({pairs}) x(g, m)"
+        " WHERE NOT EXISTS (SELECT 1 FROM assessment_stale s"
+        "  WHERE s.month = x.m AND s.generation_id IS NOT DISTINCT FROM x.g); "
+    )
 
 
 def _incident_function() -> str:
@@ -58,19 +81,26 @@ def _incident_function() -> str:
         "CREATE FUNCTION assessment_incidents_changed() RETURNS trigger LANGUAGE plpgsql AS $$ "
         "BEGIN "
         "IF TG_OP = 'TRUNCATE' THEN "
-        " INSERT INTO assessment_stale VALUES (NULL, NULL); "
+        " INSERT INTO assessment_stale (generation_id, month) VALUES (NULL, NULL); "
         "ELSIF TG_OP = 'INSERT' THEN "
-        f" INSERT INTO assessment_stale (month) SELECT DISTINCT {new} FROM new_incident n"
-        "  WHERE n.reported_at IS NOT NULL; "
-        "ELSIF TG_OP = 'DELETE' THEN "
-        f" INSERT INTO assessment_stale (month) SELECT DISTINCT {old} FROM old_incident o"
-        "  WHERE o.reported_at IS NOT NULL; "
-        "ELSE "
-        " INSERT INTO assessment_stale (month) SELECT DISTINCT m.month"
-        "  FROM old_incident o JOIN new_incident n ON n.id = o.id,"
-        f"  LATERAL (VALUES ({old}), ({new})) AS m(month)"
-        f"  WHERE m.month IS NOT NULL AND {changed}; "
-        "END IF; "
+        + _mark(
+            f"SELECT DISTINCT NULL::integer, {new} FROM new_incident n"
+            " WHERE n.reported_at IS NOT NULL"
+        )
+        + "ELSIF TG_OP = 'DELETE' THEN "
+        + _mark(
+            f"SELECT DISTINCT NULL::integer, {old} FROM old_incident o"
+            " WHERE o.reported_at IS NOT NULL"
+        )
+        + "ELSE "
+        # rows are matched by id; a row on one side only (an id changed) counts as changed
+        + _mark(
+            "SELECT DISTINCT NULL::integer, m.month"
+            " FROM old_incident o FULL JOIN new_incident n ON n.id = o.id,"
+            f" LATERAL (VALUES ({old}), ({new})) AS m(month)"
+            f" WHERE m.month IS NOT NULL AND (o.id IS NULL OR n.id IS NULL OR {changed})"
+        )
+        + "END IF; "
         "RETURN NULL; END $$"
     )
 
@@ -78,27 +108,44 @@ def _incident_function() -> str:
 def _assignment_function() -> str:
     month = MONTH.format(t="i")
     changed = f"({_columns('o', ASSIGNED)}) IS DISTINCT FROM ({_columns('n', ASSIGNED)})"
+    updated = (
+        "SELECT coalesce(n.generation_id, o.generation_id), coalesce(n.incident_id, o.incident_id)"
+        " FROM old_assignment o FULL JOIN new_assignment n"
+        " ON n.generation_id = o.generation_id AND n.incident_id = o.incident_id"
+        f" WHERE o.incident_id IS NULL OR n.incident_id IS NULL OR {changed}"
+    )
+
+    def marks(rows: str, table: str) -> str:
+        """The months of ``rows`` (generation, incident) — or, for a large statement (as many
+        rows in ``table``), their id range per generation."""
+        large = f"(SELECT count(*) FROM (SELECT FROM {table} LIMIT {PRECISE_ROWS + 1}) x)"
+        return (
+            f"IF {large} > {PRECISE_ROWS} THEN "
+            " INSERT INTO assessment_stale (generation_id, first_id, last_id)"
+            "  SELECT a.generation_id, min(a.incident_id), max(a.incident_id)"
+            f"  FROM ({rows}) a(generation_id, incident_id) GROUP BY a.generation_id; "
+            "ELSE "
+            + _mark(
+                f"SELECT DISTINCT a.generation_id, {month}"
+                f" FROM ({rows}) a(generation_id, incident_id)"
+                " JOIN incident i ON i.id = a.incident_id WHERE i.reported_at IS NOT NULL"
+            )
+            + "END IF; "
+        )
+
     return (
         "CREATE FUNCTION assessment_assignments_changed() RETURNS trigger "
         "LANGUAGE plpgsql AS $$ "
         "BEGIN "
         "IF TG_OP = 'TRUNCATE' THEN "
-        " INSERT INTO assessment_stale VALUES (NULL, NULL); "
+        " INSERT INTO assessment_stale (generation_id, month) VALUES (NULL, NULL); "
         "ELSIF TG_OP = 'INSERT' THEN "
-        f" INSERT INTO assessment_stale SELECT DISTINCT a.generation_id, {month}"
-        "  FROM new_assignment a JOIN incident i ON i.id = a.incident_id"
-        "  WHERE i.reported_at IS NOT NULL; "
-        "ELSIF TG_OP = 'DELETE' THEN "
-        f" INSERT INTO assessment_stale SELECT DISTINCT a.generation_id, {month}"
-        "  FROM old_assignment a JOIN incident i ON i.id = a.incident_id"
-        "  WHERE i.reported_at IS NOT NULL; "
-        "ELSE "
-        f" INSERT INTO assessment_stale SELECT DISTINCT n.generation_id, {month}"
-        "  FROM old_assignment o JOIN new_assignment n"
-        "   ON n.generation_id = o.generation_id AND n.incident_id = o.incident_id"
-        "  JOIN incident i ON i.id = n.incident_id"
-        f"  WHERE i.reported_at IS NOT NULL AND {changed}; "
-        "END IF; "
+        + marks("SELECT generation_id, incident_id FROM new_assignment", "new_assignment")
+        + "ELSIF TG_OP = 'DELETE' THEN "
+        + marks("SELECT generation_id, incident_id FROM old_assignment", "old_assignment")
+        + "ELSE "
+        + marks(updated, "new_assignment")
+        + "END IF; "
         "RETURN NULL; END $$"
     )
 
@@ -134,7 +181,11 @@ def upgrade() -> None:
     # would cost more than the bytes it saves.
     for column in ("cells", "closed", "open"):
         op.execute(f"ALTER TABLE assessment_month ALTER COLUMN {column} SET STORAGE EXTERNAL")
-    op.execute("CREATE TABLE assessment_stale (generation_id integer, month date)")
+    op.execute(
+        "CREATE TABLE assessment_stale "
+        "(generation_id integer, month date, first_id bigint, last_id bigint)"
+    )
+    op.execute("CREATE INDEX assessment_stale_month ON assessment_stale (month)")
     op.execute(_incident_function())
     op.execute(_assignment_function())
     for statement in _triggers("incident", "assessment_incidents_changed", "incident"):
