@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
+import pandas as pd
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
@@ -115,12 +116,22 @@ def _read(state: AppState, area: str | None, start: date, end: date, level: str)
     return {"report": report, "trend": trend}
 
 
-def _ranked_rows(report: StatsReport) -> tuple[list[dict], dict]:
-    """The areas best rank first (no rank last, then most received), and the totals row."""
-    rows = report.records()
-    areas, total = rows[:-1], rows[-1]
-    areas.sort(key=lambda r: (r["rank"] is None, r["rank"] or 0, -r["received"], r["code"]))
-    return areas, total
+def _ranked_rows(report: StatsReport, page: int) -> tuple[list[dict], int, dict]:
+    """The areas of one page, best rank first (no rank last, then most received), how many
+    areas there are, and the totals row. Sorted as a frame and only the page made into
+    records: a worker report has a row per staff member of a city's roster."""
+    table = report.table.astype(object).where(report.table.notna(), None)
+    areas, total = table.iloc[:-1], table.iloc[-1].to_dict()
+    order = pd.DataFrame(
+        {
+            "unranked": areas["rank"].isna(),
+            "rank": areas["rank"].fillna(0).astype(int),
+            "received": -areas["received"].astype(int),
+            "code": areas["code"].astype(str),
+        }
+    ).sort_values(["unranked", "rank", "received", "code"], kind="stable")
+    shown = areas.loc[order.index[page * PAGE_ROWS : (page + 1) * PAGE_ROWS]]
+    return shown.to_dict("records"), len(areas), total
 
 
 def _bars(report: StatsReport) -> list[Bar]:
@@ -150,7 +161,7 @@ async def assessment_page(request: Request, state: StateDep) -> Response:
     except GridmapError as error:
         return refusal_page(request, error)
     report, trend = data["report"], data["trend"]
-    areas, total = _ranked_rows(report)
+    areas, rows, total = _ranked_rows(report, page)
     query = urlencode({"start": start.isoformat(), "end": end.isoformat(), "level": level})
     root = request.scope.get("root_path", "")
     return page_response(
@@ -160,16 +171,16 @@ async def assessment_page(request: Request, state: StateDep) -> Response:
         end=end,
         level=level,
         level_names=LEVEL_NAMES,
-        areas=areas[page * PAGE_ROWS : (page + 1) * PAGE_ROWS],
-        rows=len(areas),
+        areas=areas,
+        rows=rows,
         page=page,
-        pages=max(1, -(-len(areas) // PAGE_ROWS)),
+        pages=max(1, -(-rows // PAGE_ROWS)),
         page_link=f"{root}/console/assessment?{query}&page=",
         total=total,
         generation=report.generation,
         export=f"{root}/console/assessment.xlsx?{query}",
         bars=area_bars(_bars(report)),
-        bars_shown=min(MAX_BARS, len(areas)),
+        bars_shown=min(MAX_BARS, rows),
         trend=trend_lines(
             list(trend.table["month"]),
             [int(v) for v in trend.table["received"]],

@@ -14,13 +14,16 @@ from geoalchemy2 import Geometry
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Column,
     Date,
     DateTime,
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     SmallInteger,
     String,
+    Table,
     Text,
     func,
 )
@@ -423,3 +426,35 @@ class AuditLog(Base):
     address: Mapped[str | None] = mapped_column(Text)
     outcome: Mapped[str] = mapped_column(String(16))
     status: Mapped[int | None] = mapped_column(SmallInteger)
+
+
+class AssessmentMonth(Base):
+    """One generation's incidents of one local month, counted and kept as Arrow streams
+    (migration 0012; written and read by ``app.db.stats_rollup``)."""
+
+    __tablename__ = "assessment_month"
+
+    generation_id: Mapped[int] = mapped_column(
+        ForeignKey("generation.id", ondelete="CASCADE"), primary_key=True
+    )
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    terms: Mapped[str] = mapped_column(String(64))
+    cells: Mapped[bytes] = mapped_column(LargeBinary)
+    closed: Mapped[bytes] = mapped_column(LargeBinary)
+    open: Mapped[bytes] = mapped_column(LargeBinary)
+    computed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+#: Marks of what changed since the months were counted (migration 0012): NULL is every
+#: generation or every month; ``first_id``–``last_id``, the months of those incidents.
+#: Written by triggers, consumed by ``app.db.stats_rollup``.
+assessment_stale = Table(
+    "assessment_stale",
+    Base.metadata,
+    Column("generation_id", Integer),
+    Column("month", Date),
+    Column("first_id", BigInteger),
+    Column("last_id", BigInteger),
+)

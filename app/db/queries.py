@@ -450,7 +450,7 @@ def overdue_now() -> ColumnElement:
 
 
 #: Longest unified code a column holds (String(32)).
-_CODE_LENGTH = 32
+CODE_LENGTH = 32
 
 
 def code_in_scope(code: ColumnElement, prefix: str) -> ColumnElement:
@@ -466,7 +466,7 @@ def code_in_scope(code: ColumnElement, prefix: str) -> ColumnElement:
     """
     if not prefix.isascii() or not prefix.isdigit():
         return and_(code.startswith(prefix, autoescape=True))
-    return and_(code >= prefix, code <= prefix + "9" * max(_CODE_LENGTH - len(prefix), 0))
+    return and_(code >= prefix, code <= prefix + "9" * max(CODE_LENGTH - len(prefix), 0))
 
 
 def incident_features(

@@ -1,4 +1,4 @@
-"""The statistics report's SQL: incidents per area of one level and per month, in one pass.
+"""The statistics report's SQL: incidents per area of one level and per month.
 
 Every count is of incidents reported in [start, end) and assigned, under one
 generation, to an area of the level asked for. On time and late are judged by each
@@ -6,22 +6,45 @@ incident's stored ``deadline_at`` (set when it was written, from its category's
 deadline then), so importing a taxonomy with other deadlines never changes a past
 report; major classes come from the taxonomy in use as a VALUES list (the service
 passes it).
+
+The counts come from two places, counted by the same SQL (:func:`_facts`,
+:func:`_tallies`) into the same *cells* and added up by :func:`gis.figures.add_up`:
+
+- the monthly rollup (:mod:`app.db.stats_rollup`): every whole local month of a
+  generation counted once per (street, community, grid, assignee) and kept, until a
+  change to its incidents or their assignments marks it stale
+  (:func:`refresh_rollup` counts it again);
+- a live count of the rest: the edges of a window that are not whole months (a
+  period from the 15th, the month under way), a month changed since it was counted
+  and not yet counted again, incidents without a report time.
+
+A report over a year of a city thus reads twelve stored months and a few days of
+incidents instead of a million incidents. All of it in the caller's transaction:
+under REPEATABLE READ (the service's), the stored months and the live count are of
+one snapshot, so the figures equal a count written in SQL over the same data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time
+from itertools import chain
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sqlalchemy import (
     Connection,
+    Date,
     Float,
     Integer,
     String,
     and_,
+    case,
     cast,
     column,
     extract,
@@ -34,29 +57,39 @@ from sqlalchemy import (
     select,
     text,
     true,
-    tuple_,
-    union_all,
     values,
 )
 
+from app.db import stats_rollup
 from app.db.assignments import ASSIGNMENT, INCIDENT
-from app.db.queries import code_in_scope
+from app.db.queries import CODE_LENGTH, code_in_scope
 from app.db.repo import AREA
 from app.db.staff import STAFF
-from gis.vocabulary import HANDLING_LEVELS, LOCAL_TIMEZONE, OPEN_STATUSES
+from app.db.stats_rollup import MonthCells
+from gis.figures import CELL_COUNTS, CLASS, SOURCE, TOTAL_COLUMNS, Cells, Figures, add_up
+from gis.vocabulary import HANDLING_LEVELS, LOCAL_TIMEZONE, LOCAL_TZ, OPEN_STATUSES
 
-#: Per-area totals of :class:`Figures`, besides ``code``.
-TOTAL_COLUMNS = (
-    "received",
-    *(f"handled_{level}" for level in HANDLING_LEVELS),
-    "overdue",
-    "on_time",
-    "median_close_hours",
-)
+__all__ = [
+    "TOTAL_COLUMNS",
+    "WORKER",
+    "Figures",
+    "TaxonomyTerms",
+    "Window",
+    "area_names",
+    "figures",
+    "present_sources",
+    "refresh_rollup",
+    "rollup_wanting",
+    "worker_names",
+]
+
 #: What a row may stand for besides an area level: a staff member of the roster (the
-#: incident's assignee) or a month of the report time (local, ``YYYY-MM``).
-WORKER, MONTH = "worker", "month"
-_COUNTS = TOTAL_COLUMNS[:-1]
+#: incident's assignee).
+WORKER = "worker"
+#: Raised whenever the cells' layout or meaning changes: every stored month is then
+#: counted again (it is part of each month's terms fingerprint).
+ROLLUP_FORMAT = 1
+_CODES = ("street_code", "community_code", "grid_code")
 
 
 @dataclass(frozen=True)
@@ -81,6 +114,16 @@ class Window:
         end = None if None in ends else max(e for e in ends if e is not None)
         return Window(start, end)
 
+    def covers(self, start: datetime, end: datetime) -> bool:
+        """Whether [start, end) lies inside the window."""
+        return (self.start is None or self.start <= start) and (self.end is None or end <= self.end)
+
+    def misses(self, start: datetime, end: datetime) -> bool:
+        """Whether [start, end) lies wholly outside the window."""
+        return (self.start is not None and end <= self.start) or (
+            self.end is not None and self.end <= start
+        )
+
 
 @dataclass(frozen=True)
 class TaxonomyTerms:
@@ -97,46 +140,17 @@ class TaxonomyTerms:
             column("code", String), column("hours", Integer), column("major", String), name="tx"
         ).data(rows or [("", 0, "")])
 
+    @property
+    def major_classes(self) -> list[str]:
+        return list(dict.fromkeys(self.majors))
 
-@dataclass
-class Figures:
-    """The counts of one report and of its monthly trend, from one pass over the incidents.
-
-    ``totals``: per row code, :data:`TOTAL_COLUMNS`, and a last row with code None holding
-    the median of all rows (a median does not add up; the counts do). ``sources`` and
-    ``classes``: rows (code, source, count) and (code, major_code, count), counts above 0
-    (major_code None: no known category). ``months``: per month (``code``, ``YYYY-MM``) of
-    the trend window, :data:`TOTAL_COLUMNS`; empty without a trend.
-    """
-
-    totals: pd.DataFrame
-    sources: pd.DataFrame
-    classes: pd.DataFrame
-    months: pd.DataFrame
-
-
-def _month() -> Any:
-    """The month of the report time in local time (``YYYY-MM``), spelled with constants as
-    the statistics object ``incident_report_month`` is: the planner then knows a window
-    has a dozen months, not a million, and hashes the groups instead of sorting every row."""
-    local = func.timezone(literal_column(f"'{LOCAL_TIMEZONE}'"), INCIDENT.c.reported_at)
-    return func.to_char(local, literal_column("'YYYY-MM'"))
-
-
-def _row_key(level: str | None, roster: Any) -> Any:
-    """What a report row stands for: an area's code, a staff id (as text) of the
-    generation's roster, or a month; None (a trend alone): no row."""
-    if level is None:
-        return cast(null(), String)
-    if level == WORKER:
-        return cast(roster.c.id, String)
-    if level == MONTH:
-        return _month()
-    return ASSIGNMENT.c[f"{level}_code"]
-
-
-def _assigned() -> Any:
-    return INCIDENT.join(ASSIGNMENT, ASSIGNMENT.c.incident_id == INCIDENT.c.id)
+    def fingerprint(self) -> str:
+        """What the stored months were counted under: these terms and the cells' layout. A
+        month counted under another taxonomy (other classes or fallback deadlines) is not
+        used; it is counted again."""
+        terms = sorted(zip(self.codes, map(int, self.hours), self.majors, strict=True))
+        text_form = json.dumps([ROLLUP_FORMAT, terms], ensure_ascii=False)
+        return hashlib.sha256(text_form.encode()).hexdigest()
 
 
 def stored_deadline(taxonomy: Any) -> Any:
@@ -160,6 +174,43 @@ def present_sources(conn: Connection) -> list[str]:
     return list(conn.execute(step).scalars())
 
 
+# -- months ------------------------------------------------------------------------------
+def month_start(day: date) -> datetime:
+    """Local midnight of the first day of ``day``'s month."""
+    return datetime.combine(day.replace(day=1), time(), LOCAL_TZ)
+
+
+def _next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def whole_months(start: datetime, end: datetime) -> list[date]:
+    """The local months (their first days) lying wholly in [start, end)."""
+    day = start.astimezone(LOCAL_TZ).date().replace(day=1)
+    if month_start(day) < start:
+        day = _next_month(day)
+    months = []
+    while month_start(_next_month(day)) <= end:
+        months.append(day)
+        day = _next_month(day)
+    return months
+
+
+def _bounded(conn: Connection, window: Window) -> Window | None:
+    """``window`` with an open side closed at the first or last report time's month (None:
+    no incident has a report time and the window is open)."""
+    if window.start is not None and window.end is not None:
+        return window
+    first, last = conn.execute(
+        text("SELECT min(reported_at), max(reported_at) FROM incident")
+    ).one()
+    if first is None:
+        return None
+    start = window.start or month_start(first.astimezone(LOCAL_TZ).date())
+    end = window.end or month_start(_next_month(last.astimezone(LOCAL_TZ).date()))
+    return Window(start, max(start, end))
+
+
 @dataclass(frozen=True)
 class _Ask:
     """One report and trend asked for: which incidents, keyed how, judged when."""
@@ -180,45 +231,250 @@ class _Ask:
             return window
         return self.report.union(self.trend)
 
+    @property
+    def undated(self) -> bool:
+        """Whether incidents without a report time count (a report over all time)."""
+        return self.report is not None and self.report.start is None and self.report.end is None
 
-def _incidents(ask: _Ask, *where: Any) -> Any:
-    """Per incident of the window in scope: its row key, month, whether it is in the report
-    window, and what the counts read (a subquery the counts group)."""
-    tx = ask.taxonomy.table()
-    roster = STAFF.alias("roster")
-    joined = _assigned().outerjoin(tx, tx.c.code == INCIDENT.c.category)
-    if ask.level == WORKER:
+    def storable(self, window: Window) -> dict[date, bool]:
+        """The whole months of ``window`` the rollup can give — each wholly in the report
+        window or wholly out of it — and whether it is in."""
+        assert window.start is not None and window.end is not None
+        months = {}
+        for month in whole_months(window.start, window.end):
+            start, end = month_start(month), month_start(_next_month(month))
+            if self.report is None or self.report.misses(start, end):
+                months[month] = False
+            elif self.report.covers(start, end):
+                months[month] = True
+        return months
+
+
+def _months_wanted(conn: Connection, ask: _Ask) -> tuple[Window | None, dict[date, bool]]:
+    window = _bounded(conn, ask.window)
+    return window, ({} if window is None else ask.storable(window))
+
+
+# -- the counting SQL --------------------------------------------------------------------
+def _month_label() -> Any:
+    """The month of the report time in local time (``YYYY-MM``), spelled with constants as
+    the statistics object ``incident_report_month`` is: the planner then knows a window
+    has a dozen months, not a million, and hashes the groups instead of sorting every row."""
+    local = func.timezone(literal_column(f"'{LOCAL_TIMEZONE}'"), INCIDENT.c.reported_at)
+    return func.to_char(local, literal_column("'YYYY-MM'"))
+
+
+def _month_day() -> Any:
+    """The month of the report time in local time as its first day, spelled as the
+    rollup's triggers spell it (migration 0012)."""
+    local = func.timezone(literal_column(f"'{LOCAL_TIMEZONE}'"), INCIDENT.c.reported_at)
+    return cast(func.date_trunc(literal_column("'month'"), local), Date)
+
+
+def _facts(taxonomy: TaxonomyTerms, generation_id: int, keys: list, where: list, roster=None):
+    """Per incident assigned under the generation: ``keys``, then what the tallies read.
+
+    Overdue depends on the moment asked, so it is not a fact: an incident handled after
+    its deadline is late for good (``late_settled``, or ``open_late`` if reopened); an
+    open one not yet known late has its deadline kept (``open_due``), overdue once it
+    has passed. Together they are the report's "open past its deadline, or handled
+    after it".
+    """
+    tx = taxonomy.table()
+    joined = INCIDENT.join(ASSIGNMENT, ASSIGNMENT.c.incident_id == INCIDENT.c.id).outerjoin(
+        tx, tx.c.code == INCIDENT.c.category
+    )
+    if roster is not None:
         joined = joined.outerjoin(
             roster,
             and_(
                 roster.c.id == INCIDENT.c.assignee_staff_id,
-                roster.c.generation_id == ask.generation_id,
+                roster.c.generation_id == generation_id,
             ),
         )
     due = stored_deadline(tx)
     unresolved = INCIDENT.c.status.in_(OPEN_STATUSES)
-    handled = INCIDENT.c.handled_at
-    in_report = ask.report.holds(INCIDENT.c.reported_at) if ask.report else false()
-    scoped = [ASSIGNMENT.c.generation_id == ask.generation_id]
-    if ask.area is not None:
-        scoped.append(code_in_scope(ASSIGNMENT.c.grid_code, ask.area))
+    handled_late = INCIDENT.c.handled_at > due
     hours = extract("epoch", INCIDENT.c.closed_at - INCIDENT.c.reported_at) / 3600.0
     return (
         select(
-            _row_key(ask.level, roster).label("row_key"),
-            _month().label("month"),
-            in_report.label("in_report"),
+            *keys,
             INCIDENT.c.handling_level,
             INCIDENT.c.source,
             tx.c.major,
-            ((unresolved & (due < literal(ask.now))) | (handled > due)).label("overdue"),
-            (handled <= due).label("on_time"),
+            (INCIDENT.c.handled_at <= due).label("on_time"),
+            (~unresolved & handled_late).label("late_settled"),
+            (unresolved & handled_late).label("open_late"),
+            case((unresolved & ~func.coalesce(handled_late, false()), due)).label("open_due"),
             cast(hours, Float).label("close_hours"),
         )
         .select_from(joined)
-        .where(*scoped, ask.window.holds(INCIDENT.c.reported_at), *where)
+        .where(ASSIGNMENT.c.generation_id == generation_id, *where)
         .subquery("counted")
     )
+
+
+def _tallies(one: Any, sources: Sequence[str], majors: Sequence[str]) -> list:
+    """A cell's counts (:data:`gis.figures.CELL_COUNTS`, ``source_<k>``, ``class_<k>``) and
+    its incidents' hours to close (``closed``) and open deadlines (``open``)."""
+    count = func.count
+    return [
+        count().label("received"),
+        *[
+            count().filter(one.c.handling_level == lv).label(f"handled_{lv}")
+            for lv in HANDLING_LEVELS
+        ],
+        count().filter(one.c.on_time).label("on_time"),
+        count().filter(one.c.late_settled).label("late_settled"),
+        count().filter(one.c.open_late).label("open_late"),
+        count().filter(one.c.major.is_(None)).label("unclassified"),
+        *[count().filter(one.c.source == s).label(f"source_{k}") for k, s in enumerate(sources)],
+        *[count().filter(one.c.major == m).label(f"class_{k}") for k, m in enumerate(majors)],
+        func.array_agg(one.c.close_hours).filter(one.c.close_hours.isnot(None)).label("closed"),
+        func.array_agg(one.c.open_due).filter(one.c.open_due.isnot(None)).label("open"),
+    ]
+
+
+def _count_names(sources: Sequence[str], majors: Sequence[str]) -> list[str]:
+    """The names of :func:`_tallies`' counts as the cells carry them."""
+    return [
+        *CELL_COUNTS,
+        *(f"{SOURCE}{s}" for s in sources),
+        *(f"{CLASS}{m}" for m in majors),
+    ]
+
+
+def _in_ranges(ranges: Sequence[tuple[datetime, datetime]], undated: bool) -> Any:
+    moment = INCIDENT.c.reported_at
+    parts = [and_(moment >= a, moment < b) for a, b in ranges]
+    if undated:
+        parts.append(moment.is_(None))
+    return or_(*parts) if parts else false()
+
+
+# -- the rollup: months counted and kept -------------------------------------------------
+def rollup_wanting(
+    conn: Connection,
+    generation_id: int,
+    report: Window | None,
+    trend: Window | None,
+    taxonomy: TaxonomyTerms,
+) -> list[date]:
+    """The months a report (and trend) would read from the rollup that it cannot read now
+    (never counted, counted under other terms, or marked stale since)."""
+    ask = _Ask(generation_id, None, report, trend, taxonomy, datetime.now(UTC), None)
+    _, wanted = _months_wanted(conn, ask)
+    ready = stats_rollup.usable(conn, generation_id, list(wanted), taxonomy.fingerprint())
+    return sorted(set(wanted) - ready)
+
+
+def refresh_rollup(
+    conn: Connection, generation_id: int, months: Sequence[date], taxonomy: TaxonomyTerms
+) -> list[date]:
+    """Count ``months`` of the generation again where they are not usable, and keep them;
+    returns the months counted. In the caller's transaction, which should do nothing else:
+    it holds the rollup's lock until it ends (see :mod:`app.db.stats_rollup`)."""
+    stats_rollup.lock(conn)
+    stats_rollup.consume_marks(conn)
+    terms = taxonomy.fingerprint()
+    todo = sorted(set(months) - stats_rollup.usable(conn, generation_id, months, terms))
+    if todo:
+        stats_rollup.store(
+            conn, generation_id, terms, _count_months(conn, generation_id, todo, taxonomy)
+        )
+    return todo
+
+
+def _count_months(
+    conn: Connection, generation_id: int, months: list[date], taxonomy: TaxonomyTerms
+) -> Iterable[tuple[date, MonthCells]]:
+    """Each month's cells, counted in one pass over its incidents."""
+    conn.execute(text("SET LOCAL jit = off"))
+    sources, majors = present_sources(conn), taxonomy.major_classes
+    keys = [
+        _month_day().label("month"),
+        *(ASSIGNMENT.c[c] for c in _CODES),
+        INCIDENT.c.assignee_staff_id.label("staff_id"),
+    ]
+    ranges = [(month_start(m), month_start(_next_month(m))) for m in months]
+    one = _facts(taxonomy, generation_id, keys, [_in_ranges(_merged(ranges), False)])
+    grouped = [one.c.month, *(one.c[c] for c in _CODES), one.c.staff_id]
+    query = select(*grouped, *_tallies(one, sources, majors)).group_by(*grouped)
+    names = _count_names(sources, majors)
+    frame = _frame(conn, query, ["month", *_CODES, "staff_id", *names, "closed", "open"])
+    parts = dict(tuple(frame.groupby("month"))) if len(frame) else {}
+    for month in months:
+        yield month, _month_cells(parts.get(month, frame.iloc[:0]), names)
+
+
+def _month_cells(frame: pd.DataFrame, names: list[str]) -> MonthCells:
+    """One month's rows of :func:`_count_months` as Arrow tables; the hours sorted."""
+    columns: dict[str, pa.Array] = {
+        c: pa.array(frame[c], pa.string(), from_pandas=True).dictionary_encode() for c in _CODES
+    }
+    columns["staff_id"] = pa.array(frame["staff_id"], pa.int64(), from_pandas=True)
+    for name in names:
+        columns[name] = pa.array(frame[name].to_numpy(np.int32))
+    cell, hours = _flat(frame["closed"], np.float64)
+    order = np.argsort(hours, kind="stable")
+    open_cell, due = _flat(frame["open"], "datetime64[us]")
+    return MonthCells(
+        cells=pa.table(columns),
+        closed=pa.table({"cell": pa.array(cell[order]), "hours": pa.array(hours[order])}),
+        open=pa.table({"cell": pa.array(open_cell), "due": pa.array(due, pa.timestamp("us"))}),
+    )
+
+
+def _flat(lists: pd.Series, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Per element of the lists (None: empty), its list's position and its value."""
+    sizes = np.array([len(v) if v else 0 for v in lists], np.int64)
+    cell = np.repeat(np.arange(len(lists), dtype=np.int32), sizes)
+    flat = list(chain.from_iterable(v for v in lists if v))
+    if np.dtype(dtype).kind == "M":
+        stamps = pd.DatetimeIndex(flat).tz_convert(UTC).tz_localize(None) if flat else []
+        return cell, np.asarray(stamps, dtype="datetime64[us]")
+    return cell, np.asarray(flat, dtype=dtype)
+
+
+def _merged(ranges: Sequence[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """Adjacent or overlapping ranges as one (fewer conditions for the planner)."""
+    merged: list[tuple[datetime, datetime]] = []
+    for start, end in sorted(ranges):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+# -- the figures -------------------------------------------------------------------------
+class _Keys:
+    """Labels of the report rows (or months) and their numbers, growing as cells come."""
+
+    def __init__(self) -> None:
+        self.labels: list[str] = []
+        self._number: dict[str, int] = {}
+
+    def numbers(self, labels: Sequence[Any]) -> np.ndarray:
+        """The number of each label (-1 for a missing one: None or NaN), new ones added."""
+        out = np.empty(len(labels), np.int64)
+        for i, label in enumerate(labels):
+            if not isinstance(label, str):
+                out[i] = -1
+                continue
+            found = self._number.get(label)
+            if found is None:
+                found = self._number[label] = len(self.labels)
+                self.labels.append(label)
+            out[i] = found
+        return out
+
+    def extend(self, labels: Sequence[str]) -> int:
+        """Add labels known to be new, numbered in order; the number of the first."""
+        first = len(self.labels)
+        self.labels.extend(labels)
+        self._number.update(zip(labels, range(first, first + len(labels)), strict=True))
+        return first
 
 
 def figures(
@@ -232,8 +488,8 @@ def figures(
     area: str | None = None,
 ) -> Figures:
     """Count a report at ``level`` over the ``report`` window and a monthly trend over the
-    ``trend`` window (either may be None) in one pass over the incidents, then the medians
-    of the hours to close in a second query over the closed ones.
+    ``trend`` window (either may be None): the whole months the rollup holds read from
+    it, the rest counted live, all added up by :func:`gis.figures.add_up`.
 
     Overdue: still open past its deadline at ``now``, or handled after it. On time: handled
     by the deadline. The deadline is the incident's stored ``deadline_at``; the taxonomy
@@ -242,121 +498,203 @@ def figures(
     roster; the trend counts every incident of the window in scope.
     """
     ask = _Ask(generation_id, level, report, trend, taxonomy, now, area)
-    # Compiling the pass's expressions (JIT) took ~0.3 s of a 3 s count of a million
-    # incidents and saved less: off for this transaction only.
+    # Compiling the live count's expressions (JIT) cost more than it saved: off for this
+    # transaction only.
     conn.execute(text("SET LOCAL jit = off"))
-    sources = present_sources(conn)
-    majors = list(dict.fromkeys(taxonomy.majors))
-    rows = _counts(conn, ask, sources, majors)
-    return _split(rows, _medians(conn, ask), sources, majors)
+    sources, majors = present_sources(conn), taxonomy.major_classes
+    window, wanted = _months_wanted(conn, ask)
+    stored = stats_rollup.load(conn, generation_id, list(wanted), taxonomy.fingerprint())
+    keys, months = _Keys(), _Keys()
+    parts = []
+    if stored:
+        rows = _StoredRows(conn, ask, keys)
+        for month, counted in sorted(stored.items()):
+            number = months.numbers([month.strftime("%Y-%m")])[0]
+            parts.append(rows.cells(counted, number, wanted[month]))
+    live = _live_ranges(window, stored)
+    if live or ask.undated:
+        parts.append(_live_cells(conn, ask, live, sources, majors, keys, months))
+    cells = Cells.concat(parts) if parts else _no_cells()
+    moment = np.datetime64(now.astimezone(UTC).replace(tzinfo=None), "us")
+    return add_up(cells, keys.labels, months.labels, moment, sources, majors)
 
 
-def _counts(conn: Connection, ask: _Ask, sources: list[str], majors: list[str]) -> pd.DataFrame:
-    """One pass grouped by (row, month, in the report window): a few groups per area, which
-    the database adds up per row and per month; nothing per incident leaves it.
-    Rows: kind ("row" or "month"), key, then one column per count."""
-    one = _incidents(ask)
-    counted = [
-        func.count().label("received"),
-        *[
-            func.count().filter(one.c.handling_level == lv).label(f"handled_{lv}")
-            for lv in HANDLING_LEVELS
-        ],
-        func.count().filter(one.c.overdue).label("overdue"),
-        func.count().filter(one.c.on_time).label("on_time"),
-        *[
-            func.count().filter(one.c.source == s).label(f"source_{k}")
-            for k, s in enumerate(sources)
-        ],
-        *[func.count().filter(one.c.major == m).label(f"class_{k}") for k, m in enumerate(majors)],
-        func.count().filter(one.c.major.is_(None)).label("class_none"),
+def _live_ranges(
+    window: Window | None, stored: dict[date, MonthCells]
+) -> list[tuple[datetime, datetime]]:
+    """The parts of ``window`` the stored months do not cover."""
+    if window is None:
+        return []
+    assert window.start is not None and window.end is not None
+    ranges, start = [], window.start
+    for month in sorted(stored):
+        begin, end = month_start(month), month_start(_next_month(month))
+        if start < begin:
+            ranges.append((start, begin))
+        start = max(start, end)
+    if start < window.end:
+        ranges.append((start, window.end))
+    return _merged(ranges)
+
+
+def _no_cells() -> Cells:
+    none = np.empty(0, np.int64)
+    return Cells(
+        row=none,
+        month=none,
+        in_report=np.empty(0, np.bool_),
+        counts={},
+        closed_cell=none,
+        closed_hours=np.empty(0, np.float64),
+        open_cell=none,
+        open_due=np.empty(0, "datetime64[us]"),
+    )
+
+
+class _StoredRows:
+    """Stored months' cells as :class:`gis.figures.Cells`: in the caller's scope, each
+    with the report row it counts for at the level asked."""
+
+    def __init__(self, conn: Connection, ask: _Ask, keys: _Keys):
+        self.ask, self.keys = ask, keys
+        if ask.level == WORKER:
+            # every staff member of the roster a row, numbered in id order
+            ids = conn.execute(
+                select(func.array_agg(STAFF.c.id)).where(STAFF.c.generation_id == ask.generation_id)
+            ).scalar_one()
+            self.roster = np.sort(np.array(ids or [], np.int64))
+            first = keys.extend([str(i) for i in self.roster])
+            self.roster_numbers = np.arange(first, first + len(self.roster))
+
+    def cells(self, counted: MonthCells, month: int, in_report: bool) -> Cells:
+        if self.ask.area is not None:
+            counted = _kept(counted, self._in_scope(counted.cells))
+        table, closed, opened = counted.cells, counted.closed, counted.open
+        n = table.num_rows
+        return Cells(
+            row=self._rows(table),
+            month=np.full(n, month, np.int64),
+            in_report=np.full(n, in_report),
+            counts={
+                name: table.column(name).to_numpy()
+                for name in table.column_names
+                if name not in (*_CODES, "staff_id")
+            },
+            closed_cell=closed.column("cell").to_numpy().astype(np.int64),
+            closed_hours=closed.column("hours").to_numpy(),
+            open_cell=opened.column("cell").to_numpy().astype(np.int64),
+            open_due=opened.column("due").to_numpy().astype("datetime64[us]"),
+        )
+
+    def _rows(self, table: pa.Table) -> np.ndarray:
+        level, n = self.ask.level, table.num_rows
+        if level is None:
+            return np.full(n, -1, np.int64)
+        if level == WORKER:
+            if not len(self.roster):
+                return np.full(n, -1, np.int64)
+            staff = table.column("staff_id").fill_null(-1).to_numpy()
+            at = np.searchsorted(self.roster, staff).clip(max=len(self.roster) - 1)
+            return np.where(self.roster[at] == staff, self.roster_numbers[at], -1)
+        codes = table.column(f"{level}_code").combine_chunks()
+        numbers = np.append(self.keys.numbers(codes.dictionary.to_pylist()), -1)
+        return numbers[codes.indices.fill_null(-1).to_numpy()]
+
+    def _in_scope(self, table: pa.Table) -> np.ndarray:
+        """Which cells are of grids in the caller's area."""
+        assert self.ask.area is not None
+        codes = table.column("grid_code").combine_chunks()
+        inside = [_code_in_scope(c, self.ask.area) for c in codes.dictionary.to_pylist()]
+        return np.append(np.array(inside, bool), False)[codes.indices.fill_null(-1).to_numpy()]
+
+
+def _code_in_scope(code: str, prefix: str) -> bool:
+    """:func:`app.db.queries.code_in_scope` in Python: ``code`` starts with ``prefix``."""
+    if not prefix.isascii() or not prefix.isdigit():
+        return code.startswith(prefix)
+    return prefix <= code <= prefix + "9" * max(CODE_LENGTH - len(prefix), 0)
+
+
+def _kept(counted: MonthCells, keep: np.ndarray) -> MonthCells:
+    """The month's cells where ``keep``, renumbered."""
+    renumber = (np.cumsum(keep) - 1).astype(np.int32)
+
+    def values(table: pa.Table) -> pa.Table:
+        cell = table.column("cell").to_numpy()
+        kept = table.filter(pa.array(keep[cell]))
+        return kept.set_column(0, "cell", pa.array(renumber[kept.column("cell").to_numpy()]))
+
+    return MonthCells(
+        cells=counted.cells.filter(pa.array(keep)),
+        closed=values(counted.closed),
+        open=values(counted.open),
+    )
+
+
+def _live_cells(
+    conn: Connection,
+    ask: _Ask,
+    ranges: list[tuple[datetime, datetime]],
+    sources: list[str],
+    majors: list[str],
+    keys: _Keys,
+    months: _Keys,
+) -> Cells:
+    """The incidents of ``ranges`` (and those without a report time, for a report over all
+    time) counted now, one cell per (row, month, in the report window)."""
+    roster = STAFF.alias("roster") if ask.level == WORKER else None
+    in_report = ask.report.holds(INCIDENT.c.reported_at) if ask.report else false()
+    where = [_in_ranges(ranges, ask.undated)]
+    if ask.area is not None:
+        where.append(code_in_scope(ASSIGNMENT.c.grid_code, ask.area))
+    keyed = [
+        _row_key(ask.level, roster).label("row_key"),
+        _month_label().label("month"),
+        in_report.label("in_report"),
     ]
-    keys = [one.c.row_key, one.c.month, one.c.in_report]
-    fine = select(*keys, *counted).group_by(*keys).cte("fine")
-    sums = [func.sum(fine.c[c.name]).label(c.name) for c in counted]
-    per_row = (
-        select(literal("row").label("kind"), fine.c.row_key.label("key"), *sums)
-        .where(fine.c.in_report, fine.c.row_key.isnot(None))
-        .group_by(fine.c.row_key)
-    )
-    per_month = select(literal("month").label("kind"), fine.c.month.label("key"), *sums)
-    per_month = per_month.group_by(fine.c.month)
-    parts = [q for q, asked in ((per_row, ask.report), (per_month, ask.trend)) if asked]
-    return pd.DataFrame(
-        conn.execute(union_all(*parts)).all(), columns=["kind", "key", *[c.name for c in counted]]
-    )
-
-
-def _medians(conn: Connection, ask: _Ask) -> pd.DataFrame:
-    """Median hours to close of the closed incidents: per row and of all rows of the report
-    window, and per month of the whole window (rows: kind, key, median)."""
-    one = _incidents(ask, INCIDENT.c.closed_at.isnot(None))
-    median = func.percentile_cont(0.5).within_group(one.c.close_hours)
-    query = select(
-        one.c.row_key,
-        one.c.month,
-        func.grouping(one.c.row_key, one.c.month).label("sets"),
-        median.filter(one.c.in_report & one.c.row_key.isnot(None)).label("in_report"),
-        median.label("in_window"),
-    ).group_by(func.grouping_sets(tuple_(one.c.row_key), tuple_(one.c.month), tuple_()))
-    rows = pd.DataFrame(
-        conn.execute(query).all(), columns=["code", "month", "sets", "in_report", "in_window"]
-    )
-    # GROUPING(row_key, month) is 1 per row key, 2 per month, 3 for all rows.
-    per_row, per_month, overall = (rows[rows["sets"] == n] for n in (1, 2, 3))
-    return pd.concat(
-        [
-            pd.DataFrame({"kind": "row", "key": per_row["code"], "median": per_row["in_report"]}),
-            pd.DataFrame(
-                {"kind": "month", "key": per_month["month"], "median": per_month["in_window"]}
-            ),
-            pd.DataFrame({"kind": "all", "key": None, "median": overall["in_report"]}),
-        ],
-        ignore_index=True,
+    one = _facts(ask.taxonomy, ask.generation_id, keyed, where, roster)
+    grouped = [one.c.row_key, one.c.month, one.c.in_report]
+    names = _count_names(sources, majors)
+    query = select(*grouped, *_tallies(one, sources, majors)).group_by(*grouped)
+    frame = _frame(conn, query, ["row_key", "month", "in_report", *names, "closed", "open"])
+    cell, hours = _flat(frame["closed"], np.float64)
+    order = np.argsort(hours, kind="stable")
+    open_cell, due = _flat(frame["open"], "datetime64[us]")
+    return Cells(
+        row=keys.numbers(frame["row_key"].tolist()),
+        month=months.numbers(frame["month"].tolist()),
+        in_report=frame["in_report"].to_numpy(bool),
+        counts={name: frame[name].to_numpy(np.int64) for name in names},
+        closed_cell=cell[order].astype(np.int64),
+        closed_hours=hours[order],
+        open_cell=open_cell.astype(np.int64),
+        open_due=due,
     )
 
 
-def _split(
-    rows: pd.DataFrame, medians: pd.DataFrame, sources: list[str], majors: list[str]
-) -> Figures:
-    """The counted rows as the frames of :class:`Figures`."""
-    rows[rows.columns[2:]] = rows[rows.columns[2:]].fillna(0).astype("int64")
-    found = medians.dropna(subset=["key"])
-    median_of = {
-        (k, key): m for k, key, m in zip(found["kind"], found["key"], found["median"], strict=True)
-    }
-    overall = medians[medians["kind"] == "all"]["median"]
-
-    def totals(kind: str) -> pd.DataFrame:
-        part = rows[rows["kind"] == kind].rename(columns={"key": "code"})
-        table = part[["code", *_COUNTS]].reset_index(drop=True)
-        table["median_close_hours"] = [median_of.get((kind, c)) for c in table["code"]]
-        return table
-
-    row_totals = totals("row")
-    last = float(overall.iloc[0]) if len(overall) and pd.notna(overall.iloc[0]) else None
-    records = [*row_totals.to_dict("records"), {"code": None, "median_close_hours": last}]
-    row_totals = pd.DataFrame(records, columns=["code", *TOTAL_COLUMNS])
-    per_row = rows[rows["kind"] == "row"]
-
-    def long(columns: dict[str, Any], name: str) -> pd.DataFrame:
-        frame = per_row.rename(columns={"key": "code", **columns})
-        melted = frame.melt(id_vars=["code"], value_vars=list(columns.values()), var_name=name)
-        melted = melted.rename(columns={"value": "count"})
-        return melted[melted["count"] > 0].reset_index(drop=True)
-
-    source_columns = {f"source_{k}": s for k, s in enumerate(sources)}
-    class_columns = {f"class_{k}": m for k, m in enumerate(majors)}
-    classes = long({**class_columns, "class_none": "\0none"}, "major_code")
-    classes["major_code"] = classes["major_code"].replace({"\0none": None})
-    return Figures(
-        totals=row_totals,
-        sources=long(source_columns, "source")[["code", "source", "count"]],
-        classes=classes[["code", "major_code", "count"]],
-        months=totals("month"),
-    )
+def _frame(conn: Connection, query: Any, columns: list[str], dtype: Any = object) -> pd.DataFrame:
+    """The rows of ``query`` as a frame, fetched by psycopg itself on the connection's
+    transaction: SQLAlchemy's row objects, which pandas then probes one by one, cost
+    more than the query for a roster of 40,000 staff."""
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cursor:
+        cursor.execute(str(compiled), compiled.params)
+        return pd.DataFrame(cursor.fetchall(), columns=columns, dtype=dtype)
 
 
+def _row_key(level: str | None, roster: Any) -> Any:
+    """What a report row stands for: an area's code, or a staff id (as text) of the
+    generation's roster; None (a trend alone): no row."""
+    if level is None:
+        return cast(null(), String)
+    if level == WORKER:
+        return cast(roster.c.id, String)
+    return ASSIGNMENT.c[f"{level}_code"]
+
+
+# -- the rows' names ---------------------------------------------------------------------
 def area_names(
     conn: Connection, generation_id: int, level: str, area: str | None = None
 ) -> pd.DataFrame:
@@ -371,7 +709,7 @@ def area_names(
     if area is not None:
         where.append(or_(code_in_scope(AREA.c.code, area), literal(area).startswith(AREA.c.code)))
     query = select(AREA.c.code, AREA.c.name).where(*where).order_by(AREA.c.code)
-    return pd.DataFrame(conn.execute(query).all(), columns=["code", "name"])
+    return _frame(conn, query, ["code", "name"], dtype=None)
 
 
 def worker_names(conn: Connection, generation_id: int, area: str | None = None) -> pd.DataFrame:
@@ -389,4 +727,4 @@ def worker_names(conn: Connection, generation_id: int, area: str | None = None) 
         .where(*where)
         .order_by(STAFF.c.area_code, STAFF.c.id)
     )
-    return pd.DataFrame(conn.execute(query).all(), columns=["code", "name", "area_code"])
+    return _frame(conn, query, ["code", "name", "area_code"], dtype=None)

@@ -23,12 +23,14 @@ the console's assessment page, ``GET /stats`` and ``gridmap stats`` share them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from app.db import repo
 from app.db import stats as stats_rows
@@ -45,6 +47,7 @@ TOTAL_CODE = "合计 total"
 #: The longest monthly trend drawn (ten years).
 MAX_TREND_MONTHS = 120
 UNCLASSIFIED = "unclassified"
+_UNCLASSIFIED_KEY = f"class:{UNCLASSIFIED}"
 #: Sources by their Chinese name (the English is the source's code).
 SOURCE_NAMES = {
     "hotline_12345": "12345热线",
@@ -201,33 +204,71 @@ def _count(
         stop = end + timedelta(days=1) if end else None
         report = stats_rows.Window(_local_midnight(start), _local_midnight(stop))
     months, trend = _trend_window(months_of)
-    with engine.connect() as conn:
-        gen = repo.get_generation(conn, generation) if generation else repo.active_generation(conn)
-        if gen is None:
-            raise NotFoundError(
-                f"no generation {generation!r}" if generation else "no active generation"
-            )
-        _, taxonomy = current_taxonomy(conn)
-        terms = stats_rows.TaxonomyTerms(
-            list(taxonomy["code"]),
-            [int(h) for h in taxonomy["deadline_hours"]],
-            list(taxonomy["major_code"]),
-        )
-        areas = None
-        if level == stats_rows.WORKER:
-            areas = stats_rows.worker_names(conn, gen.id, area)
-        elif level is not None:
-            areas = stats_rows.area_names(conn, gen.id, level, area)
-        found = stats_rows.figures(
-            conn, gen.id, level, report, trend, terms, now or datetime.now(UTC), area
-        )
+    gen, taxonomy, areas, found = _figures(
+        engine, level, report, trend, generation, now or datetime.now(UTC), area
+    )
     stats = None
     if level is not None and areas is not None:
-        table, headers = _assemble(
-            areas, found.totals, found.sources, found.classes, _class_names(taxonomy)
-        )
+        table, headers = _assemble(areas, found.totals, _class_names(taxonomy))
         stats = StatsReport(level, gen.label, start, end, table, headers)
     return stats, None if months is None else _trend_table(gen.label, months, found.months)
+
+
+def _figures(
+    engine: Engine,
+    level: str | None,
+    report: stats_rows.Window | None,
+    trend: stats_rows.Window | None,
+    generation: str | None,
+    now: datetime,
+    area: str | None,
+) -> tuple[repo.GenerationInfo, pd.DataFrame, pd.DataFrame | None, stats_rows.Figures]:
+    """The generation, the taxonomy in use, the report's rows and the figures, all read in
+    one snapshot. The months the rollup lacks are first counted and kept (a transaction of
+    their own: it writes), then everything is read in a new snapshot; a month lacking
+    again by then (changed in between) is counted live, never read stale."""
+    for attempt in range(2):
+        with _snapshot(engine) as conn:
+            gen = _generation(conn, generation)
+            _, taxonomy = current_taxonomy(conn)
+            terms = stats_rows.TaxonomyTerms(
+                list(taxonomy["code"]),
+                [int(h) for h in taxonomy["deadline_hours"]],
+                list(taxonomy["major_code"]),
+            )
+            wanting = (
+                [] if attempt else stats_rows.rollup_wanting(conn, gen.id, report, trend, terms)
+            )
+            if not wanting:
+                areas = None
+                if level == stats_rows.WORKER:
+                    areas = stats_rows.worker_names(conn, gen.id, area)
+                elif level is not None:
+                    areas = stats_rows.area_names(conn, gen.id, level, area)
+                found = stats_rows.figures(conn, gen.id, level, report, trend, terms, now, area)
+                return gen, taxonomy, areas, found
+        with engine.begin() as conn:
+            stats_rows.refresh_rollup(conn, gen.id, wanting, terms)
+    raise AssertionError("the second snapshot always counts")
+
+
+@contextmanager
+def _snapshot(engine: Engine) -> Iterator[Connection]:
+    """A read-only transaction seeing one snapshot throughout (REPEATABLE READ): the stored
+    months and the incidents counted live are of the same moment."""
+    with engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        with conn.begin():
+            yield conn
+
+
+def _generation(conn: Connection, generation: str | None) -> repo.GenerationInfo:
+    gen = repo.get_generation(conn, generation) if generation else repo.active_generation(conn)
+    if gen is None:
+        raise NotFoundError(
+            f"no generation {generation!r}" if generation else "no active generation"
+        )
+    return gen
 
 
 def _trend_window(
@@ -281,28 +322,27 @@ def _class_names(taxonomy: pd.DataFrame) -> dict[str, tuple[str, str]]:
 
 
 def _assemble(
-    areas: pd.DataFrame,
-    totals: pd.DataFrame,
-    sources: pd.DataFrame,
-    classes: pd.DataFrame,
-    class_names: dict[str, tuple[str, str]],
+    areas: pd.DataFrame, totals: pd.DataFrame, class_names: dict[str, tuple[str, str]]
 ) -> tuple[pd.DataFrame, dict[str, tuple[str, str]]]:
+    """The report table: one row per area (or worker) of ``areas``, the figures' columns
+    shown (sources and classes only where some row has one), the totals row, rates, ranks."""
     overall = totals[totals["code"].isna()]["median_close_hours"]
-    table = areas.merge(totals.dropna(subset=["code"]), on="code", how="left")
+    rows = totals.dropna(subset=["code"]).rename(columns={"unclassified": _UNCLASSIFIED_KEY})
+    table = areas.merge(rows, on="code", how="left")
     shown = [k for k in ("code", "name", "area_code") if k in table.columns]
     headers = {k: FIXED_HEADERS[k] for k in (*shown, "received")}
-    known = [s for s in KNOWN_SOURCES if s in set(sources["source"])]
-    for source in known + sorted(set(sources["source"]) - set(KNOWN_SOURCES)):
-        key = f"source:{source}"
-        headers[key] = (f"来源:{SOURCE_NAMES.get(source, source)}", f"source: {source}")
-        table[key] = table["code"].map(_counts(sources, sources["source"] == source))
-    classes = classes.assign(major_code=classes["major_code"].fillna(UNCLASSIFIED))
+    present = [c.removeprefix("source:") for c in rows if c.startswith("source:")]
+    counted = {s for s in present if rows[f"source:{s}"].sum() > 0}
+    known = [s for s in KNOWN_SOURCES if s in counted]
+    for source in known + sorted(counted - set(KNOWN_SOURCES)):
+        headers[f"source:{source}"] = (
+            f"来源:{SOURCE_NAMES.get(source, source)}",
+            f"source: {source}",
+        )
     for major, (zh, en) in class_names.items():
-        if major not in set(classes["major_code"]):
-            continue
         key = f"class:{major}"
-        headers[key] = (f"类别:{zh}", f"class: {en}")
-        table[key] = table["code"].map(_counts(classes, classes["major_code"] == major))
+        if key in rows and rows[key].sum() > 0:
+            headers[key] = (f"类别:{zh}", f"class: {en}")
     for key in ("handled_grid", "handled_community", "handled_street", "overdue", "on_time"):
         headers[key] = FIXED_HEADERS[key]
     counts = [k for k in headers if k not in shown]
@@ -327,10 +367,6 @@ def _ranks(rates: pd.Series) -> pd.Series:
     return pd.Series(
         [None if pd.isna(r) else int(r) for r in ranks], index=rates.index, dtype=object
     )
-
-
-def _counts(rows: pd.DataFrame, mask: pd.Series) -> pd.Series:
-    return rows[mask].groupby("code")["count"].sum()
 
 
 def _totals_row(table: pd.DataFrame, counts: list[str]) -> pd.DataFrame:
