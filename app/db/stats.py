@@ -10,16 +10,18 @@ passes it).
 The counts come from two places, counted by the same SQL (:func:`_facts`,
 :func:`_tallies`) into the same *cells* and added up by :func:`gis.figures.add_up`:
 
-- the monthly rollup (:mod:`app.db.stats_rollup`): every whole local month of a
-  generation counted once per (street, community, grid, assignee) and kept, until a
-  change to its incidents or their assignments marks it stale
-  (:func:`refresh_rollup` counts it again);
-- a live count of the rest: the edges of a window that are not whole months (a
-  period from the 15th, the month under way), a month changed since it was counted
-  and not yet counted again, incidents without a report time.
+- the monthly rollup (:mod:`app.db.stats_rollup`): every local month of a generation
+  counted once per (street, community, grid, assignee) and kept, until a change to its
+  incidents or their assignments marks it (:func:`refresh_rollup` counts the grids
+  marked again, or the month). A month is read from it when it lies wholly in the
+  report window or wholly out of it (the trend's), or when the window cuts it but none
+  of its incidents lies outside the window (the month under way);
+- a live count of the rest: the days of a month a window cuts (a period from the
+  15th), a month changed since it was counted and not yet counted again, incidents
+  without a report time.
 
-A report over a year of a city thus reads twelve stored months and a few days of
-incidents instead of a million incidents. All of it in the caller's transaction:
+A report over a year of a city thus reads twelve stored months instead of a million
+incidents. All of it in the caller's transaction:
 under REPEATABLE READ (the service's), the stored months and the live count are of
 one snapshot, so the figures equal a count written in SQL over the same data.
 """
