@@ -12,8 +12,10 @@ one ``gridmap serve`` on loopback and, in the same run, one psycopg connection:
 The assessment reads the monthly rollup (migration 0012): the untimed first request of
 each level counts whatever months are not stored yet, so the timed ones read stored months
 and count the month under way live, as a deployed page does between changes.
-``--stale-month`` marks the last full month changed before each request (as any write to
-one of its incidents would): the page then counts that month again every time.
+``--change incident`` changes one incident of the last full month before each request (as
+a transition through the API does): the page counts that incident's grid again and
+patches the stored month. ``--change month`` marks that whole month changed (as a bulk
+write does): the page counts the month again.
 
 Each page is timed beside its hand-written SQL: the queries that give what the page
 shows (the queue: counts per status and overdue, the first 50 incidents by deadline
@@ -175,10 +177,35 @@ def assessment_sql(
     return rows
 
 
-def mark_stale(cur: psycopg.Cursor, month: date) -> None:
-    """Mark ``month`` changed for the assessment's rollup, as the triggers of migration 0012
-    do for any write to one of its incidents."""
-    cur.execute("INSERT INTO assessment_stale (month) VALUES (%s)", (month,))
+def changer(cur: psycopg.Cursor, change: str | None, month: date) -> Callable[[], None]:
+    """What runs before each assessment request. ``incident``: one closed incident of
+    ``month`` moves between handled in the grid and passed up to the community, and back
+    (a transition through the API changes as much: the triggers of migration 0012 mark its
+    grid). ``month``: the whole month marked changed, as a bulk write marks it."""
+    if change == "month":
+
+        def mark() -> None:
+            cur.execute("INSERT INTO assessment_stale (month) VALUES (%s)", (month,))
+
+        return mark
+    if change != "incident":
+        return lambda: None
+    start = datetime.combine(month, day_time(), LOCAL_TZ)
+    cur.execute(
+        "SELECT min(id) FROM incident WHERE status = 'closed' AND handling_level = 'grid' "
+        "AND reported_at >= %s AND reported_at < %s",
+        (start, start + timedelta(days=28)),
+    )
+    incident = cur.fetchone()[0]
+
+    def flip() -> None:
+        cur.execute(
+            "UPDATE incident SET handling_level = CASE handling_level WHEN 'grid' "
+            "THEN 'community' ELSE 'grid' END WHERE id = %s",
+            (incident,),
+        )
+
+    return flip
 
 
 # -- the server and its users ------------------------------------------------------------
@@ -340,10 +367,11 @@ def main() -> None:
     parser.add_argument("--skip-queue", action="store_true")
     parser.add_argument("--skip-assessment", action="store_true")
     parser.add_argument(
-        "--stale-month",
-        action="store_true",
-        help="before each assessment request, mark the last full month changed (as any write "
-        "to one of its incidents does): the page then counts that month again",
+        "--change",
+        choices=["incident", "month"],
+        help="before each assessment request, change one incident of the last full month "
+        "(the page counts its grid again) or mark that whole month changed, as a bulk "
+        "write does (the page counts the month again)",
     )
     args = parser.parse_args()
 
@@ -381,18 +409,19 @@ def main() -> None:
             first, last = twelve_months(datetime.now(LOCAL_TZ).date())
             start = datetime.combine(first, day_time(), LOCAL_TZ)
             end = datetime.combine(last + timedelta(days=1), day_time(), LOCAL_TZ)
-            stale = (last.replace(day=1) - timedelta(days=1)).replace(day=1)
+            month = (last.replace(day=1) - timedelta(days=1)).replace(day=1)
+            change = changer(cur, args.change, month)
             for level in args.levels.split(","):
                 path = f"/console/assessment?start={first}&end={last}&level={level}"
                 results.append(
                     compare(
                         f"/console/assessment {level} (all)"
-                        + (" stale month" if args.stale_month else ""),
+                        + (f" +{args.change} changed" if args.change else ""),
                         page(browsers["all"], path),
                         lambda lv=level: assessment_sql(cur, generation, lv, start, end),
                         args.repeats,
                         ASSESSMENT_TARGET_MS,
-                        before=lambda: mark_stale(cur, stale) if args.stale_month else None,
+                        before=change,
                     )
                 )
     finally:

@@ -18,6 +18,8 @@ Modules and subpackages
 * :mod:`gis.departments` — the district's departments (委办局) from an office table;
 * :mod:`gis.coverage` — gaps, overlaps and nesting defects of a hierarchy;
 * :mod:`gis.hotspots` — counts, rates, Gi* hot spots, density and trends;
+* :mod:`gis.figures` — the statistics report's figures added up from counted cells
+  (sums per row and month, exact medians, overdue at a moment);
 * :mod:`gis.redesign` — redesigning grids for equal workload;
 * :mod:`gis.layers` — departments' thematic layers and their crosswalk to the grids (多格合一);
 * :mod:`gis.demo` — the deterministic demo district.
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
         demo,
         departments,
         errors,
+        figures,
         geocode,
         hotspots,
         incidents,
@@ -77,6 +80,7 @@ __all__ = [
     "demo",
     "departments",
     "errors",
+    "figures",
     "geocode",
     "hotspots",
     "incidents",

@@ -13,7 +13,7 @@ the counts cannot carry:
 
 :func:`add_up` turns the cells into the report rows, the months of the trend and
 their medians. The medians are PostgreSQL's ``percentile_cont(0.5)`` to the last bit
-(:func:`medians_by`), so the figures equal those of a count written in SQL.
+(:func:`sorted_medians`), so the figures equal those of a count written in SQL.
 """
 
 from __future__ import annotations

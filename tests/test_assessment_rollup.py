@@ -355,6 +355,12 @@ def test_two_concurrent_reads_after_a_change_agree(history):
 
 def test_writes_mark_what_they_change(history):
     report(history, "street")
+
+    def marks(conn) -> set:
+        return set(
+            conn.execute(text("SELECT generation_id, month, grid_code FROM assessment_stale"))
+        )
+
     with history.begin() as conn:
         gen = conn.execute(text("SELECT id FROM generation WHERE is_active")).scalar()
         conn.execute(
@@ -363,30 +369,95 @@ def test_writes_mark_what_they_change(history):
                 "(SELECT min(id) FROM incident)"
             )
         )
-        assert conn.execute(text("SELECT count(*) FROM assessment_stale")).scalar() == 0
-        conn.execute(
+        assert marks(conn) == set()
+        # a deleted incident: the grid it was assigned to, in its month
+        gone = conn.execute(
             text(
-                "DELETE FROM incident WHERE reported_at >= '2023-02-01' "
-                "AND reported_at < '2023-02-03'"
+                "SELECT min(id) FROM incident "
+                "WHERE reported_at >= '2023-02-01' AND reported_at < '2023-03-01'"
             )
-        )
-        marks = set(conn.execute(text("SELECT generation_id, month FROM assessment_stale")))
-        assert (None, date(2023, 2, 1)) in marks
+        ).scalar()
+        grid = grid_of(conn, gen, gone)
+        conn.execute(text("DELETE FROM incident WHERE id = :id"), {"id": gone})
+        assert marks(conn) == {(gen, date(2023, 2, 1), grid)}
+        # an assignment moved out of every grid: its old grid and "no grid"
+        moved = conn.execute(
+            text(
+                "SELECT min(id) FROM incident "
+                "WHERE reported_at >= '2023-08-01' AND reported_at < '2023-09-01'"
+            )
+        ).scalar()
+        before = grid_of(conn, gen, moved)
         conn.execute(
             text(
                 "UPDATE incident_assignment SET grid_code = NULL, assign_status = 'outside' "
-                "WHERE incident_id = (SELECT min(id) FROM incident "
-                "WHERE reported_at >= '2023-08-01' AND reported_at < '2023-09-01')"
-            )
+                "WHERE incident_id = :id"
+            ),
+            {"id": moved},
         )
-        marks = set(conn.execute(text("SELECT generation_id, month FROM assessment_stale")))
-        assert (gen, date(2023, 8, 1)) in marks
+        assert {(gen, date(2023, 8, 1), before), (gen, date(2023, 8, 1), "")} <= marks(conn)
         savepoint = conn.begin_nested()
         conn.execute(text("TRUNCATE incident, incident_assignment CASCADE"))
-        marks = set(conn.execute(text("SELECT generation_id, month FROM assessment_stale")))
-        assert (None, None) in marks
+        assert (None, None, None) in marks(conn)
         savepoint.rollback()
     assert_report_equals(report(history, "street"), direct(history, "street", *WHOLE))
+
+
+def grid_of(conn, generation: int, incident: int) -> str:
+    return conn.execute(
+        text(
+            "SELECT coalesce(grid_code, '') FROM incident_assignment "
+            "WHERE generation_id = :g AND incident_id = :i"
+        ),
+        {"g": generation, "i": incident},
+    ).scalar_one()
+
+
+def test_a_small_change_is_counted_again_for_its_grid_alone(history):
+    from app.db.stats import TaxonomyTerms, refresh_rollup
+    from app.services.taxonomy import current_taxonomy
+
+    report(history, "grid")
+    may = date(2023, 5, 1)
+    run_sql(
+        history,
+        "UPDATE incident SET handling_level = 'street', status = 'closed', "
+        "handled_at = reported_at + interval '1 hour', closed_at = reported_at + interval "
+        "'90 minutes' WHERE id = (SELECT min(id) FROM incident WHERE status = 'dispatched' "
+        "AND reported_at >= '2023-05-01' AND reported_at < '2023-06-01')",
+    )
+    with history.begin() as conn:
+        gen = conn.execute(text("SELECT id FROM generation WHERE is_active")).scalar()
+        marked = conn.execute(text("SELECT month, grid_code FROM assessment_stale")).all()
+        assert len(marked) == 1 and marked[0][0] == may and marked[0][1]
+        _, taxonomy = current_taxonomy(conn)
+        terms = TaxonomyTerms(
+            list(taxonomy["code"]), list(taxonomy["deadline_hours"]), list(taxonomy["major_code"])
+        )
+        assert refresh_rollup(conn, gen, [may], terms) == {may: "patched"}
+    assert_report_equals(report(history, "grid"), direct(history, "grid", *WHOLE))
+
+
+def test_a_cut_month_without_incidents_outside_the_window_is_read_stored(history):
+    """A period ending on the 20th of a month nothing was reported in after the 20th (the
+    month under way) reads the month from the rollup; an incident reported later that
+    month makes it a live count again. Both equal the direct count."""
+    run_sql(
+        history,
+        "UPDATE incident SET reported_at = reported_at - interval '1 year' "
+        "WHERE reported_at >= '2023-06-20T16:00:00Z' AND reported_at < '2023-07-01T00:00:00+08'",
+    )
+    window = (date(2023, 4, 1), date(2023, 6, 20))
+    report(history, "grid", window)
+    assert "2023-06" in stored_months(history)  # June was counted and kept
+    assert_report_equals(report(history, "grid", window), direct(history, "grid", *window))
+    run_sql(
+        history,
+        "UPDATE incident SET reported_at = TIMESTAMPTZ '2023-06-25 10:00+08' "
+        "WHERE id = (SELECT min(id) FROM incident WHERE reported_at >= '2023-06-01T00:00+08' "
+        "AND reported_at < '2023-06-20T00:00+08')",
+    )
+    assert_report_equals(report(history, "grid", window), direct(history, "grid", *window))
 
 
 def test_a_large_assignment_statement_marks_an_id_range(history):

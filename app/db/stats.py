@@ -10,16 +10,18 @@ passes it).
 The counts come from two places, counted by the same SQL (:func:`_facts`,
 :func:`_tallies`) into the same *cells* and added up by :func:`gis.figures.add_up`:
 
-- the monthly rollup (:mod:`app.db.stats_rollup`): every whole local month of a
-  generation counted once per (street, community, grid, assignee) and kept, until a
-  change to its incidents or their assignments marks it stale
-  (:func:`refresh_rollup` counts it again);
-- a live count of the rest: the edges of a window that are not whole months (a
-  period from the 15th, the month under way), a month changed since it was counted
-  and not yet counted again, incidents without a report time.
+- the monthly rollup (:mod:`app.db.stats_rollup`): every local month of a generation
+  counted once per (street, community, grid, assignee) and kept, until a change to its
+  incidents or their assignments marks it (:func:`refresh_rollup` counts the grids
+  marked again, or the month). A month is read from it when it lies wholly in the
+  report window or wholly out of it (the trend's), or when the window cuts it but none
+  of its incidents lies outside the window (the month under way);
+- a live count of the rest: the days of a month a window cuts (a period from the
+  15th), a month changed since it was counted and not yet counted again, incidents
+  without a report time.
 
-A report over a year of a city thus reads twelve stored months and a few days of
-incidents instead of a million incidents. All of it in the caller's transaction:
+A report over a year of a city thus reads twelve stored months instead of a million
+incidents. All of it in the caller's transaction:
 under REPEATABLE READ (the service's), the stored months and the live count are of
 one snapshot, so the figures equal a count written in SQL over the same data.
 """
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from itertools import chain
@@ -249,10 +251,47 @@ class _Ask:
                 months[month] = True
         return months
 
+    def edges(self) -> dict[date, list[tuple[datetime, datetime]]]:
+        """The months the report window cuts (starts or ends inside), each with its days
+        outside the window."""
+        if self.report is None:
+            return {}
+        start, end = self.report.start, self.report.end
+        edges: dict[date, list[tuple[datetime, datetime]]] = {}
+        for moment in (start, end):
+            if moment is None:
+                continue
+            month = moment.astimezone(LOCAL_TZ).date().replace(day=1)
+            first, after = _month_range(month)
+            if moment == first:  # a month boundary cuts no month
+                continue
+            outside = [(first, start), (end, after)]
+            edges[month] = [(a, b) for a, b in outside if a is not None and b is not None and a < b]
+        return edges
+
 
 def _months_wanted(conn: Connection, ask: _Ask) -> tuple[Window | None, dict[date, bool]]:
+    """The window (closed at the first or last report time where open) and the months the
+    rollup can give it, with whether each is in the report window: the whole months wholly
+    in or out of it, and a month the report window cuts when none of its incidents lies
+    outside the window (the month under way, nothing being reported after today): then its
+    incidents are all in the report, as the stored month counts them."""
     window = _bounded(conn, ask.window)
-    return window, ({} if window is None else ask.storable(window))
+    if window is None:
+        return None, {}
+    months = ask.storable(window)
+    for month, outside in ask.edges().items():
+        if not _reported_in(conn, outside):
+            months[month] = True
+    return window, months
+
+
+def _reported_in(conn: Connection, ranges: list[tuple[datetime, datetime]]) -> bool:
+    """Whether any incident was reported in ``ranges`` (a probe of the report-time index)."""
+    if not ranges:
+        return False
+    found = select(INCIDENT.c.id).where(_in_ranges(ranges, False)).limit(1)
+    return conn.execute(select(found.exists())).scalar_one()
 
 
 # -- the counting SQL --------------------------------------------------------------------
@@ -370,25 +409,45 @@ def rollup_wanting(
 
 def refresh_rollup(
     conn: Connection, generation_id: int, months: Sequence[date], taxonomy: TaxonomyTerms
-) -> list[date]:
-    """Count ``months`` of the generation again where they are not usable, and keep them;
-    returns the months counted. In the caller's transaction, which should do nothing else:
+) -> dict[date, str]:
+    """Bring ``months`` of the generation up to date in the rollup: a month not stored (or
+    under other terms, or marked whole) is counted whole, a stored month marked grid by
+    grid has those grids counted again and patched in. Returns what was done per month
+    ("counted" or "patched"). In the caller's transaction, which should do nothing else:
     it holds the rollup's lock until it ends (see :mod:`app.db.stats_rollup`)."""
     stats_rollup.lock(conn)
-    stats_rollup.consume_marks(conn)
     terms = taxonomy.fingerprint()
-    todo = sorted(set(months) - stats_rollup.usable(conn, generation_id, months, terms))
-    if todo:
+    stats_rollup.drop_other_terms(conn, generation_id, months, terms)
+    stats_rollup.consume_whole_marks(conn)
+    kept = stats_rollup.stored(conn, generation_id, months, terms)
+    patches = stats_rollup.take_grid_marks(conn, generation_id, sorted(kept))
+    missing = sorted(set(months) - kept)
+    done = {month: "counted" for month in missing}
+    if missing:
+        counted = _count_months(conn, generation_id, missing, taxonomy)
+        stats_rollup.store(conn, generation_id, terms, counted.items())
+    if patches:
+        old = stats_rollup.load(conn, generation_id, sorted(patches), terms, marked=True)
+        recounted = _count_months(conn, generation_id, sorted(patches), taxonomy, patches)
         stats_rollup.store(
-            conn, generation_id, terms, _count_months(conn, generation_id, todo, taxonomy)
+            conn,
+            generation_id,
+            terms,
+            ((m, old[m].patched(patches[m], recounted[m])) for m in sorted(patches)),
         )
-    return todo
+        done.update({month: "patched" for month in patches})
+    return done
 
 
 def _count_months(
-    conn: Connection, generation_id: int, months: list[date], taxonomy: TaxonomyTerms
-) -> Iterable[tuple[date, MonthCells]]:
-    """Each month's cells, counted in one pass over its incidents."""
+    conn: Connection,
+    generation_id: int,
+    months: list[date],
+    taxonomy: TaxonomyTerms,
+    grids: dict[date, set[str]] | None = None,
+) -> dict[date, MonthCells]:
+    """Each month's cells, counted in one pass over its incidents; with ``grids``, only
+    the cells of those grids of each month ('' : of incidents outside every grid)."""
     conn.execute(text("SET LOCAL jit = off"))
     sources, majors = present_sources(conn), taxonomy.major_classes
     keys = [
@@ -396,15 +455,32 @@ def _count_months(
         *(ASSIGNMENT.c[c] for c in _CODES),
         INCIDENT.c.assignee_staff_id.label("staff_id"),
     ]
-    ranges = [(month_start(m), month_start(_next_month(m))) for m in months]
-    one = _facts(taxonomy, generation_id, keys, [_in_ranges(_merged(ranges), False)])
+    if grids is None:
+        where = _in_ranges(_merged([_month_range(m) for m in months]), False)
+    else:
+        where = or_(
+            *(and_(_in_ranges([_month_range(m)], False), _of_grids(grids[m])) for m in months)
+        )
+    one = _facts(taxonomy, generation_id, keys, [where])
     grouped = [one.c.month, *(one.c[c] for c in _CODES), one.c.staff_id]
     query = select(*grouped, *_tallies(one, sources, majors)).group_by(*grouped)
     names = _count_names(sources, majors)
     frame = _frame(conn, query, ["month", *_CODES, "staff_id", *names, "closed", "open"])
     parts = dict(tuple(frame.groupby("month"))) if len(frame) else {}
-    for month in months:
-        yield month, _month_cells(parts.get(month, frame.iloc[:0]), names)
+    return {month: _month_cells(parts.get(month, frame.iloc[:0]), names) for month in months}
+
+
+def _month_range(month: date) -> tuple[datetime, datetime]:
+    return month_start(month), month_start(_next_month(month))
+
+
+def _of_grids(grids: set[str]) -> Any:
+    """Assigned to one of ``grids`` (:data:`app.db.stats_rollup.NO_GRID`: to none)."""
+    named = sorted(grids - {stats_rollup.NO_GRID})
+    parts = [ASSIGNMENT.c.grid_code.in_(named)] if named else []
+    if stats_rollup.NO_GRID in grids:
+        parts.append(ASSIGNMENT.c.grid_code.is_(None))
+    return or_(*parts) if parts else false()
 
 
 def _month_cells(frame: pd.DataFrame, names: list[str]) -> MonthCells:
@@ -568,7 +644,7 @@ class _StoredRows:
 
     def cells(self, counted: MonthCells, month: int, in_report: bool) -> Cells:
         if self.ask.area is not None:
-            counted = _kept(counted, self._in_scope(counted.cells))
+            counted = counted.where(self._in_scope(counted.cells))
         table, closed, opened = counted.cells, counted.closed, counted.open
         n = table.num_rows
         return Cells(
@@ -613,22 +689,6 @@ def _code_in_scope(code: str, prefix: str) -> bool:
     if not prefix.isascii() or not prefix.isdigit():
         return code.startswith(prefix)
     return prefix <= code <= prefix + "9" * max(CODE_LENGTH - len(prefix), 0)
-
-
-def _kept(counted: MonthCells, keep: np.ndarray) -> MonthCells:
-    """The month's cells where ``keep``, renumbered."""
-    renumber = (np.cumsum(keep) - 1).astype(np.int32)
-
-    def values(table: pa.Table) -> pa.Table:
-        cell = table.column("cell").to_numpy()
-        kept = table.filter(pa.array(keep[cell]))
-        return kept.set_column(0, "cell", pa.array(renumber[kept.column("cell").to_numpy()]))
-
-    return MonthCells(
-        cells=counted.cells.filter(pa.array(keep)),
-        closed=values(counted.closed),
-        open=values(counted.open),
-    )
 
 
 def _live_cells(
