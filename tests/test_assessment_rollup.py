@@ -543,3 +543,41 @@ def test_medians_are_percentile_cont_to_the_bit(pg_engine):
     assert sorted(want) == list(range(401))
     assert [got[g] for g in range(401)] == [want[g] for g in range(401)]  # to the bit
     assert np.isnan(got[401])  # a group without values has no median
+
+
+def test_migration_0013_downgrades_to_whole_month_marks_and_upgrades(history):
+    """Down to 0012 a grid's mark becomes its month's (the old reader knows no grid) and the
+    old triggers mark months; back at head the figures still equal the direct count."""
+    from alembic import command
+
+    from app.db.session import alembic_config, upgrade
+    from tests.helpers import engine_url
+
+    report(history, "grid")
+    one_dispatched = (
+        "UPDATE incident SET status = 'closed', handling_level = 'grid', handled_at = "
+        "reported_at + interval '1 hour', closed_at = reported_at + interval '2 hours' "
+        "WHERE id = (SELECT min(id) FROM incident WHERE status = 'dispatched' "
+        "AND reported_at >= '{0}' AND reported_at < '{0}'::date + interval '1 month')"
+    )
+    run_sql(history, one_dispatched.format("2023-05-01"))
+    url = engine_url(history)
+    command.downgrade(alembic_config(url), "0012")
+    try:
+        columns = (
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = 'assessment_stale'"
+        )
+        with history.connect() as conn:
+            names = set(conn.execute(text(columns)).scalars())
+            assert "grid_code" not in names
+            assert conn.execute(text("SELECT month FROM assessment_stale")).scalars().all() == [
+                date(2023, 5, 1)
+            ]
+        run_sql(history, one_dispatched.format("2023-04-01"))
+        with history.connect() as conn:
+            months = set(conn.execute(text("SELECT month FROM assessment_stale")).scalars())
+        assert months == {date(2023, 4, 1), date(2023, 5, 1)}
+    finally:
+        upgrade(url)
+    assert_report_equals(report(history, "grid"), direct(history, "grid", *WHOLE))

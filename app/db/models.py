@@ -447,14 +447,16 @@ class AssessmentMonth(Base):
     )
 
 
-#: Marks of what changed since the months were counted (migration 0012): NULL is every
-#: generation or every month; ``first_id``–``last_id``, the months of those incidents.
-#: Written by triggers, consumed by ``app.db.stats_rollup``.
+#: Marks of what changed since the months were counted (migrations 0012, 0013): NULL is
+#: every generation or every month; ``grid_code``, one grid's cells of that month ('' for
+#: the incidents outside every grid); ``first_id``–``last_id``, the months of those
+#: incidents. Written by triggers, consumed by ``app.db.stats_rollup``.
 assessment_stale = Table(
     "assessment_stale",
     Base.metadata,
     Column("generation_id", Integer),
     Column("month", Date),
+    Column("grid_code", String(32)),
     Column("first_id", BigInteger),
     Column("last_id", BigInteger),
 )

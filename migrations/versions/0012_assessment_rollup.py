@@ -8,24 +8,22 @@ incident's hours to close and every open incident's deadline, as Arrow IPC strea
 ``terms`` fingerprints what the cells were counted under (the taxonomy in use and the
 layout): a month counted under another taxonomy is not used.
 
-``assessment_stale`` is where writers say what changed. A mark names
+``assessment_stale`` is where writers say what changed. A mark names a (generation,
+month), NULL meaning every generation or every month; or, with ``first_id`` and
+``last_id``, the months of the incidents in that id range. Statement-level triggers
+with transition tables (as ``incident_deleted``, 0010) mark the months of the incidents
+a statement inserted, updated (only when a column the figures read changed) or deleted,
+and of the incidents whose assignment under a generation changed; a TRUNCATE marks
+everything. A trigger inserts a statement's distinct months, nothing per row, and takes
+no lock on the rollup; a mark already there is not repeated.
 
-- the cells of one grid of a (generation, month) — ``grid_code``, '' for the cells of
-  incidents outside every grid: a change of a few incidents, which the next read
-  recounts by themselves and patches into the stored month;
-- a whole (generation, month), NULL meaning every generation or every month;
-- or, with ``first_id`` and ``last_id``, the months of the incidents in that id range.
-
-Statement-level triggers with transition tables (as ``incident_deleted``, 0010) mark
-what a statement changed: incidents inserted, updated (only when a column the figures
-read changed) or deleted, and their assignments under each generation; a TRUNCATE
-marks everything. A statement of up to :data:`PRECISE_ROWS` rows (an incident through
-the API, a transition, a move) is marked by grid, its rows joined to their assignments
-or incidents (a few index probes). A larger one (an import's or ``gridmap assign``'s
-chunks of 100,000 and more, a bulk update) is marked by month, or by its id range,
-which the next recount resolves once: joining every chunk to the incident table made a
-1M-row import take 134 s instead of 86 s. A trigger takes no lock on the rollup, and a
-mark already there is not repeated.
+Finding the months of changed *assignments* means reading their incidents. For a
+statement of up to :data:`PRECISE_ROWS` assignments (an incident through the API, a
+move) the trigger joins them; beyond (an import's or ``gridmap assign``'s chunks of
+100,000 and more) it marks their id range per generation instead, and whoever recounts
+finds the months once: joining each chunk to the incident table made a 1M-row import
+half as slow again. The next read of the assessment consumes the marks and recounts the
+months it needs (``app.db.stats.refresh_rollup``).
 
 Revision ID: 0012
 Revises: 0011
@@ -54,91 +52,53 @@ COUNTED = (
     "assignee_staff_id",
 )
 ASSIGNED = ("street_code", "community_code", "grid_code")
-#: Rows a statement may change and still be marked grid by grid.
+#: Assignments a statement may change and still have their months found by the trigger.
 PRECISE_ROWS = 10_000
-NO_GRID = "''"
 
 
 def _columns(alias: str, names: tuple[str, ...]) -> str:
     return ", ".join(f"{alias}.{n}" for n in names)
 
 
-def _mark(triples: str) -> str:
-    """Insert the (generation, month, grid) triples the SELECT ``triples`` gives as marks,
-    but those already there: the table stays as small as what changed since the last read,
-    however many statements changed it. (Two concurrent writers may add the same mark
-    twice, which is harmless; a unique index would make them wait for each other's commit
-    — an API transition for a bulk import's.)"""
+def _mark(pairs: str) -> str:
+    """Insert the (generation, month) pairs the SELECT ``pairs`` gives as marks, but those
+    already marked: the table stays as small as the months changed since the last read,
+    however many statements changed them. (A concurrent writer may add the same mark
+    twice; that is harmless. A unique index would make concurrent writers of one month
+    wait for each other's commit — an API transition for a bulk import's.)"""
     return (
-        "INSERT INTO assessment_stale (generation_id, month, grid_code)"
-        f" SELECT x.g, x.m, x.c FROM ({triples}) x(g, m, c)"
-        " WHERE NOT EXISTS (SELECT 1 FROM assessment_stale s WHERE s.month = x.m"
-        "  AND s.generation_id IS NOT DISTINCT FROM x.g"
-        "  AND s.grid_code IS NOT DISTINCT FROM x.c); "
+        "INSERT INTO assessment_stale (generation_id, month)"
+        f" SELECT x.g, x.m FROM ({pairs}) x(g, m)"
+        " WHERE NOT EXISTS (SELECT 1 FROM assessment_stale s"
+        "  WHERE s.month = x.m AND s.generation_id IS NOT DISTINCT FROM x.g); "
     )
-
-
-def _large(table: str) -> str:
-    """Whether the statement's transition table has more than PRECISE_ROWS rows."""
-    rows = f"(SELECT count(*) FROM (SELECT FROM {table} LIMIT {PRECISE_ROWS + 1}) x)"
-    return f"{rows} > {PRECISE_ROWS}"
-
-
-def _precise_or(table: str, precise: str, coarse: str) -> str:
-    return f"IF {_large(table)} THEN {coarse}ELSE {precise}END IF; "
 
 
 def _incident_function() -> str:
-    """Incidents count through their assignments: a small statement's incidents are marked
-    by the grids they are assigned to under each generation (a new incident has none
-    yet: its assignment marks it); a large one's by month (or id range, for an insert)."""
     old, new = MONTH.format(t="o"), MONTH.format(t="n")
     changed = f"({_columns('o', COUNTED)}) IS DISTINCT FROM ({_columns('n', COUNTED)})"
-    # an id on one side only (changed) counts as a change
-    both = (
-        "FROM old_incident o FULL JOIN new_incident n ON n.id = o.id"
-        f" CROSS JOIN LATERAL (VALUES ({old}), ({new})) AS m(month)"
-    )
-    kept = f"WHERE m.month IS NOT NULL AND (o.id IS NULL OR n.id IS NULL OR {changed})"
     return (
         "CREATE FUNCTION assessment_incidents_changed() RETURNS trigger LANGUAGE plpgsql AS $$ "
         "BEGIN "
         "IF TG_OP = 'TRUNCATE' THEN "
         " INSERT INTO assessment_stale (generation_id, month) VALUES (NULL, NULL); "
         "ELSIF TG_OP = 'INSERT' THEN "
-        + _precise_or(
-            "new_incident",
-            _mark(
-                f"SELECT DISTINCT a.generation_id, {new}, coalesce(a.grid_code, {NO_GRID})"
-                " FROM new_incident n JOIN incident_assignment a ON a.incident_id = n.id"
-                " WHERE n.reported_at IS NOT NULL"
-            ),
-            "INSERT INTO assessment_stale (first_id, last_id)"
-            " SELECT min(id), max(id) FROM new_incident; ",
+        + _mark(
+            f"SELECT DISTINCT NULL::integer, {new} FROM new_incident n"
+            " WHERE n.reported_at IS NOT NULL"
         )
         + "ELSIF TG_OP = 'DELETE' THEN "
-        # before incident_deleted (0010) removes the assignments: triggers fire by name
-        + _precise_or(
-            "old_incident",
-            _mark(
-                f"SELECT DISTINCT a.generation_id, {old}, coalesce(a.grid_code, {NO_GRID})"
-                " FROM old_incident o JOIN incident_assignment a ON a.incident_id = o.id"
-                " WHERE o.reported_at IS NOT NULL"
-            ),
-            _mark(
-                f"SELECT DISTINCT NULL::integer, {old}, NULL::varchar FROM old_incident o"
-                " WHERE o.reported_at IS NOT NULL"
-            ),
+        + _mark(
+            f"SELECT DISTINCT NULL::integer, {old} FROM old_incident o"
+            " WHERE o.reported_at IS NOT NULL"
         )
         + "ELSE "
-        + _precise_or(
-            "new_incident",
-            _mark(
-                f"SELECT DISTINCT a.generation_id, m.month, coalesce(a.grid_code, {NO_GRID})"
-                f" {both} JOIN incident_assignment a ON a.incident_id = coalesce(n.id, o.id)"
-                f" {kept}"
-            ),
-            _mark(f"SELECT DISTINCT NULL::integer, m.month, NULL::varchar {both} {kept}"),
+        # rows are matched by id; a row on one side only (an id changed) counts as changed
+        + _mark(
+            "SELECT DISTINCT NULL::integer, m.month"
+            " FROM old_incident o FULL JOIN new_incident n ON n.id = o.id,"
+            f" LATERAL (VALUES ({old}), ({new})) AS m(month)"
+            f" WHERE m.month IS NOT NULL AND (o.id IS NULL OR n.id IS NULL OR {changed})"
         )
         + "END IF; "
         "RETURN NULL; END $$"
@@ -146,41 +106,33 @@ def _incident_function() -> str:
 
 
 def _assignment_function() -> str:
-    """An assignment's cells are its generation's, grid's and incident's month: a small
-    statement marks those (the old grid and the new); a large one its id range."""
     month = MONTH.format(t="i")
     changed = f"({_columns('o', ASSIGNED)}) IS DISTINCT FROM ({_columns('n', ASSIGNED)})"
-
-    def marks(rows: str, table: str) -> str:
-        """``rows``: (generation_id, incident_id, grid) of the assignments changed."""
-        return _precise_or(
-            table,
-            _mark(
-                f"SELECT DISTINCT a.generation_id, {month}, a.grid"
-                f" FROM ({rows}) a(generation_id, incident_id, grid)"
-                " JOIN incident i ON i.id = a.incident_id WHERE i.reported_at IS NOT NULL"
-            ),
-            "INSERT INTO assessment_stale (generation_id, first_id, last_id)"
-            "  SELECT a.generation_id, min(a.incident_id), max(a.incident_id)"
-            f"  FROM ({rows}) a(generation_id, incident_id, grid) GROUP BY a.generation_id; ",
-        )
-
-    def rows(table: str) -> str:
-        return f"SELECT generation_id, incident_id, coalesce(grid_code, {NO_GRID}) FROM {table}"
-
-    # an assignment updated: its old grid and its new one (a row on one side only: that side)
     updated = (
-        "SELECT coalesce(n.generation_id, o.generation_id),"
-        " coalesce(n.incident_id, o.incident_id), g.grid"
+        "SELECT coalesce(n.generation_id, o.generation_id), coalesce(n.incident_id, o.incident_id)"
         " FROM old_assignment o FULL JOIN new_assignment n"
         " ON n.generation_id = o.generation_id AND n.incident_id = o.incident_id"
-        f" CROSS JOIN LATERAL (VALUES (CASE WHEN o.incident_id IS NOT NULL"
-        f" THEN coalesce(o.grid_code, {NO_GRID}) END),"
-        f" (CASE WHEN n.incident_id IS NOT NULL THEN coalesce(n.grid_code, {NO_GRID}) END))"
-        " AS g(grid)"
-        f" WHERE g.grid IS NOT NULL AND (o.incident_id IS NULL OR n.incident_id IS NULL"
-        f" OR {changed})"
+        f" WHERE o.incident_id IS NULL OR n.incident_id IS NULL OR {changed}"
     )
+
+    def marks(rows: str, table: str) -> str:
+        """The months of ``rows`` (generation, incident) — or, for a large statement (as many
+        rows in ``table``), their id range per generation."""
+        large = f"(SELECT count(*) FROM (SELECT FROM {table} LIMIT {PRECISE_ROWS + 1}) x)"
+        return (
+            f"IF {large} > {PRECISE_ROWS} THEN "
+            " INSERT INTO assessment_stale (generation_id, first_id, last_id)"
+            "  SELECT a.generation_id, min(a.incident_id), max(a.incident_id)"
+            f"  FROM ({rows}) a(generation_id, incident_id) GROUP BY a.generation_id; "
+            "ELSE "
+            + _mark(
+                f"SELECT DISTINCT a.generation_id, {month}"
+                f" FROM ({rows}) a(generation_id, incident_id)"
+                " JOIN incident i ON i.id = a.incident_id WHERE i.reported_at IS NOT NULL"
+            )
+            + "END IF; "
+        )
+
     return (
         "CREATE FUNCTION assessment_assignments_changed() RETURNS trigger "
         "LANGUAGE plpgsql AS $$ "
@@ -188,9 +140,9 @@ def _assignment_function() -> str:
         "IF TG_OP = 'TRUNCATE' THEN "
         " INSERT INTO assessment_stale (generation_id, month) VALUES (NULL, NULL); "
         "ELSIF TG_OP = 'INSERT' THEN "
-        + marks(rows("new_assignment"), "new_assignment")
+        + marks("SELECT generation_id, incident_id FROM new_assignment", "new_assignment")
         + "ELSIF TG_OP = 'DELETE' THEN "
-        + marks(rows("old_assignment"), "old_assignment")
+        + marks("SELECT generation_id, incident_id FROM old_assignment", "old_assignment")
         + "ELSE "
         + marks(updated, "new_assignment")
         + "END IF; "
@@ -225,12 +177,13 @@ def upgrade() -> None:
         " computed_at timestamptz NOT NULL DEFAULT now(),"
         " PRIMARY KEY (generation_id, month))"
     )
-    # Arrow streams are read whole, as they are: stored out of line, not compressed.
+    # Arrow streams are read whole: stored out of line without pglz, whose decompression
+    # would cost more than the bytes it saves.
     for column in ("cells", "closed", "open"):
         op.execute(f"ALTER TABLE assessment_month ALTER COLUMN {column} SET STORAGE EXTERNAL")
     op.execute(
-        "CREATE TABLE assessment_stale (generation_id integer, month date,"
-        " grid_code varchar(32), first_id bigint, last_id bigint)"
+        "CREATE TABLE assessment_stale "
+        "(generation_id integer, month date, first_id bigint, last_id bigint)"
     )
     op.execute("CREATE INDEX assessment_stale_month ON assessment_stale (month)")
     op.execute(_incident_function())
