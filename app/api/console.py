@@ -211,6 +211,8 @@ async def queue_page(request: Request, state: StateDep) -> Response:
 def _read_queue(
     state: AppState, user: Principal, chosen: console.QueueFilter, page: int
 ) -> dict[str, Any]:
+    with state.engine.begin() as conn:
+        console.refresh_queue_counts(conn)
     with state.engine.connect() as conn:
         data = console.queue(conn, user, chosen, page)
         data["departments"] = list_departments(conn)

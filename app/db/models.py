@@ -19,6 +19,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     SmallInteger,
@@ -459,4 +460,20 @@ assessment_stale = Table(
     Column("grid_code", String(32)),
     Column("first_id", BigInteger),
     Column("last_id", BigInteger),
+)
+
+
+#: The console's counts per status, kept by triggers (migration 0014; read and refreshed
+#: by ``app.db.kept_counts``): rows of +n/-n summed per key — the totals
+#: (``generation_id`` NULL) or a generation's grids; ``status`` NULL marks a key to be
+#: counted again; ``delta`` False for a row that folds earlier ones.
+incident_count = Table(
+    "incident_count",
+    Base.metadata,
+    Column("generation_id", Integer),
+    Column("grid_code", String(32)),
+    Column("status", String(16)),
+    Column("n", BigInteger, nullable=False, server_default="0"),
+    Column("delta", Boolean, nullable=False, server_default="true"),
+    Index("incident_count_scope", "generation_id", "grid_code"),
 )

@@ -35,7 +35,7 @@ from sqlalchemy import (
     values,
 )
 
-from app.db import repo
+from app.db import kept_counts, repo
 from app.db.incidents import (
     ASSIGNMENT_COLUMNS,
     LOCATION_OUTCOME_COLUMNS,
@@ -52,6 +52,7 @@ from app.db.models import (
     IncidentStatusLog,
     IncidentWhistle,
     Staff,
+    incident_count,
 )
 from app.db.repo import AREA, AREA_PROPERTIES
 from gis.vocabulary import INCIDENT_STATUSES, LOCAL_TIMEZONE, OPEN_STATUSES, STEP_TIMESTAMP
@@ -538,7 +539,51 @@ def incident_records(
 
 def incident_status_counts(conn: Connection, f: IncidentFilter) -> dict[str, int]:
     """How many incidents ``f`` selects in each status (its own status filter left out), and
-    how many of them are overdue (``"overdue"``): the queue's tabs, one query."""
+    how many of them are overdue (``"overdue"``): the queue's tabs.
+
+    Filtered by scope and overdue alone (the queue as it opens), the counts are the kept
+    ones (``app.db.kept_counts``) and only the overdue incidents are counted here —
+    open ones past their deadline, through the partial index on open deadlines — since
+    overdue depends on the moment; with any other filter every incident it selects is.
+    """
+    kept = _kept_status_counts(conn, f)
+    if kept is None:
+        return _counted_status_counts(conn, f)
+    late: dict[str, int] = dict(
+        conn.execute(
+            select(INCIDENT.c.status, func.count())
+            .select_from(_incidents(f.generation_id))
+            .where(*_incident_where(replace(f, status=(), overdue=True)))
+            .group_by(INCIDENT.c.status)
+        ).all()
+    )
+    counts = dict.fromkeys(INCIDENT_STATUSES, 0)
+    for status in INCIDENT_STATUSES:
+        if f.overdue is None:
+            counts[status] = kept.get(status, 0)
+        elif f.overdue:
+            counts[status] = late.get(status, 0)
+        else:
+            counts[status] = kept.get(status, 0) - late.get(status, 0)
+    counts["overdue"] = 0 if f.overdue is False else sum(late.values())
+    return counts
+
+
+def _kept_status_counts(conn: Connection, f: IncidentFilter) -> dict[str, int] | None:
+    """The kept counts of ``f``'s scope, if it filters by nothing else (overdue aside)."""
+    if replace(f, status=(), overdue=None, area_prefix=None, generation_id=None) != (
+        IncidentFilter()
+    ):
+        return None
+    gen = _active_generation_id() if f.generation_id is None else literal(f.generation_id)
+    scope = None
+    if f.area_prefix is not None:
+        scope = code_in_scope(incident_count.c.grid_code, f.area_prefix)
+    return kept_counts.kept_status_counts(conn, gen, scope)
+
+
+def _counted_status_counts(conn: Connection, f: IncidentFilter) -> dict[str, int]:
+    """:func:`incident_status_counts` counted from the incidents, one query."""
     where = _incident_where(replace(f, status=()))
     rows = conn.execute(
         select(INCIDENT.c.status, func.count(), func.count().filter(overdue_now()))

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from app.db import departments as department_rows
-from app.db import queries
+from app.db import kept_counts, queries, repo
 from app.errors import IllegalTransitionError, NotFoundError, PermissionDeniedError
 from app.services import handling
 from app.services.handling import Step
@@ -26,7 +26,14 @@ from app.services.workflow import plan_transition, plan_whistle
 from gis.errors import ValidationError
 from gis.vocabulary import HANDLING_LEVELS, INCIDENT_STATUSES
 
-__all__ = ["Action", "QueueFilter", "incident_actions", "queue", "scoped_prefix"]
+__all__ = [
+    "Action",
+    "QueueFilter",
+    "incident_actions",
+    "queue",
+    "refresh_queue_counts",
+    "scoped_prefix",
+]
 
 #: Incidents on one queue page.
 QUEUE_PAGE = 50
@@ -58,6 +65,13 @@ def scoped_prefix(actor: Principal, area: str | None) -> str | None:
     if actor.area is None or area.startswith(actor.area):
         return area
     return actor.area
+
+
+def refresh_queue_counts(conn: Connection) -> None:
+    """Bring the kept counts per status of the active generation up to date before
+    :func:`queue` reads them (in a transaction of its own, which the caller commits)."""
+    active = repo.active_generation(conn)
+    kept_counts.refresh(conn, active.id if active else None)
 
 
 def queue(conn: Connection, actor: Principal, chosen: QueueFilter, page: int = 0) -> dict[str, Any]:
