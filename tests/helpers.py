@@ -214,6 +214,20 @@ def run_sql(engine: Engine, sql: str) -> None:
         conn.execute(text(sql))
 
 
+def dispatch_to_grid_staff(engine: Engine) -> None:
+    """Two in three incidents (by id) dispatched to the first staff member of their grid
+    under the active generation: the assessment's worker rows."""
+    run_sql(
+        engine,
+        "UPDATE incident i SET assignee_staff_id = s.id, assignee_name = s.name FROM ("
+        " SELECT DISTINCT ON (a.incident_id) a.incident_id, st.id, st.name"
+        " FROM incident_assignment a JOIN generation g ON g.id = a.generation_id AND g.is_active"
+        " JOIN staff st ON st.generation_id = a.generation_id"
+        "  AND left(st.area_code, length(a.grid_code)) = a.grid_code"
+        " ORDER BY a.incident_id, st.id) s WHERE s.incident_id = i.id AND i.id % 3 <> 0",
+    )
+
+
 @functools.cache
 def demo_district(defects: bool = False) -> DemoDistrict:
     """The demo, built once per test session (the coverage and hot-spot tests share it).

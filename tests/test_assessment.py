@@ -22,7 +22,7 @@ from sqlalchemy import text
 from app.api import assessment as assessment_api
 from app.api.assessment import last_full_month
 from gis.taxonomy import load_taxonomy
-from tests.helpers import make_client, run_sql
+from tests.helpers import dispatch_to_grid_staff, make_client, run_sql
 
 pytestmark = pytest.mark.db
 
@@ -56,15 +56,7 @@ def history(loaded):
         "closed_at = CASE WHEN id % 5 = 0 THEN NULL "
         "ELSE reported_at + (id % 300 + id % 7) * interval '1 hour' END",
     )
-    run_sql(
-        loaded,
-        "UPDATE incident i SET assignee_staff_id = s.id, assignee_name = s.name FROM ("
-        " SELECT DISTINCT ON (a.incident_id) a.incident_id, st.id, st.name"
-        " FROM incident_assignment a JOIN generation g ON g.id = a.generation_id AND g.is_active"
-        " JOIN staff st ON st.generation_id = a.generation_id"
-        "  AND left(st.area_code, length(a.grid_code)) = a.grid_code"
-        " ORDER BY a.incident_id, st.id) s WHERE s.incident_id = i.id AND i.id % 3 <> 0",
-    )
+    dispatch_to_grid_staff(loaded)
     return loaded
 
 

@@ -26,7 +26,7 @@ from app.services.stats import TOTAL_CODE, stats_report
 from gis.figures import sorted_medians
 from gis.incidents import FieldMap
 from gis.taxonomy import load_taxonomy
-from tests.helpers import run_sql
+from tests.helpers import dispatch_to_grid_staff, run_sql
 
 pytestmark = pytest.mark.db
 
@@ -56,15 +56,7 @@ def history(loaded):
         "THEN TIMESTAMPTZ '2023-07-20 12:00+00' + (id % 41 - 20) * interval '1 day' "
         "ELSE deadline_at END",
     )
-    run_sql(
-        loaded,
-        "UPDATE incident i SET assignee_staff_id = s.id, assignee_name = s.name FROM ("
-        " SELECT DISTINCT ON (a.incident_id) a.incident_id, st.id, st.name"
-        " FROM incident_assignment a JOIN generation g ON g.id = a.generation_id AND g.is_active"
-        " JOIN staff st ON st.generation_id = a.generation_id"
-        "  AND left(st.area_code, length(a.grid_code)) = a.grid_code"
-        " ORDER BY a.incident_id, st.id) s WHERE s.incident_id = i.id AND i.id % 3 <> 0",
-    )
+    dispatch_to_grid_staff(loaded)
     return loaded
 
 

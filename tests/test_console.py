@@ -285,6 +285,45 @@ def test_the_queue_filters_counts_and_sorts_by_deadline(
     assert [f["id"] for f in listed["features"]] == [first]  # the API's list, same filter
 
 
+def _tabs(page_html: str) -> dict[str, int]:
+    found = re.findall(r'data-status="([a-z]+)"[^>]*>[^<]*<span class="gm-count">(\d+)<', page_html)
+    return {status: int(n) for status, n in found}
+
+
+def _street_counts(engine) -> dict[str, int]:
+    """The operator's street, counted here: incidents per status under the active generation."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT i.status, count(*) FROM incident i JOIN incident_assignment a "
+                "ON a.incident_id = i.id JOIN generation g ON g.id = a.generation_id "
+                "AND g.is_active WHERE a.grid_code LIKE :s || '%' GROUP BY i.status"
+            ),
+            {"s": GRID[:9]},
+        ).all()
+    return {status: n for status, n in rows}
+
+
+def test_the_unfiltered_queue_counts_its_scope_as_sql_does(
+    demo_client, demo_keys, demo, demo_engine, people, incident_source
+):
+    """The tabs of the queue as it opens come from the kept counts (migration 0014): equal
+    to a count in SQL, and after a report and a transition through the API too."""
+    operator = signed_in(demo_client, people["operator"])
+    before = _tabs(operator.get("/console").text)
+    assert {k: v for k, v in before.items() if v} == _street_counts(demo_engine)
+    incident = report(demo_client, demo_keys, demo, incident_source, "tabs-1")
+    moved = demo_client.post(
+        f"/incidents/{incident}/transitions",
+        json={"status": "registered", "version": 1},
+        headers=demo_keys["operator"],
+    )
+    assert moved.status_code == 200, moved.json()
+    after = _tabs(operator.get("/console").text)
+    assert {k: v for k, v in after.items() if v} == _street_counts(demo_engine)
+    assert after["registered"] == before["registered"] + 1
+
+
 # -- the report from the field ------------------------------------------------------------
 
 

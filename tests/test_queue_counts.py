@@ -84,8 +84,9 @@ def test_transitions_deletions_and_moves_are_counted(loaded):
     )
     run_sql(
         loaded,
-        "UPDATE incident_assignment SET street_code = NULL, community_code = NULL, grid_code = NULL, "
-        "micro_grid_code = NULL, assign_status = 'outside' WHERE incident_id % 31 = 0",
+        "UPDATE incident_assignment SET street_code = NULL, community_code = NULL, "
+        "grid_code = NULL, micro_grid_code = NULL, assign_status = 'outside' "
+        "WHERE incident_id % 31 = 0",
     )
     assert kept_is_used(loaded)
     assert_kept_equal_counted(loaded)

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import numpy as np
 import pandas as pd
@@ -162,22 +163,24 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+class ImportOptions(TypedDict, total=False):
+    """The keyword options of :func:`import_chunks`, which :func:`import_incidents` passes on."""
+
+    fields: FieldMap | None
+    source: str | None
+    crs: str | None
+    tolerance: float
+    file_sha256: str | None
+    index: HierarchyIndex | None
+    category_map: dict[str, str] | None
+    unknown_category: str
+    indexes: IndexStore | None
+    progress: ImportProgress | None
+    before_insert: incident_load.StageStep | None
+
+
 def import_incidents(
-    engine: Engine,
-    raw: pd.DataFrame,
-    *,
-    label: str,
-    fields: FieldMap | None = None,
-    source: str | None = None,
-    crs: str | None = None,
-    tolerance: float = 0.0,
-    file_sha256: str | None = None,
-    index: HierarchyIndex | None = None,
-    category_map: dict[str, str] | None = None,
-    unknown_category: str = "reject",
-    indexes: IndexStore | None = None,
-    progress: ImportProgress | None = None,
-    before_insert: incident_load.StageStep | None = None,
+    engine: Engine, raw: pd.DataFrame, *, label: str, **options: Unpack[ImportOptions]
 ) -> IncidentImportReport:
     """Import rows given as text columns (see :func:`gis.incidents.clean_incidents`).
 
@@ -187,23 +190,7 @@ def import_incidents(
     in the report (``"keep"``, the default of ``gridmap incidents import``).
     ``before_insert`` runs on each chunk's staged rows (see :func:`import_chunks`).
     """
-    return import_chunks(
-        engine,
-        [(0, raw)],
-        rows_hint=len(raw),
-        label=label,
-        fields=fields,
-        source=source,
-        crs=crs,
-        tolerance=tolerance,
-        file_sha256=file_sha256,
-        index=index,
-        category_map=category_map,
-        unknown_category=unknown_category,
-        indexes=indexes,
-        progress=progress,
-        before_insert=before_insert,
-    )
+    return import_chunks(engine, [(0, raw)], rows_hint=len(raw), label=label, **options)
 
 
 def import_chunks(
