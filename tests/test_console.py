@@ -324,6 +324,43 @@ def test_the_unfiltered_queue_counts_its_scope_as_sql_does(
     assert after["registered"] == before["registered"] + 1
 
 
+def test_an_imported_closed_ticket_shows_its_steps_from_the_record(
+    demo_client, demo_keys, demo_engine, people
+):
+    """The demo's incidents came in as an archive's tickets (no status-log rows): the
+    timeline shows their steps at the record's times, marked as from the record; acting on
+    one adds a logged step after them."""
+    with demo_engine.connect() as conn:
+        incident, times = conn.execute(
+            text(
+                "SELECT i.id, ARRAY[i.reported_at, i.registered_at, i.dispatched_at, "
+                "i.handled_at, i.verified_at, i.closed_at] FROM incident i "
+                "JOIN incident_current c ON c.id = i.id WHERE c.grid_code LIKE :s || '%' "
+                "AND i.status = 'closed' AND NOT EXISTS (SELECT 1 FROM incident_status_log l "
+                "WHERE l.incident_id = i.id) ORDER BY i.id LIMIT 1"
+            ),
+            {"s": GRID[:9]},
+        ).one()
+    api = demo_client.get(f"/incidents/{incident}", headers=demo_keys["viewer"]).json()
+    steps = [(h["to_status"], h["action"]) for h in api["history"]]
+    assert steps == [
+        (status, "archive")
+        for status, at in zip(
+            ["reported", "registered", "dispatched", "handled", "verified", "closed"],
+            times,
+            strict=True,
+        )
+        if at is not None
+    ]
+    assert [h["at"] for h in api["history"]] == sorted(h["at"] for h in api["history"])
+    assert steps[-1] == ("closed", "archive") and ("handled", "archive") in steps
+    page = signed_in(demo_client, people["operator"]).get(f"/console/incidents/{incident}")
+    assert page.status_code == 200
+    timeline = page.text.split('id="gm-timeline"', 1)[1]
+    assert timeline.count('data-action="archive"') == len(steps)
+    assert "imported record" in timeline
+
+
 # -- the report from the field ------------------------------------------------------------
 
 

@@ -94,6 +94,7 @@ LABELS = {
         "reassign": "改派 Reassigned",
         "whistle": "吹哨 Whistled",
         "report_in": "报到 Reported in",
+        "archive": "档案 Archived",
     },
 }
 

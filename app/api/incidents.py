@@ -326,7 +326,7 @@ def _record_document(
     if record is None:
         raise NotFoundError(f"no incident {incident_id}")
     check_incident(viewer, record["grid_code"], incident_id)
-    history = queries.status_history(conn, incident_id) if with_history else None
+    history = incident_service.timeline(conn, record) if with_history else None
     doc = incident_service.incident_document(
         record,
         state.registry.active,

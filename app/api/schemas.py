@@ -391,7 +391,9 @@ class StatusStep(BaseModel):
     at: datetime
     action: str | None = Field(
         default=None,
-        description="advance, escalate, reopen, reassign, whistle (吹哨) or report_in (报到).",
+        description="advance, escalate, reopen, reassign, whistle (吹哨), report_in (报到), "
+        "or archive: a step an imported record carries a time for, taken before the import "
+        "(nobody here is named for it).",
     )
     departments: list[str] | None = Field(
         default=None, description="Departments dispatched to, whistled or reporting in."

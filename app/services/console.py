@@ -19,6 +19,7 @@ from app.db import departments as department_rows
 from app.db import kept_counts, queries, repo
 from app.errors import IllegalTransitionError, NotFoundError, PermissionDeniedError
 from app.services import handling
+from app.services import incidents as incident_service
 from app.services.handling import Step
 from app.services.scope import check_area, check_incident
 from app.services.security import Principal
@@ -214,7 +215,7 @@ def incident_page(conn: Connection, incident_id: int, actor: Principal) -> dict[
     )
     return {
         "record": record,
-        "history": queries.status_history(conn, incident_id),
+        "history": incident_service.timeline(conn, record),
         "handling": handling.handling_document(conn, record),
         "actions": actions,
         "assignees": handling.eligible_assignees(conn, incident_id) if "handler" in asks else [],

@@ -191,6 +191,46 @@ def _plain(value: Any) -> Any:
 
 
 # -- documents -------------------------------------------------------------------------
+#: The action of a timeline entry for a step an imported record carries (an archive's
+#: ticket, the demo's history) but nobody took here: no status-log row says who.
+ARCHIVED_STEP = "archive"
+
+
+def timeline(conn: Connection, record: dict) -> list[dict]:
+    """The incident's history: its status log, with the steps its record has a time for
+    but the log lacks (a ticket imported closed) put in at those times, marked
+    :data:`ARCHIVED_STEP`."""
+    logged = queries.status_history(conn, record["id"])
+    return sorted(archived_steps(record, logged) + logged, key=lambda step: step["at"])
+
+
+def archived_steps(record: dict, logged: list[dict]) -> list[dict]:
+    """The record's steps with a time that no ``logged`` entry moved to, oldest first."""
+    taken = {step["to_status"] for step in logged}
+    steps, before = [], None
+    for status, column in STEP_TIMESTAMP.items():
+        at = record.get(column)
+        if at is None:
+            continue
+        if status not in taken:
+            steps.append(
+                {
+                    "from_status": before,
+                    "to_status": status,
+                    "from_level": None,
+                    "to_level": record["handling_level"] if status == "handled" else None,
+                    "note": None,
+                    "at": at,
+                    "action": ARCHIVED_STEP,
+                    "departments": None,
+                    "assignee_name": record["assignee_name"] if status == "dispatched" else None,
+                    "by": None,
+                }
+            )
+        before = status
+    return steps
+
+
 def incident_document(
     record: dict,
     view: GenerationView | None,
