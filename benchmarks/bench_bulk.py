@@ -36,6 +36,7 @@ this process under cProfile and prints where the time went.
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import os
 import statistics
@@ -152,22 +153,28 @@ def clear_incidents(engine) -> None:
         conn.execute(text("DROP TABLE IF EXISTS plain_incident"))
 
 
+#: The file's columns the plain path types; the rest (the history's) it keeps as text.
+TYPED = {"reported_at": "timestamptz", "lon": "float8", "lat": "float8"}
+
+
 def postgis_path(url: str, path: Path) -> tuple[float, float]:
     """COPY into a plain table + point geometry, then one ST_Covers UPDATE per level."""
-    columns = "external_id, source, category, description, address, reported_at, lon, lat, crs"
+    with path.open(newline="", encoding="utf-8") as handle:
+        header = next(csv.reader(handle))
+    columns = ", ".join(header)
+    nullable = ", ".join(c for c in header if c not in ("external_id", "source"))
+    typed = ", ".join(f"{c} {TYPED.get(c, 'text')}" for c in header)
     with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as conn:
         started = time.perf_counter()
         conn.execute(
-            "CREATE TABLE plain_incident (external_id text, source text, category text, "
-            "description text, address text, reported_at timestamptz, lon float8, lat float8, "
-            "crs text, geom geometry(Point, 4326), street_code text, community_code text, "
-            "grid_code text, micro_grid_code text)"
+            f"CREATE TABLE plain_incident ({typed}, geom geometry(Point, 4326), "
+            "street_code text, community_code text, grid_code text, micro_grid_code text)"
         )
         with (
             conn.cursor() as cur,
             cur.copy(
                 f"COPY plain_incident ({columns}) FROM STDIN (FORMAT csv, HEADER, "
-                "FORCE_NULL (category, description, address, reported_at, lon, lat, crs))"
+                f"FORCE_NULL ({nullable}))"
             ) as copy,
             path.open("rb") as source,
         ):
