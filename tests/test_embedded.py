@@ -59,3 +59,14 @@ def test_settings_are_appended_once_and_again_when_they_change(tmp_path, monkeyp
     assert text_now.count(embedded.SETTINGS_HEADER) == 2
     assert text_now.rstrip().endswith("log_min_messages = warning")
     assert text_now.rsplit(embedded.SETTINGS_HEADER, 1)[1].count("work_mem = '32MB'") == 1
+
+
+@pytest.mark.parametrize(
+    ("memory_gb", "shown"), [(0.5, "'128MB'"), (2, "'256MB'"), (8, "'1GB'"), (64, "'1GB'")]
+)
+def test_shared_buffers_are_an_eighth_of_memory_up_to_1gb(monkeypatch, memory_gb, shown):
+    from app.db import embedded
+
+    pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": int(memory_gb * 2**30 / 4096)}
+    monkeypatch.setattr(embedded.os, "sysconf", lambda name: pages[name])
+    assert embedded._shared_buffers() == shown
